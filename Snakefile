@@ -1,0 +1,21 @@
+# Soft-prompt reachability of residual-stream targets: the research agenda as a DAG.
+#   pool extraction -> residual cache (HDF5) -> targets -> optimisation shards (GPU)
+#   -> aggregation (metrics.json) -> the agenda's plots
+# Run: snakemake --cores 1 --resources gpu=1   (demo: --configfile demo.yaml)
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/targets.smk"
+include: "rules/optimise.smk"
+include: "rules/aggregate.smk"
+include: "rules/plots.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,17 @@
+rule aggregate:
+    input:
+        runs=lambda w: shard_files(w.experiment),
+    output:
+        metrics="results/{experiment}/metrics.json",
+        runs="results/{experiment}/runs.h5",
+    log:
+        "results/logs/aggregate/{experiment}.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        conditions=lambda w: study.conditions(config, w.experiment),
+        n_targets=lambda w: study.n_targets(config, w.experiment),
+        restarts=lambda w: config["experiments"][w.experiment]["restarts"],
+        metrics=config["metrics"],
+    script:
+        "../workflow_scripts/aggregate.py"

@@ -1,0 +1,57 @@
+if config["model"]["build"]:
+
+    rule build_demo_model:
+        input:
+            corpus=local_path(config["model"]["build"]["corpus"]),
+        output:
+            model=directory(config["model"]["name"]),
+        log:
+            "results/logs/build_demo_model.log",
+        conda:
+            "../envs/reachability.yaml"
+        params:
+            spec=config["model"]["build"],
+        script:
+            "../workflow_scripts/build_demo_model.py"
+
+
+rule extract_pool:
+    input:
+        model_files(),
+    output:
+        pool=POOL,
+    log:
+        "results/logs/extract_pool.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        dataset=config["dataset"],
+        data_files=data_files(),
+        model=config["model"],
+        shape={
+            "seq_len": config["seq_len"],
+            "pool_size": config["pool_size"],
+            "revision": config["model"]["revision"],
+        },
+    script:
+        "../workflow_scripts/extract_pool.py"
+
+
+rule cache_residuals:
+    input:
+        pool=POOL,
+        model=model_files(),
+    output:
+        cache=CACHE,
+    log:
+        f"results/logs/cache_residuals_{SITE}.log",
+    benchmark:
+        f"results/benchmarks/cache_residuals_{SITE}.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    resources:
+        gpu=1,
+    params:
+        site=config["site"],
+    script:
+        "../workflow_scripts/cache_residuals.py"

@@ -1,0 +1,65 @@
+"""Tiny random models of each supported family, saved and loaded through `load_model`."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest
+import torch
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from reachability.models import load_model
+
+VOCAB, D, LAYERS, HEADS = 97, 32, 3, 4
+
+FAMILIES = {
+    "gpt_neox": lambda: GPTNeoXForCausalLM(GPTNeoXConfig(
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        intermediate_size=4 * D, max_position_embeddings=64, rotary_pct=0.25,
+        use_parallel_residual=True)),
+    "gpt2": lambda: GPT2LMHeadModel(GPT2Config(
+        vocab_size=VOCAB, n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=64,
+        bos_token_id=0, eos_token_id=0)),
+    "llama": lambda: LlamaForCausalLM(LlamaConfig(
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64)),
+    "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64)),
+}
+
+
+def save_tiny(family: str, path) -> str:
+    torch.manual_seed(0)
+    model = FAMILIES[family]()
+    # Random init leaves norms at identity; perturb them so a missing/extra norm shows.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    model.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session", params=sorted(FAMILIES))
+def tiny_lm(request, tmp_path_factory):
+    """Each family in turn, loaded through the project's own loading code."""
+    path = save_tiny(request.param, tmp_path_factory.mktemp(request.param))
+    return load_model(path)
+
+
+@pytest.fixture(scope="session")
+def neox_lm(tmp_path_factory):
+    return load_model(save_tiny("gpt_neox", tmp_path_factory.mktemp("neox")))

@@ -1,0 +1,72 @@
+"""Bad configs stop the real Snakefile at parse time, naming the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from reachability.config import ConfigError, check_config, conditions, n_targets
+from workflow_helpers import DELETE, ROOT, demo_config, planned_jobs, snakemake
+
+SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
+
+BAD = [
+    ({"colour": "red"}, r"colour"),
+    ({"seq_len": "20"}, r"seq_len"),
+    ({"optimizer.steps": 0}, r"steps"),
+    ({"optimizer.lr": -0.01}, r"lr"),
+    ({"experiments.experiment1.restarts": 0}, r"restarts"),
+    ({"experiments.experiment2a.n_targets": 500}, r"experiment2a.n_targets = 500 is above pool_size = 400"),
+    ({"site.layer": 5}, r"site.layer 5 is out of range .* choose 0..4"),
+    ({"site.kind": "resid_mid"}, r"kind"),
+    ({"site": {"kind": "block_output", "layer": 0}}, r"site.layer 0 is out of range for block_output"),
+    ({"experiments.experiment3.alphas": []}, r"alphas"),
+    ({"experiments.experiment4.fractions": [0, 1.5]}, r"fractions"),
+    ({"experiments.experiment3.alphas": [0.5, 0.5]}, r"alphas"),
+    ({"seq_len": 100}, r"seq_len = 100 is above the model's context of 64 tokens"),
+    ({"engine.runs_per_job": 0}, r"runs_per_job"),
+    ({"engine.precision": "fp16"}, r"precision"),
+    ({"experiments.experiment3.n_pairs": 5}, r"n_pairs = 5 needs 10 of Exp 1's targets"),
+    ({"experiments.experiment4.n_targets": 9}, r"experiment4.n_targets = 9 must not exceed"),
+    ({"model.build.corpus": DELETE}, r"corpus"),
+]
+
+
+@pytest.mark.parametrize("changes,message", BAD, ids=[next(iter(c)) + f"-{i}" for i, (c, _) in enumerate(BAD)])
+def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, message):
+    result = snakemake(tmp_path, demo_config(**changes), "--dry-run")
+    assert result.returncode != 0
+    assert pytest.importorskip("re").search(message, result.stdout + result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
+    result = snakemake(tmp_path, demo_config(), "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result)["optimise_shard"] == 2 + 2 + 2 + 8 + 11
+
+
+def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
+    given = yaml.safe_load((ROOT / "config.yaml").read_text())
+    defaults: dict = {}
+    validate(defaults, SCHEMA)
+    filled = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(filled, SCHEMA)
+    assert filled == defaults  # nothing in config.yaml departs from the schema's defaults
+    assert given["model"]["name"] == "EleutherAI/pythia-160m" and given["site"] == {"kind": "hidden_states", "layer": 12}
+    assert given["optimizer"] == {"lr": 0.01, "steps": 2000} and given["seq_len"] == 20
+    assert (given["dataset"]["path"], given["dataset"]["name"], given["dataset"]["split"]) == ("Salesforce/wikitext", "wikitext-2-raw-v1", "train")
+    assert conditions(filled, "experiment3") == ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"]
+    assert conditions(filled, "experiment4")[:3] == ["f0", "f0.1", "f0.2"] and len(conditions(filled, "experiment4")) == 11
+    assert [n_targets(filled, e) for e in ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")] == [100, 100, 100, 20, 50]
+    assert [filled["experiments"][e]["restarts"] for e in ("experiment1", "experiment3", "experiment4")] == [5, 5, 3]
+
+
+def test_check_config_alone_without_a_model():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, SCHEMA)
+    check_config(config)
+    config["pool_size"] = 50
+    with pytest.raises(ConfigError, match="pool_size"):
+        check_config(config)

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from reachability.sites import Site, SiteError, check_site, residual_function, residuals_of_tokens
+
+
+def test_hidden_states_site_equals_output_hidden_states_at_every_layer(tiny_lm):
+    x = torch.randn(3, 9, tiny_lm.d_model)
+    expected = tiny_lm.model(inputs_embeds=x, output_hidden_states=True).hidden_states
+    assert len(expected) == tiny_lm.n_layers + 1
+    for layer in range(tiny_lm.n_layers + 1):
+        got = residual_function(tiny_lm, Site("hidden_states", layer))(x)
+        torch.testing.assert_close(got, expected[layer], rtol=1e-5, atol=1e-5)
+
+
+def test_block_output_site_equals_a_hook_on_the_block(tiny_lm):
+    x = torch.randn(2, 9, tiny_lm.d_model)
+    seen = {}
+    hooks = [
+        block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, out[0] if isinstance(out, tuple) else out))
+        for i, block in enumerate(tiny_lm.blocks)
+    ]
+    try:
+        tiny_lm.model(inputs_embeds=x)
+    finally:
+        for h in hooks:
+            h.remove()
+    for layer in range(1, tiny_lm.n_layers + 1):
+        got = residual_function(tiny_lm, Site("block_output", layer))(x)
+        torch.testing.assert_close(got, seen[layer - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_last_layer_sites_differ_by_the_final_norm(tiny_lm):
+    x = torch.randn(2, 9, tiny_lm.d_model)
+    n = tiny_lm.n_layers
+    normed = residual_function(tiny_lm, Site("hidden_states", n))(x)
+    raw = residual_function(tiny_lm, Site("block_output", n))(x)
+    final_norm = getattr(tiny_lm.base, tiny_lm.arch.final_norm)
+    torch.testing.assert_close(normed, final_norm(raw), rtol=1e-5, atol=1e-5)
+    assert (normed - raw).abs().max() > 1e-2
+
+
+def test_truncation_leaves_the_model_whole(tiny_lm):
+    before = len(tiny_lm.blocks)
+    residual_function(tiny_lm, Site("block_output", 1))
+    assert len(tiny_lm.blocks) == before == tiny_lm.config.num_hidden_layers
+
+
+def test_residuals_of_tokens_match_the_embedding_path(neox_lm):
+    tokens = torch.randint(0, 97, (5, 8))
+    site = Site("hidden_states", 2)
+    got = residuals_of_tokens(neox_lm, site, tokens, batch_size=2)
+    expected = neox_lm.model(input_ids=tokens, output_hidden_states=True).hidden_states[2]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("site", [Site("hidden_states", 4), Site("hidden_states", -1),
+                                  Site("block_output", 0), Site("resid_mid", 1)])
+def test_sites_the_model_lacks_are_refused(site):
+    with pytest.raises(SiteError, match="site"):
+        check_site(site, n_layers=3)

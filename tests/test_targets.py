@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from reachability.targets import (
+    build_targets, distribution_matched, interpolate, isotropic, pair_of, position_statistics, replace_dimensions,
+)
+
+S, D = 5, 6
+
+
+@pytest.fixture(scope="module")
+def pool():
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal((S, D, D))
+    return (np.einsum("sij,nsj->nsi", mix, rng.standard_normal((4000, S, D))) + 3.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def stats(pool):
+    return position_statistics(pool)
+
+
+def test_statistics_recover_mean_and_covariance(pool, stats):
+    np.testing.assert_allclose(stats["mean"], pool.mean(0), atol=1e-4)
+    for i in range(S):
+        a = stats["sqrt_cov"][i].astype(np.float64)
+        np.testing.assert_allclose(a @ a.T, np.cov(pool[:, i, :], rowvar=False), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stats["typical_norm"], np.linalg.norm(pool, axis=-1).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["dim_std"], pool.reshape(-1, D).std(0), rtol=1e-4)
+
+
+def test_statistics_of_layernorm_outputs_are_rank_deficient_but_fine():
+    x = np.random.default_rng(1).standard_normal((500, S, D))
+    x = (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)  # each vector in a hyperplane
+    st = position_statistics(x)
+    sample = distribution_matched(st["mean"], st["sqrt_cov"], 0)
+    assert np.isfinite(sample).all() and abs(sample.sum(-1)).max() < 1e-4  # stays in the hyperplane
+
+
+def test_distribution_matched_targets_follow_the_pool_distribution(stats):
+    samples = np.stack([distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in range(3000)])
+    np.testing.assert_allclose(samples.mean(0), stats["mean"], atol=0.25)
+    a = stats["sqrt_cov"][2].astype(np.float64)
+    np.testing.assert_allclose(np.cov(samples[:, 2, :], rowvar=False), a @ a.T, rtol=0.15, atol=0.3)
+    assert np.array_equal(samples[7], distribution_matched(stats["mean"], stats["sqrt_cov"], 7))
+
+
+def test_isotropic_targets_have_the_typical_norm_and_no_preferred_direction(stats):
+    t = isotropic(stats["typical_norm"], D, 3)
+    np.testing.assert_allclose(np.linalg.norm(t, axis=-1), stats["typical_norm"], rtol=1e-5)
+    many = np.stack([isotropic(np.ones(S), D, i) for i in range(4000)])
+    assert abs(many.mean()) < 0.02
+    assert not np.array_equal(t, isotropic(stats["typical_norm"], D, 4))
+
+
+def test_interpolation_and_pairs():
+    a, b = np.ones((S, D)), np.zeros((S, D))
+    assert interpolate(a, b, 1.0).tolist() == a.tolist() and interpolate(a, b, -0.5)[0, 0] == -0.5
+    assert pair_of(0) == (0, 1) and pair_of(3) == (6, 7)
+
+
+def test_dimension_replacement_uses_the_same_nested_dimensions_at_every_position(stats):
+    target = np.full((S, D), 100.0, dtype=np.float32)
+    assert np.array_equal(replace_dimensions(target, 0.0, stats["dim_std"], 1), target)
+    assert not np.isclose(replace_dimensions(target, 1.0, stats["dim_std"], 1), 100.0).any()
+    changed = [set(np.flatnonzero(replace_dimensions(target, f, stats["dim_std"], 1)[0] != 100.0)) for f in (0.34, 0.67)]
+    assert len(changed[0]) == 2 and len(changed[1]) == 4 and changed[0] < changed[1]
+    out = replace_dimensions(target, 0.5, stats["dim_std"], 1)
+    assert all(set(np.flatnonzero(row != 100.0)) == set(np.flatnonzero(out[0] != 100.0)) for row in out)
+
+
+def test_dimension_replacement_noise_has_the_dimension_std():
+    big_d = 400
+    std = np.linspace(0.5, 3.0, big_d).astype(np.float32)
+    values = np.stack([replace_dimensions(np.zeros((S, big_d), np.float32), 1.0, std, t) for t in range(300)])
+    np.testing.assert_allclose(values.reshape(-1, big_d).std(0), std, rtol=0.15)
+    assert abs(values.mean()) < 0.05
+
+
+def test_build_targets_dispatches_each_experiment(pool, stats):
+    real = pool[:10]
+    np.testing.assert_array_equal(build_targets("experiment1", "real", range(2, 4), real, stats), real[2:4])
+    exp3 = build_targets("experiment3", "a0.25", range(1, 2), real, stats)
+    np.testing.assert_allclose(exp3[0], 0.25 * real[2] + 0.75 * real[3], rtol=1e-5)
+    exp4 = build_targets("experiment4", "f0", range(0, 3), real, stats)
+    np.testing.assert_array_equal(exp4, real[:3])
+    assert build_targets("experiment2b", "isotropic", range(5), real, stats).shape == (5, S, D)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        build_targets("experiment9", "x", range(1), real, stats)

@@ -1,0 +1,110 @@
+"""The offline demo DAG end to end with real Snakemake, then what a rerun would redo."""
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from reachability.storage import read_attrs
+from workflow_helpers import demo_config, planned_jobs, planned_outputs, snakemake
+
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
+FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    result = snakemake(workdir, demo_config(), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_every_output_exists_and_every_png_decodes(demo):
+    pngs = [demo / "results" / e / f for e in EXPERIMENTS for f in FIGURES]
+    pngs += [demo / "results" / "summary.png", demo / "results" / "experiment4_transition.png"]
+    for png in pngs:
+        image = imread(png)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
+    table = (demo / "results" / "comparison.md").read_text()
+    assert table.count("\n") == 2 + 3 + 8 + 11 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+
+
+def test_metrics_have_their_fields_and_provenance(demo):
+    for experiment in EXPERIMENTS:
+        metrics = json.loads((demo / "results" / experiment / "metrics.json").read_text())
+        prov = metrics["provenance"]
+        assert prov["model"] == "resources/demo-model" and prov["site"] == "hidden_states[4]" and prov["layer"] == 4
+        assert len(prov["config_hash"]) == 16 and prov["versions"]["torch"] and prov["devices"][0].startswith("cpu")
+        assert prov["optimisation_wall_s"] > 0
+        for summary in metrics["conditions"].values():
+            per_target = summary["per_target"]
+            n = summary["n_targets"]
+            assert len(per_target["best_final_mse"]) == n == len(per_target["restart_variance"])
+            assert np.array(per_target["final_mse"]).shape == (n, summary["n_restarts"])
+            assert np.array(per_target["cosine_by_position"]).shape == (n, 20)
+            assert len(summary["cosine_by_position"]["mean"]) == 20
+            assert 0 <= summary["reached_fraction"] <= 1 and "needs_more_steps" in summary["plateau"]
+            assert summary["n_diverged"] == 0
+
+
+def test_real_targets_are_easier_than_isotropic_random_ones(demo):
+    def median(e, c):
+        return json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"][c]["median_best_final_mse"]
+
+    assert median("experiment1", "real") < 0.1 * median("experiment2b", "isotropic")
+    assert median("experiment1", "real") < median("experiment2a", "matched")
+
+
+def test_exp3_endpoints_equal_exp1_targets(demo):
+    """α = 1 of pair p is real target 2p: the same target tensor, built by two routes."""
+    from reachability.storage import read_h5
+
+    site = "hs4"
+    a1, _ = read_h5(demo / "results" / "targets" / site / "experiment3" / "a1" / "t0-4.h5")
+    real, _ = read_h5(demo / "results" / "targets" / site / "experiment1" / "real" / "t0-8.h5")
+    np.testing.assert_allclose(a1["target"], real["target"][0::2], rtol=1e-6)
+
+
+def test_every_hdf5_file_records_what_made_it(demo):
+    for path in (demo / "results").rglob("*.h5"):
+        attrs = read_attrs(path)
+        assert attrs["model"] == "resources/demo-model" and attrs["site"] == "hidden_states[4]", path
+        assert attrs["seq_len"] == 20
+
+
+def test_a_dry_run_after_the_demo_has_nothing_to_do(demo):
+    assert planned_jobs(snakemake(demo, demo_config(), "--dry-run")) == {}
+
+
+def test_batch_size_is_not_a_reason_to_rerun(demo):
+    assert planned_jobs(snakemake(demo, demo_config(**{"engine.batch_size": 3}), "--dry-run")) == {}
+
+
+def test_a_plot_option_reruns_only_plots(demo):
+    jobs = planned_jobs(snakemake(demo, demo_config(**{"plots.dpi": 90}), "--dry-run"))
+    assert set(jobs) == {"plot_experiment", "plot_summary", "plot_transition", "all"}
+    assert jobs["plot_experiment"] == 5
+
+
+def test_more_targets_add_only_the_new_runs(demo):
+    result = snakemake(demo, demo_config(**{"experiments.experiment1.n_targets": 16}), "--dry-run")
+    jobs = planned_jobs(result)
+    assert jobs["optimise_shard"] == 2 and jobs["build_targets"] == 1
+    assert sorted(planned_outputs(result, "optimise_shard")) == [
+        "results/experiment1/runs/real/r0_t8-16.h5", "results/experiment1/runs/real/r1_t8-16.h5"]
+    assert "extract_pool" not in jobs and "cache_residuals" not in jobs and jobs["aggregate"] == 1
+
+
+def test_more_restarts_add_only_the_new_restart(demo):
+    result = snakemake(demo, demo_config(**{"experiments.experiment4.restarts": 2}), "--dry-run")
+    outputs = planned_outputs(result, "optimise_shard")
+    assert len(outputs) == 11 and all("/r1_" in o for o in outputs)
+    assert "build_targets" not in planned_jobs(result)
+
+
+@pytest.mark.parametrize("key,value", [("optimizer.steps", 301), ("optimizer.lr", 0.02), ("engine.precision", "bf16")])
+def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
+    jobs = planned_jobs(snakemake(demo, demo_config(**{key: value}), "--dry-run"))
+    assert jobs["optimise_shard"] == 25 and "build_targets" not in jobs and "extract_pool" not in jobs

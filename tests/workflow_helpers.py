@@ -1,0 +1,65 @@
+"""Run the real Snakefile in a scratch directory, as users do."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def demo_config(**changes) -> dict:
+    """demo.yaml with `changes` applied; keys are dotted paths ('optimizer.steps')."""
+    config = yaml.safe_load((ROOT / "demo.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return config
+
+
+DELETE = object()
+
+
+def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "study.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(path), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from a dry run's 'Job stats' table ({} when nothing is to be done)."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
+    counts.pop("total", None)
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+def planned_outputs(result: subprocess.CompletedProcess, rule: str) -> list[str]:
+    """The output files of every job of `rule` in a dry run."""
+    text = result.stdout + result.stderr
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", text)
+    outs = []
+    for block in blocks:
+        if re.match(rf"(?:local)?rule {rule}:", block.strip()):
+            match = re.search(r"^\s+output: (.+)$", block, flags=re.M)
+            if match:
+                outs += [o.strip() for o in match.group(1).split(",")]
+    return outs

@@ -1,0 +1,22 @@
+"""Rule cache_residuals: the pool's residuals at the site, and their per-position statistics."""
+
+import torch
+
+from reachability.config import check_model_limits, site_of
+from reachability.models import load_model, resolve_device
+from reachability.pipeline import provenance, start_log
+from reachability.sites import residuals_of_tokens
+from reachability.storage import read_h5, write_h5
+from reachability.targets import position_statistics
+
+log = start_log(snakemake.log[0])
+cfg = snakemake.config
+device = resolve_device(cfg["engine"]["device"])
+lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
+check_model_limits(cfg, lm.config)
+pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
+residuals = residuals_of_tokens(lm, site_of(cfg), torch.from_numpy(pool["tokens"])).numpy()
+stats = position_statistics(residuals)
+write_h5(snakemake.output.cache, {"residuals": residuals, **stats},
+         {**provenance(cfg), "d_model": lm.d_model, "n_layers": lm.n_layers})
+log.info("cached %s residuals at %s", residuals.shape, site_of(cfg))

@@ -1,0 +1,40 @@
+"""Rule optimise_shard: optimise every (target, restart) run of one shard on the GPU."""
+
+import time
+
+import torch
+
+from reachability.config import check_model_limits, site_of
+from reachability.models import load_model, resolve_device
+from reachability.optimize import optimize_runs
+from reachability.pipeline import device_name, library_versions, provenance, start_log
+from reachability.runs import RunId, initial_prompt
+from reachability.sites import residual_function
+from reachability.storage import read_h5, write_h5
+
+log = start_log(snakemake.log[0])
+w, cfg, opt = snakemake.wildcards, snakemake.config, snakemake.params.optimizer
+data, _ = read_h5(snakemake.input.targets, expect=provenance(cfg))
+runs = [RunId(w.experiment, w.condition, int(t), int(w.restart)) for t in data["target_id"]]
+log.info("shard holds %d runs: %s %s restart %s targets %s", len(runs), w.experiment, w.condition,
+         w.restart, [r.target_id for r in runs])
+
+device = resolve_device(cfg["engine"]["device"])
+lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
+check_model_limits(cfg, lm.config)
+init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
+start = time.perf_counter()
+result = optimize_runs(
+    residual_function(lm, site_of(cfg)), torch.from_numpy(data["target"]), init,
+    opt["steps"], opt["lr"], opt["precision"], cfg["engine"]["batch_size"], device, progress=True,
+)
+wall = time.perf_counter() - start
+write_h5(
+    snakemake.output.runs,
+    {**vars(result), "target_id": data["target_id"]},
+    {**provenance(cfg), **opt, "experiment": w.experiment, "condition": w.condition,
+     "restart": int(w.restart), "device": device_name(device), "wall_s": wall,
+     "versions": library_versions()},
+)
+log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); %d diverged", len(runs), opt["steps"], wall,
+         len(runs) * opt["steps"] / wall, int(result.diverged.sum()))

@@ -1,0 +1,78 @@
+"""How close the runs got: best of restarts, spread, reached fraction, plateau check.
+
+Arrays are [targets, restarts] (or [targets, restarts, steps] for loss curves). A diverged
+run carries NaN: it never counts as a best, and a target all of whose restarts diverged has a
+NaN best and counts as not reached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def best_restart(final_mse: np.ndarray) -> np.ndarray:
+    """Index of each target's best finite restart ([T, R] -> [T]; 0 where all diverged)."""
+    filled = np.where(np.isfinite(final_mse), final_mse, np.inf)
+    return filled.argmin(axis=1)
+
+
+def take_best(values: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """values[t, best[t], ...] for every target t."""
+    return values[np.arange(len(best)), best]
+
+
+def best_of_restarts(final_mse: np.ndarray) -> np.ndarray:
+    """Each target's lowest finite final MSE ([T, R] -> [T]; NaN where all diverged)."""
+    best = take_best(final_mse, best_restart(final_mse))
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def restart_variance(final_mse: np.ndarray) -> np.ndarray:
+    """Variance of the final MSE over each target's finite restarts ([T, R] -> [T])."""
+    finite = np.where(np.isfinite(final_mse), final_mse, np.nan)
+    counts = np.isfinite(finite).sum(axis=1)
+    out = np.full(len(final_mse), np.nan)
+    ok = counts > 0
+    out[ok] = np.nanvar(finite[ok], axis=1)
+    return out
+
+
+def reached(best_final: np.ndarray, best_initial: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """A target is reached when its best run's final MSE is below `threshold` × that run's
+    initial MSE (the agenda's suggestion: 1 %)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(best_final) & (best_final < threshold * best_initial)
+
+
+def plateau_improvement(loss: np.ndarray, tail: float = 0.2) -> np.ndarray:
+    """Relative drop of the loss over the last `tail` of the steps ([..., steps] -> [...]).
+
+    0.0 means flat; 0.1 means the loss fell by 10 % in that stretch, so more steps would
+    still help.
+    """
+    steps = loss.shape[-1]
+    start = min(steps - 1, int(round(steps * (1 - tail))))
+    begin, end = loss[..., start], loss[..., -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (begin - end) / begin
+
+
+def plateau_check(best_loss: np.ndarray, reached: np.ndarray, tail: float = 0.2, tolerance: float = 0.05) -> dict:
+    """Is the optimisation still improving at the end, where it matters?
+
+    A reached target whose loss keeps falling toward float precision needs no more steps, so
+    the verdict looks at the unreached targets only: more steps are needed when their median
+    relative improvement over the last `tail` of the steps is above `tolerance`.
+    """
+    improvement = plateau_improvement(best_loss, tail)
+    finite = np.isfinite(improvement)
+    open_ = finite & ~reached
+    median_open = float(np.median(improvement[open_])) if open_.any() else float("nan")
+    return {
+        "tail_fraction": tail,
+        "tolerance": tolerance,
+        "median_relative_improvement": float(np.median(improvement[finite])) if finite.any() else float("nan"),
+        "fraction_still_improving": float((improvement[finite] > tolerance).mean()) if finite.any() else float("nan"),
+        "median_relative_improvement_unreached": median_open,
+        "needs_more_steps": bool(open_.any() and median_open > tolerance),
+    }

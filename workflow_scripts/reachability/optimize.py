@@ -1,0 +1,149 @@
+"""Batched soft-prompt optimisation: B independent Adam runs in one forward/backward.
+
+The loss is the sum over runs of each run's MSE, so each run gets exactly its own gradient,
+and Adam is element-wise: this *is* B independent optimisations of the agenda's
+`optimize_prompt`, up to float rounding (design notes §2). The loss history stays on the
+device and is copied once at the end; a run whose loss turns NaN/Inf is marked diverged and
+cannot disturb the others (every op is per sequence); a CUDA out-of-memory error halves the
+batch and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+log = logging.getLogger(__name__)
+
+Residual = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class BatchResult:
+    """Per-run results, batch first, as NumPy arrays on the host."""
+
+    prompt: np.ndarray  # [B, S, d] final soft prompt
+    achieved: np.ndarray  # [B, S, d] residual the final prompt reaches (fp32 forward)
+    loss: np.ndarray  # [B, steps] MSE before each update (as the agenda's loop records it)
+    initial_mse: np.ndarray  # [B] MSE of the initial prompt
+    final_mse: np.ndarray  # [B] MSE of the final prompt (fp32 forward)
+    cosine: np.ndarray  # [B, S] per-position cosine(achieved, target)
+    diverged: np.ndarray  # [B] bool: loss became NaN/Inf
+
+    @staticmethod
+    def concatenate(parts: list[BatchResult]) -> BatchResult:
+        return BatchResult(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(BatchResult)}
+        )
+
+
+@contextmanager
+def precision_mode(precision: str, device: torch.device) -> Iterator[None]:
+    """fp32: exact float32 matmuls; tf32: TensorFloat-32 matmuls on CUDA; bf16: autocast.
+
+    Prompts, targets and the loss stay float32 in every mode.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    previous = torch.get_float32_matmul_precision()
+    if device.type == "cuda":  # TF32 is a CUDA notion; CPU matmuls stay exact float32
+        torch.set_float32_matmul_precision("highest" if precision == "fp32" else "high")
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def optimize_batch(
+    residual: Residual,
+    targets: torch.Tensor,
+    init_prompts: torch.Tensor,
+    steps: int,
+    lr: float,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> BatchResult:
+    """Optimise B soft prompts toward B targets ([B, S, d] each) with Adam(lr) for `steps`."""
+    if targets.shape != init_prompts.shape or targets.ndim != 3:
+        raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(init_prompts.shape)} must both be [B, S, d]")
+    device = targets.device
+    batch = targets.shape[0]
+    prompt = init_prompts.to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    target = targets.float()
+    optimizer = torch.optim.Adam([prompt], lr=lr)
+    history = torch.empty(steps, batch, device=device)
+    bar = tqdm(total=steps * batch, unit="run-step", unit_scale=True, mininterval=2.0,
+               disable=not progress, file=sys.stderr, desc=f"optimise B={batch}")
+    with precision_mode(precision, device):
+        for step in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            per_run = (residual(prompt).float() - target).pow(2).mean(dim=(1, 2))
+            per_run.sum().backward()
+            optimizer.step()
+            history[step] = per_run.detach()
+            bar.update(batch)
+    bar.close()
+    with torch.no_grad(), precision_mode("fp32", device):
+        achieved = residual(prompt).float()
+        final_mse = (achieved - target).pow(2).mean(dim=(1, 2))
+        cosine = F.cosine_similarity(achieved, target, dim=-1)
+    diverged = ~torch.isfinite(history).all(dim=0) | ~torch.isfinite(final_mse)
+    initial_mse = history[0] if steps else final_mse
+    return BatchResult(
+        prompt=prompt.detach().cpu().numpy(),
+        achieved=achieved.cpu().numpy(),
+        loss=history.T.cpu().numpy(),
+        initial_mse=initial_mse.cpu().numpy(),
+        final_mse=final_mse.cpu().numpy(),
+        cosine=cosine.cpu().numpy(),
+        diverged=diverged.cpu().numpy(),
+    )
+
+
+def optimize_runs(
+    residual: Residual,
+    targets: torch.Tensor,
+    init_prompts: torch.Tensor,
+    steps: int,
+    lr: float,
+    precision: str = "fp32",
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> BatchResult:
+    """Optimise any number of runs in batches of at most `batch_size`.
+
+    `targets` and `init_prompts` ([R, S, d]) may live on the CPU; each batch moves to `device`.
+    On CUDA out-of-memory the batch size halves and the failed batch is retried.
+    """
+    device = torch.device(device)
+    total = targets.shape[0]
+    parts: list[BatchResult] = []
+    start, size = 0, max(1, min(batch_size, total))
+    while start < total:
+        stop = min(start + size, total)
+        try:
+            parts.append(optimize_batch(
+                residual, targets[start:stop].to(device), init_prompts[start:stop].to(device),
+                steps, lr, precision, progress,
+            ))
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise
+            size = (size + 1) // 2
+            log.warning("CUDA out of memory at batch %d; retrying runs %d.. with batch %d", stop - start, start, size)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        start = stop
+    return BatchResult.concatenate(parts)

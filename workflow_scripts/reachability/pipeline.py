@@ -1,0 +1,68 @@
+"""What every rule script shares: its log, the study's provenance, the model.
+
+Provenance is the part of a config that decides what a file holds (model, revision, site,
+sequence length, dataset, pool size); every HDF5 file carries it, and every reader checks it,
+so a file made for another model, site or shape is refused instead of computed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import digest, site_of
+
+LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
+
+
+def start_log(path: str) -> logging.Logger:
+    """Send stderr (tracebacks, warnings, progress bars) and logging to the rule's log."""
+    sys.stderr = open(path, "a", buffering=1)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return logging.getLogger("reachability")
+
+
+def provenance(config: dict) -> dict:
+    """What made a file: the config parts every stage must agree on."""
+    return {
+        "model": config["model"]["name"],
+        "revision": config["model"]["revision"],
+        "site": str(site_of(config)),
+        "seq_len": config["seq_len"],
+        "pool_size": config["pool_size"],
+        "dataset": digest(config["dataset"]),
+    }
+
+
+def config_hash(config: dict) -> str:
+    """Hash of everything that changes the numbers (not plots, batch size or job sizes)."""
+    return digest({
+        **provenance(config),
+        "dataset": config["dataset"],
+        "optimizer": config["optimizer"],
+        "precision": config["engine"]["precision"],
+        "experiments": config["experiments"],
+    })
+
+
+def library_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_name(device) -> str:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()})"

@@ -1,0 +1,88 @@
+"""The agenda's figures. Each function draws from arrays and writes one PNG."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str, dpi: int) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def _colors(n: int):
+    return plt.get_cmap("viridis" if n > 10 else "tab10")(np.linspace(0, 1, n) if n > 10 else np.arange(n))
+
+
+def loss_curves(path: str, loss: np.ndarray, conditions: list[str], title: str, dpi: int = 120,
+                max_curves: int = 2000) -> None:
+    """Every run's loss curve (light), and per condition the median curve (bold).
+    `loss` is [C, T, R, steps]."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    steps = np.arange(1, loss.shape[-1] + 1)
+    per_condition = max(1, max_curves // len(conditions))
+    for c, (name, color) in enumerate(zip(conditions, _colors(len(conditions)))):
+        curves = loss[c].reshape(-1, loss.shape[-1])
+        ax.plot(steps, curves[:per_condition].T, color=color, alpha=0.12, lw=0.6)
+        ax.plot(steps, np.nanmedian(curves, axis=0), color=color, lw=2.4, label=f"{name} (median)")
+    ax.set(xlabel="Adam step", ylabel="MSE to target", yscale="log", title=title)
+    ax.legend(fontsize=7, ncol=2 if len(conditions) > 4 else 1)
+    _save(fig, path, dpi)
+
+
+def final_mse_histogram(path: str, best: np.ndarray, conditions: list[str], title: str, dpi: int = 120) -> None:
+    """Histogram of each target's best-of-restarts final MSE ([C, T]), log-spaced bins."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    finite = best[np.isfinite(best) & (best > 0)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (1e-6, 1.0)
+    bins = np.geomspace(lo / 1.5, hi * 1.5, 30)
+    for c, (name, color) in enumerate(zip(conditions, _colors(len(conditions)))):
+        ax.hist(best[c][np.isfinite(best[c])], bins=bins, histtype="step", lw=1.6, color=color, label=name)
+    ax.set(xscale="log", xlabel="best-of-restarts final MSE", ylabel="targets", title=title)
+    ax.legend(fontsize=7, ncol=2 if len(conditions) > 4 else 1)
+    _save(fig, path, dpi)
+
+
+def cosine_by_position(path: str, cosine: np.ndarray, conditions: list[str], title: str, dpi: int = 120) -> None:
+    """Mean per-position cosine of each target's best run ([C, T, S]) with ±1 std bars."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    positions = np.arange(cosine.shape[-1])
+    width = 0.6 / max(1, len(conditions))
+    for c, (name, color) in enumerate(zip(conditions, _colors(len(conditions)))):
+        x = positions + (c - (len(conditions) - 1) / 2) * width
+        ax.errorbar(x, np.nanmean(cosine[c], 0), yerr=np.nanstd(cosine[c], 0), fmt="o-", ms=3, lw=1,
+                    capsize=2, color=color, label=name)
+    ax.set(xlabel="position", ylabel="cosine(achieved, target)", title=title, xticks=positions)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.legend(fontsize=7, ncol=2 if len(conditions) > 4 else 1)
+    _save(fig, path, dpi)
+
+
+def summary(path: str, groups: dict[str, np.ndarray], dpi: int = 120) -> None:
+    """The money plot: best final MSE of every condition on a log axis (box plots)."""
+    labels = list(groups)
+    data = [v[np.isfinite(v) & (v > 0)] for v in groups.values()]
+    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(labels)), 5))
+    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2})
+    ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=8)
+    ax.set(yscale="log", ylabel="best-of-restarts final MSE", title="Reachability by condition")
+    _save(fig, path, dpi)
+
+
+def transition(path: str, fractions: list[float], best: np.ndarray, dpi: int = 120) -> None:
+    """Exp 4: final MSE against the fraction of dimensions replaced; a light line per target
+    ([F, T]) and the median in bold."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    order = np.argsort(fractions)
+    f, values = np.asarray(fractions)[order], best[order]
+    ax.plot(f, values, color="tab:blue", alpha=0.25, lw=0.8)
+    ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median")
+    ax.set(xlabel="fraction of dimensions replaced", ylabel="best-of-restarts final MSE", yscale="log",
+           title="Experiment 4: dimension replacement")
+    ax.legend()
+    _save(fig, path, dpi)

@@ -1,0 +1,86 @@
+"""Shards -> one experiment's [condition, target, restart] arrays -> its metrics.json.
+
+A missing run is an error (never a silently smaller sample); a diverged run stays in the
+arrays with NaN final MSE and is counted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import metrics
+from .storage import read_h5
+
+RUN_ARRAYS = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_id")
+
+
+def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect: dict) -> dict:
+    """Read run shards into arrays indexed [condition, target, restart(, ...)]."""
+    shape = (len(conditions), n_targets, restarts)
+    out: dict[str, np.ndarray] = {}
+    seen = np.zeros(shape, dtype=bool)
+    for path in paths:
+        arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect)
+        c, r = conditions.index(attrs["condition"]), attrs["restart"]
+        if not out:
+            out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in ("loss", "initial_mse", "final_mse", "cosine")}
+            out["diverged"] = np.zeros(shape, dtype=bool)
+        for i, t in enumerate(arrays["target_id"]):
+            for k in ("loss", "initial_mse", "final_mse", "cosine", "diverged"):
+                out[k][c, t, r] = arrays[k][i]
+            seen[c, t, r] = True
+    if not seen.all():
+        c, t, r = np.argwhere(~seen)[0]
+        raise ValueError(f"{(~seen).sum()} runs missing, e.g. condition {conditions[c]} target {t} restart {r}")
+    out["final_mse"][out["diverged"]] = np.nan
+    return out
+
+
+def summarise_condition(runs: dict, c: int, threshold: float, tail: float, tolerance: float) -> dict:
+    """metrics.json entry of one condition: per target, then over targets."""
+    final = runs["final_mse"][c]
+    best = metrics.best_restart(final)
+    best_final = metrics.best_of_restarts(final)
+    best_initial = metrics.take_best(runs["initial_mse"][c], best)
+    best_cos = metrics.take_best(runs["cosine"][c], best)
+    best_cos[~np.isfinite(best_final)] = np.nan
+    reached = metrics.reached(best_final, best_initial, threshold)
+    return {
+        "n_targets": int(final.shape[0]),
+        "n_restarts": int(final.shape[1]),
+        "n_diverged": int(runs["diverged"][c].sum()),
+        "median_best_final_mse": float(np.nanmedian(best_final)) if np.isfinite(best_final).any() else None,
+        "median_cosine": float(np.nanmedian(np.nanmean(best_cos, axis=1))) if np.isfinite(best_final).any() else None,
+        "reached_fraction": float(reached.mean()),
+        "reached_threshold": threshold,
+        "plateau": metrics.plateau_check(metrics.take_best(runs["loss"][c], best), reached, tail, tolerance),
+        "cosine_by_position": {"mean": np.nanmean(best_cos, axis=0), "std": np.nanstd(best_cos, axis=0)},
+        "per_target": {
+            "best_final_mse": best_final,
+            "best_restart": best,
+            "initial_mse": best_initial,
+            "reached": reached,
+            "restart_variance": metrics.restart_variance(final),
+            "final_mse": final,
+            "cosine_by_position": best_cos,
+        },
+    }
+
+
+def jsonable(value):
+    """NumPy arrays and scalars -> lists and floats; NaN/Inf -> None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value

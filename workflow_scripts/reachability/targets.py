@@ -1,0 +1,110 @@
+"""Experiment targets built from real residuals at one site, each deterministic in its id.
+
+  experiment1   real: the residual of pool sequence t
+  experiment2a  distribution-matched: position i drawn from N(mu_i, Sigma_i) of the pool
+  experiment2b  isotropic: randn(S, d), each position rescaled to the pool's typical norm
+  experiment3   alpha * A + (1 - alpha) * B for pair p = (real 2p, real 2p + 1)
+  experiment4   real target t with a fraction f of the d dimensions (the same at every
+                position) replaced by N(0, sigma_dim); the dimensions for f are the first
+                round(f d) of one permutation per target, so they nest as f grows
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .runs import numpy_rng
+
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
+
+
+def position_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-position mean [S, d], covariance square root [S, d, d] (A with A Aᵀ = Σ),
+    typical (mean) L2 norm [S], and each dimension's std over all positions [d].
+
+    The square root comes from an eigendecomposition, so rank-deficient covariances (a
+    final LayerNorm output lies in a hyperplane) are handled without jitter.
+    """
+    n, seq_len, d = residuals.shape
+    if n < 2:
+        raise ValueError(f"position statistics need at least 2 sequences, got {n}")
+    x = residuals.astype(np.float64)
+    mean = x.mean(axis=0)
+    sqrt_cov = np.empty((seq_len, d, d))
+    for i in range(seq_len):
+        values, vectors = np.linalg.eigh(np.cov(x[:, i, :], rowvar=False))
+        sqrt_cov[i] = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return {
+        "mean": mean.astype(np.float32),
+        "sqrt_cov": sqrt_cov.astype(np.float32),
+        "typical_norm": np.linalg.norm(x, axis=-1).mean(axis=0).astype(np.float32),
+        "dim_std": x.reshape(-1, d).std(axis=0).astype(np.float32),
+    }
+
+
+def distribution_matched(mean: np.ndarray, sqrt_cov: np.ndarray, target_id: int) -> np.ndarray:
+    """Exp 2a: position i ~ N(mean_i, Σ_i)."""
+    z = numpy_rng("experiment2a", target_id).standard_normal(mean.shape)
+    return (mean + np.einsum("sij,sj->si", sqrt_cov.astype(np.float64), z)).astype(np.float32)
+
+
+def isotropic(typical_norm: np.ndarray, d_model: int, target_id: int) -> np.ndarray:
+    """Exp 2b: randn(S, d) with each position's norm set to the typical real norm."""
+    z = numpy_rng("experiment2b", target_id).standard_normal((len(typical_norm), d_model))
+    return (z / np.linalg.norm(z, axis=-1, keepdims=True) * typical_norm[:, None]).astype(np.float32)
+
+
+def interpolate(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+    """Exp 3: alpha A + (1 - alpha) B."""
+    return (alpha * a.astype(np.float64) + (1 - alpha) * b.astype(np.float64)).astype(np.float32)
+
+
+def pair_of(pair_id: int) -> tuple[int, int]:
+    """Exp 3's pair p uses real targets (2p, 2p + 1): fixed, disjoint, stable as studies grow."""
+    return 2 * pair_id, 2 * pair_id + 1
+
+
+def replace_dimensions(target: np.ndarray, fraction: float, dim_std: np.ndarray, target_id: int) -> np.ndarray:
+    """Exp 4: the same round(fraction·d) dimensions at every position set to N(0, σ_dim)."""
+    seq_len, d = target.shape
+    rng = numpy_rng("experiment4", target_id)
+    dims = rng.permutation(d)[: int(round(fraction * d))]
+    noise = rng.standard_normal((seq_len, d)) * dim_std
+    out = target.copy()
+    out[:, dims] = noise[:, dims]
+    return out.astype(np.float32)
+
+
+def condition_value(condition: str) -> float:
+    """'a0.25' -> 0.25, 'f0.3' -> 0.3."""
+    return float(condition[1:])
+
+
+def build_targets(
+    experiment: str,
+    condition: str,
+    target_ids: range,
+    real: np.ndarray,
+    stats: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Targets [len(target_ids), S, d] of one experiment condition.
+
+    `real` holds the pool residuals [N, S, d] (Exp 1's target t is real[t]); `stats` is
+    `position_statistics` of the pool.
+    """
+    ids = list(target_ids)
+    if experiment == "experiment1":
+        out = [real[t] for t in ids]
+    elif experiment == "experiment2a":
+        out = [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]
+    elif experiment == "experiment2b":
+        out = [isotropic(stats["typical_norm"], real.shape[-1], t) for t in ids]
+    elif experiment == "experiment3":
+        alpha = condition_value(condition)
+        out = [interpolate(real[a], real[b], alpha) for a, b in map(pair_of, ids)]
+    elif experiment == "experiment4":
+        f = condition_value(condition)
+        out = [replace_dimensions(real[t], f, stats["dim_std"], t) for t in ids]
+    else:
+        raise ValueError(f"unknown experiment {experiment!r}; known: {EXPERIMENTS}")
+    return np.stack(out).astype(np.float32) if out else np.empty((0, *real.shape[1:]), np.float32)
