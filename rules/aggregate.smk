@@ -12,6 +12,6 @@ rule aggregate:
         conditions=lambda w: study.conditions(config, w.experiment),
         n_targets=lambda w: study.n_targets(config, w.experiment),
         restarts=lambda w: config["experiments"][w.experiment]["restarts"],
-        metrics=config["metrics"],
+        metrics=canonical(config["metrics"]),
     script:
         "../workflow_scripts/aggregate.py"

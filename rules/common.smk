@@ -57,6 +57,14 @@ wildcard_constraints:
     block=r"t\d+-\d+",
 
 
+def canonical(value):
+    """`value` with dict keys sorted, so reordering a config file is no reason to rerun
+    (Snakemake compares params as written)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    return value
+
+
 def model_files():
     """The model directory when the workflow builds it (demo), else nothing to wait for."""
     return [config["model"]["name"]] if config["model"]["build"] else []

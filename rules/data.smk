@@ -10,7 +10,7 @@ if config["model"]["build"]:
         conda:
             "../envs/reachability.yaml"
         params:
-            spec=config["model"]["build"],
+            spec=canonical(config["model"]["build"]),
         script:
             "../workflow_scripts/build_demo_model.py"
 
@@ -25,9 +25,9 @@ rule extract_pool:
     conda:
         "../envs/reachability.yaml"
     params:
-        dataset=config["dataset"],
+        dataset=canonical(config["dataset"]),
         data_files=data_files(),
-        model=config["model"],
+        model=canonical(config["model"]),
         shape={
             "seq_len": config["seq_len"],
             "pool_size": config["pool_size"],
@@ -52,6 +52,6 @@ rule cache_residuals:
     resources:
         gpu=1,
     params:
-        site=config["site"],
+        site=canonical(config["site"]),
     script:
         "../workflow_scripts/cache_residuals.py"

@@ -23,7 +23,7 @@ rule plot_experiment:
     conda:
         "../envs/reachability.yaml"
     params:
-        plots=config["plots"],
+        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_experiment.py"
 
@@ -41,7 +41,7 @@ rule plot_summary:
     conda:
         "../envs/reachability.yaml"
     params:
-        plots=config["plots"],
+        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_summary.py"
 
@@ -60,6 +60,6 @@ rule plot_transition:
     conda:
         "../envs/reachability.yaml"
     params:
-        plots=config["plots"],
+        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_transition.py"

@@ -63,3 +63,14 @@ def tiny_lm(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def neox_lm(tmp_path_factory):
     return load_model(save_tiny("gpt_neox", tmp_path_factory.mktemp("neox")))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The offline demo DAG, run once to completion with real Snakemake."""
+    from workflow_helpers import demo_config, snakemake
+
+    workdir = tmp_path_factory.mktemp("demo")
+    result = snakemake(workdir, demo_config(), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir

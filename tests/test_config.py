@@ -30,6 +30,9 @@ BAD = [
     ({"experiments.experiment3.n_pairs": 5}, r"n_pairs = 5 needs 10 of Exp 1's targets"),
     ({"experiments.experiment4.n_targets": 9}, r"experiment4.n_targets = 9 must not exceed"),
     ({"model.build.corpus": DELETE}, r"corpus"),
+    ({"model.name": "../outside"}, r"model.name = '../outside' .* inside the working directory"),
+    ({"model.name": "/tmp/elsewhere"}, r"must be a relative path"),
+    ({"engine.device": "gpu0"}, r"device"),
 ]
 
 

@@ -60,3 +60,11 @@ def test_real_wikitext_and_pythia_tokenizer_match_the_agenda_loop():
         if len(expected) >= 1000:
             break
     np.testing.assert_array_equal(tokens, np.stack(expected))
+
+
+def test_an_unreachable_dataset_says_what_to_set(tmp_path):
+    from reachability.data import DatasetUnavailable
+
+    with pytest.raises(DatasetUnavailable, match="data_files") as info:
+        load_texts("text", None, "train", data_files=str(tmp_path / "missing.txt"))
+    assert "HF_HOME" in str(info.value) and "HF_ENDPOINT" in str(info.value)

@@ -50,3 +50,17 @@ def test_config_alone_loads_without_weights(tmp_path):
     path = save_tiny("qwen2", tmp_path / "q")
     (tmp_path / "q" / "model.safetensors").unlink()
     assert load_config(path).num_hidden_layers == 3
+
+
+def test_remote_code_is_never_executed(tmp_path):
+    """A config that asks for custom code (auto_map) is refused without running it."""
+    import json
+
+    marker = tmp_path / "ran"
+    (tmp_path / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "evil", "auto_map": {"AutoConfig": "modeling_evil.EvilConfig",
+                                           "AutoModelForCausalLM": "modeling_evil.Evil"}}))
+    with pytest.raises(ModelLoadError):
+        load_model(str(tmp_path))
+    assert not marker.exists()

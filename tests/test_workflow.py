@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from matplotlib.image import imread
 
 from reachability.storage import read_attrs
@@ -11,14 +12,6 @@ from workflow_helpers import demo_config, planned_jobs, planned_outputs, snakema
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    result = snakemake(workdir, demo_config(), "--cores", "2")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_every_output_exists_and_every_png_decodes(demo):
@@ -74,8 +67,28 @@ def test_every_hdf5_file_records_what_made_it(demo):
         assert attrs["seq_len"] == 20
 
 
+def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
+    """The default config, with no network and no weights: all 88 shards and every figure."""
+    from workflow_helpers import ROOT
+
+    result = snakemake(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()), "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result)["optimise_shard"] == 5 + 5 + 5 + 8 * 5 + 11 * 3
+    text = result.stdout
+    for name in [f"results/{e}/{f}" for e in EXPERIMENTS for f in (*FIGURES, "metrics.json")] + [
+            "results/summary.png", "results/experiment4_transition.png", "results/comparison.md"]:
+        assert name in text, name
+
+
 def test_a_dry_run_after_the_demo_has_nothing_to_do(demo):
     assert planned_jobs(snakemake(demo, demo_config(), "--dry-run")) == {}
+
+
+def test_reordering_config_keys_is_not_a_reason_to_rerun(demo):
+    def reversed_keys(value):
+        return {k: reversed_keys(value[k]) for k in reversed(list(value))} if isinstance(value, dict) else value
+
+    assert planned_jobs(snakemake(demo, reversed_keys(demo_config()), "--dry-run")) == {}
 
 
 def test_batch_size_is_not_a_reason_to_rerun(demo):

@@ -30,15 +30,17 @@ def demo_config(**changes) -> dict:
 DELETE = object()
 
 
-def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
+    """The command line that runs the Snakefile in `workdir` with `config` (written there)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "study.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(path), *args],
-        capture_output=True, text=True, timeout=timeout,
-    )
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(path), *args]
+
+
+def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_command(workdir, config, *args), capture_output=True, text=True, timeout=timeout)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -1,5 +1,10 @@
 """Rule cache_residuals: the pool's residuals at the site, and their per-position statistics."""
 
+from reachability.gpu_pool import claim_device
+
+# One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
+GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
+
 import torch
 
 from reachability.config import check_model_limits, site_of
@@ -10,6 +15,7 @@ from reachability.storage import read_h5, write_h5
 from reachability.targets import position_statistics
 
 log = start_log(snakemake.log[0])
+log.info("GPU pool: %s", "device " + GPU if GPU else "not used (SLURM, or no GPU)")
 cfg = snakemake.config
 device = resolve_device(cfg["engine"]["device"])
 lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])

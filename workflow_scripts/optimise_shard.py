@@ -1,5 +1,10 @@
 """Rule optimise_shard: optimise every (target, restart) run of one shard on the GPU."""
 
+from reachability.gpu_pool import claim_device
+
+# One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
+GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
+
 import time
 
 import torch
@@ -13,6 +18,7 @@ from reachability.sites import residual_function
 from reachability.storage import read_h5, write_h5
 
 log = start_log(snakemake.log[0])
+log.info("GPU pool: %s", "device " + GPU if GPU else "not used (SLURM, or no GPU)")
 w, cfg, opt = snakemake.wildcards, snakemake.config, snakemake.params.optimizer
 data, _ = read_h5(snakemake.input.targets, expect=provenance(cfg))
 runs = [RunId(w.experiment, w.condition, int(t), int(w.restart)) for t in data["target_id"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import PurePath
 
 from .sites import Site, SiteError, check_site
 from .targets import EXPERIMENTS
@@ -71,8 +72,19 @@ def check_config(config: dict, model_config=None) -> None:
             f"{2 * exps['experiment3']['n_pairs']} of Exp 1's targets but "
             f"experiments.experiment1.n_targets = {real}: raise it or lower n_pairs"
         )
+    build = config["model"]["build"]
+    if build and not is_inside_workdir(config["model"]["name"]):
+        raise ConfigError(
+            f"model.name = {config['model']['name']!r} is where model.build writes the demo model: "
+            f"it must be a relative path inside the working directory, without '..'"
+        )
     if model_config is not None:
         check_model_limits(config, model_config)
+
+
+def is_inside_workdir(path: str) -> bool:
+    parts = PurePath(path).parts
+    return bool(parts) and not PurePath(path).is_absolute() and ".." not in parts
 
 
 def check_model_limits(config: dict, model_config) -> None:

@@ -16,11 +16,23 @@ class TooFewSequences(ValueError):
     """The dataset does not hold enough usable sequences."""
 
 
+class DatasetUnavailable(RuntimeError):
+    """The dataset could not be loaded (offline, a wrong id, missing files)."""
+
+
 def load_texts(path: str, name: str | None, split: str, data_files=None, text_field: str = "text") -> Iterable[str]:
     """Texts of one dataset split, streamed in order."""
     from datasets import load_dataset
 
-    dataset = load_dataset(path, name, split=split, data_files=data_files)
+    try:
+        dataset = load_dataset(path, name, split=split, data_files=data_files)
+    except (OSError, ValueError) as error:  # ConnectionError and FileNotFoundError are OSErrors
+        raise DatasetUnavailable(
+            f"could not load dataset {path!r} (name {name!r}, split {split!r}, data_files "
+            f"{data_files!r}): {error}. Offline? Set dataset.path to a local format ('text', "
+            f"'json', 'parquet') with dataset.data_files pointing at your files, or set HF_HOME "
+            f"to a cache that holds the dataset (with HF_DATASETS_OFFLINE=1), or HF_ENDPOINT to a mirror"
+        ) from error
     if text_field not in dataset.column_names:
         raise ValueError(
             f"dataset {path!r} has no text field {text_field!r}; its fields are "

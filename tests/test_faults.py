@@ -1,0 +1,102 @@
+"""Nothing lost, nothing wrong: a killed job, a bad dataset, diverged runs."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from reachability.results import collect_runs, summarise_condition
+from reachability.storage import write_h5
+from workflow_helpers import demo_config, planned_jobs, planned_outputs, snakemake, snakemake_command
+
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
+
+
+def running_shard(log_root: Path):
+    """(pid, log path) of an optimisation job that has started optimising, or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"optimise_shard.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(str(log_root)) and "shard holds" in Path(target).read_text():
+                    return int(pid), Path(target)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_run(demo, tmp_path):
+    proc = subprocess.Popen(snakemake_command(tmp_path, demo_config(), "--cores", "2", "--keep-going"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim, deadline = None, time.time() + 600
+    while victim is None and proc.poll() is None and time.time() < deadline:
+        found = running_shard(tmp_path / "results" / "logs" / "optimise")
+        if found:
+            try:
+                os.kill(found[0], signal.SIGKILL)
+                victim = found[1]
+            except ProcessLookupError:
+                pass  # it finished first: try the next one
+        time.sleep(0.02)
+    assert proc.wait(timeout=900) != 0 and victim is not None
+
+    relative = victim.relative_to(tmp_path / "results" / "logs" / "optimise").with_suffix(".h5")
+    experiment, condition, name = relative.parts
+    lost = f"results/{experiment}/runs/{condition}/{name}"
+    assert not (tmp_path / lost).exists()
+    assert "shard holds 8 runs" in victim.read_text() or "shard holds 4 runs" in victim.read_text()
+    for path in (tmp_path / "results").rglob("*.h5"):  # nothing at a final path is half-written
+        with h5py.File(path, "r") as f:
+            assert len(f.keys()) > 0
+
+    plan = snakemake(tmp_path, demo_config(), "--dry-run")
+    assert planned_outputs(plan, "optimise_shard") == [lost]
+    assert planned_jobs(plan)["aggregate"] == 1
+
+    rerun = snakemake(tmp_path, demo_config(), "--cores", "2")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    for e in EXPERIMENTS:  # same config, same numbers: two runs from clean, one interrupted
+        ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]
+        theirs = json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"]
+        assert ours == theirs, e
+
+
+def test_a_dataset_without_the_text_field_stops_before_any_model_work(tmp_path):
+    result = snakemake(tmp_path, demo_config(**{"dataset.text_field": "content"}), "--cores", "1")
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "logs" / "extract_pool.log").read_text()
+    assert "no text field 'content'" in log and "set dataset.text_field" in log
+    assert not (tmp_path / "results" / "cache").exists() and not (tmp_path / "results" / "experiment1").exists()
+
+
+def test_diverged_runs_are_counted_not_dropped(tmp_path):
+    paths = []
+    for restart, final in enumerate(([0.1, np.nan], [0.3, 0.2])):
+        path = tmp_path / f"r{restart}.h5"
+        write_h5(path, {
+            "loss": np.ones((2, 10)), "initial_mse": np.ones(2), "final_mse": np.array(final),
+            "cosine": np.ones((2, 3)), "diverged": np.isnan(final), "target_id": np.arange(2),
+        }, {"condition": "real", "restart": restart})
+        paths.append(str(path))
+    runs = collect_runs(paths, ["real"], n_targets=2, restarts=2, expect={})
+    summary = summarise_condition(runs, 0, threshold=0.5, tail=0.2, tolerance=0.05)
+    assert summary["n_diverged"] == 1
+    np.testing.assert_allclose(summary["per_target"]["best_final_mse"], [0.1, 0.2], rtol=1e-6)
+    assert summary["reached_fraction"] == 1.0
+
+
+def test_a_missing_run_is_an_error_not_a_smaller_sample(tmp_path):
+    path = tmp_path / "r0.h5"
+    write_h5(path, {"loss": np.ones((1, 4)), "initial_mse": np.ones(1), "final_mse": np.ones(1),
+                    "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool), "target_id": np.arange(1)},
+             {"condition": "real", "restart": 0})
+    with pytest.raises(ValueError, match="runs missing"):
+        collect_runs([str(path)], ["real"], n_targets=2, restarts=1, expect={})
