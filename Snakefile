@@ -13,6 +13,7 @@ include: "rules/targets.smk"
 include: "rules/optimise.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

@@ -23,7 +23,8 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
 from reachability.pipeline import device_name
-from reachability.sites import Site, residual_function
+from reachability.forward import residual_function
+from reachability.sites import Site
 
 SEQ = 20
 
@@ -36,6 +37,16 @@ def pythia_shaped(device: str, tiny: bool) -> LanguageModel:
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(config).eval().requires_grad_(False).to(device)
     return LanguageModel(model=model, arch=architecture_of(config), name="random-init pythia-160m shape")
+
+
+def benchmark_model(name: str, device: str, tiny: bool) -> LanguageModel:
+    """`name` with its real weights where it loads, else a random init of Pythia-160M's shape."""
+    if tiny:
+        return pythia_shaped(device, True)
+    try:
+        return load_model(name, device=device)
+    except ModelLoadError:
+        return pythia_shaped(device, False)
 
 
 def sync(device: str) -> None:
@@ -100,10 +111,7 @@ def main() -> None:
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
 
-    try:
-        lm = pythia_shaped(args.device, True) if args.tiny else load_model(args.model, device=args.device)
-    except ModelLoadError:
-        lm = pythia_shaped(args.device, False)
+    lm = benchmark_model(args.model, args.device, args.tiny)
     rows = []
     reference = reference_loop(lm, 12, args.reference_steps, args.device)
     rows.append(dict(loop="seed reference (B=1, full model + LM head, .item())", layer=12, precision="fp32",

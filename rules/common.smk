@@ -47,12 +47,15 @@ study.check_config(config, model_config())
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
 POOL = "results/pool/tokens.h5"
-CACHE = f"results/cache/{SITE}/pool_residuals.h5"
+CACHE = "results/cache/{site}/pool_residuals.h5"
+TARGETS = "results/targets/{site}/{experiment}/{condition}/{block}.h5"
+RUNS = "results/{experiment}/runs/{site}/{condition}/r{restart}_{block}.h5"
 
 
 wildcard_constraints:
-    experiment="experiment(1|2a|2b|3|4)",
-    condition=r"real|matched|isotropic|a-?[0-9.e+-]+|f[0-9.e+-]+",
+    experiment=r"experiment(1|2a|2b|3|4)|ablation",
+    condition=r"real|matched|isotropic|no_ffn|no_attention|a-?[0-9.e+-]+|f[0-9.e+-]+",
+    site=r"(hs|block)\d+",
     restart=r"\d+",
     block=r"t\d+-\d+",
 
@@ -79,18 +82,64 @@ def data_files():
     )
 
 
-def shard_files(experiment):
-    """Every run shard of an experiment: condition x restart x target block."""
-    spec = config["experiments"][experiment]
+def shard_files(experiment, site=SITE, n_targets=None, restarts=None):
+    """Every run shard of an experiment at a site: condition x restart x target block
+    (the experiment's own n_targets and restarts unless given, as the layer sweep does).
+    """
+    n_targets = n_targets or study.n_targets(config, experiment)
+    restarts = restarts or config["experiments"][experiment]["restarts"]
+    blocks = target_blocks(n_targets, config["engine"]["runs_per_job"])
+    return [
+        RUNS.format(
+            experiment=experiment,
+            site=site,
+            condition=condition,
+            restart=restart,
+            block=block_name(*block),
+        )
+        for condition in study.conditions(config, experiment)
+        for restart in range(restarts)
+        for block in blocks
+    ]
+
+
+def target_files(experiment):
+    """The target blocks of an experiment at the study's site."""
     blocks = target_blocks(
         study.n_targets(config, experiment), config["engine"]["runs_per_job"]
     )
     return [
-        f"results/{experiment}/runs/{condition}/r{restart}_{block_name(*block)}.h5"
+        TARGETS.format(
+            site=SITE, experiment=experiment, condition=condition, block=block_name(*b)
+        )
         for condition in study.conditions(config, experiment)
-        for restart in range(spec["restarts"])
-        for block in blocks
+        for b in blocks
     ]
+
+
+def sweep_shard_files():
+    """The layer sweep's shards; at the study's own site it reads the experiment's shards
+    when they cover the sweep's targets and restarts, instead of computing them again.
+    """
+    sweep = config["layer_sweep"]
+    paths = []
+    for site in study.sweep_sites(config):
+        for experiment in sweep["experiments"]:
+            spec = config["experiments"][experiment]
+            covered = (
+                site.tag == SITE
+                and experiment in EXPERIMENTS
+                and spec["n_targets"] >= sweep["n_targets"]
+                and spec["restarts"] >= sweep["restarts"]
+            )
+            paths += (
+                shard_files(experiment)
+                if covered
+                else shard_files(
+                    experiment, site.tag, sweep["n_targets"], sweep["restarts"]
+                )
+            )
+    return paths
 
 
 def final_outputs():
@@ -108,4 +157,22 @@ def final_outputs():
         outputs += ["results/summary.png", "results/comparison.md"]
     if "experiment4" in EXPERIMENTS:
         outputs.append("results/experiment4_transition.png")
+    if "ablation" in EXPERIMENTS and "experiment1" in EXPERIMENTS:
+        outputs += ["results/ablation.png", "results/ablation.md"]
+    if config["layer_sweep"]["enabled"]:
+        outputs += ["results/layer_sweep.png", "results/layer_sweep.md"]
+    if config["analysis"]["enabled"] and EXPERIMENTS:
+        outputs += [
+            "results/embedding_manifold.png",
+            "results/embedding_manifold.md",
+            "results/functional_reachability.png",
+            "results/functional_reachability.md",
+        ]
+    if config["perturbation"]["enabled"]:
+        outputs += ["results/perturbation/kl_vs_epsilon.png"]
+        if config["analysis"]["enabled"] and EXPERIMENTS:
+            outputs += [
+                "results/perturbation/placement.png",
+                "results/perturbation/placement.md",
+            ]
     return outputs

@@ -44,14 +44,12 @@ rule cache_residuals:
     output:
         cache=CACHE,
     log:
-        f"results/logs/cache_residuals_{SITE}.log",
+        "results/logs/cache_residuals_{site}.log",
     benchmark:
-        f"results/benchmarks/cache_residuals_{SITE}.tsv"
+        "results/benchmarks/cache_residuals_{site}.tsv"
     conda:
         "../envs/reachability.yaml"
     resources:
         gpu=1,
-    params:
-        site=canonical(config["site"]),
     script:
         "../workflow_scripts/cache_residuals.py"

@@ -1,13 +1,13 @@
 rule optimise_shard:
     input:
-        targets=rules.build_targets.output.targets,
+        targets=TARGETS,
         model=model_files(),
     output:
-        runs="results/{experiment}/runs/{condition}/r{restart}_{block}.h5",
+        runs=RUNS,
     log:
-        "results/logs/optimise/{experiment}/{condition}/r{restart}_{block}.log",
+        "results/logs/optimise/{experiment}/{site}/{condition}/r{restart}_{block}.log",
     benchmark:
-        "results/benchmarks/optimise/{experiment}/{condition}/r{restart}_{block}.tsv"
+        "results/benchmarks/optimise/{experiment}/{site}/{condition}/r{restart}_{block}.tsv"
     conda:
         "../envs/reachability.yaml"
     resources:

@@ -2,9 +2,9 @@ rule build_targets:
     input:
         cache=CACHE,
     output:
-        targets=f"results/targets/{SITE}/{{experiment}}/{{condition}}/{{block}}.h5",
+        targets=TARGETS,
     log:
-        f"results/logs/build_targets/{SITE}/{{experiment}}/{{condition}}/{{block}}.log",
+        "results/logs/build_targets/{site}/{experiment}/{condition}/{block}.log",
     conda:
         "../envs/reachability.yaml"
     script:

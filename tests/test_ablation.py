@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from reachability.ablation import ablated
-from reachability.sites import Site, residual_function
+from reachability.forward import residual_function
+from reachability.sites import Site
 
 
 def block_by_hand(block, x, drop_attention=False, drop_ffn=False):

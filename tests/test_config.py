@@ -33,6 +33,12 @@ BAD = [
     ({"model.name": "../outside"}, r"model.name = '../outside' .* inside the working directory"),
     ({"model.name": "/tmp/elsewhere"}, r"must be a relative path"),
     ({"engine.device": "gpu0"}, r"device"),
+    ({"perturbation.epsilons": []}, r"epsilons"),
+    ({"perturbation.token_index": 20}, r"perturbation.token_index = 20 is outside the sequence"),
+    ({"perturbation.sites": [{"kind": "block_output", "layer": 9}]}, r"perturbation.sites: site.layer 9 is out of range"),
+    ({"layer_sweep.sites": [{"kind": "hidden_states", "layer": 7}]}, r"layer_sweep.sites: site.layer 7 is out of range"),
+    ({"experiments.ablation.components": []}, r"components"),
+    ({"experiments.ablation.n_targets": 9}, r"ablation.n_targets = 9 must not exceed"),
 ]
 
 
@@ -47,7 +53,7 @@ def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, mes
 def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     result = snakemake(tmp_path, demo_config(), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["optimise_shard"] == 2 + 2 + 2 + 8 + 11
+    assert planned_jobs(result)["optimise_shard"] == 2 + 2 + 2 + 8 + 11 + 2 + 8
 
 
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
@@ -63,6 +69,7 @@ def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     assert conditions(filled, "experiment3") == ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"]
     assert conditions(filled, "experiment4")[:3] == ["f0", "f0.1", "f0.2"] and len(conditions(filled, "experiment4")) == 11
     assert [n_targets(filled, e) for e in ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")] == [100, 100, 100, 20, 50]
+    assert conditions(filled, "ablation") == ["no_ffn", "no_attention"]
     assert [filled["experiments"][e]["restarts"] for e in ("experiment1", "experiment3", "experiment4")] == [5, 5, 3]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from reachability.results import collect_runs, summarise_condition
 from reachability.storage import write_h5
-from workflow_helpers import demo_config, planned_jobs, planned_outputs, snakemake, snakemake_command
+from workflow_helpers import AGENDA_ONLY, demo_config, planned_jobs, planned_outputs, snakemake, snakemake_command
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
 
@@ -34,7 +34,8 @@ def running_shard(log_root: Path):
 
 
 def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_run(demo, tmp_path):
-    proc = subprocess.Popen(snakemake_command(tmp_path, demo_config(), "--cores", "2", "--keep-going"),
+    config = demo_config(**AGENDA_ONLY)
+    proc = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "2", "--keep-going"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.time() + 600
     while victim is None and proc.poll() is None and time.time() < deadline:
@@ -49,19 +50,19 @@ def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_ru
     assert proc.wait(timeout=900) != 0 and victim is not None
 
     relative = victim.relative_to(tmp_path / "results" / "logs" / "optimise").with_suffix(".h5")
-    experiment, condition, name = relative.parts
-    lost = f"results/{experiment}/runs/{condition}/{name}"
+    experiment, site, condition, name = relative.parts
+    lost = f"results/{experiment}/runs/{site}/{condition}/{name}"
     assert not (tmp_path / lost).exists()
     assert "shard holds 8 runs" in victim.read_text() or "shard holds 4 runs" in victim.read_text()
     for path in (tmp_path / "results").rglob("*.h5"):  # nothing at a final path is half-written
         with h5py.File(path, "r") as f:
             assert len(f.keys()) > 0
 
-    plan = snakemake(tmp_path, demo_config(), "--dry-run")
+    plan = snakemake(tmp_path, config, "--dry-run")
     assert planned_outputs(plan, "optimise_shard") == [lost]
     assert planned_jobs(plan)["aggregate"] == 1
 
-    rerun = snakemake(tmp_path, demo_config(), "--cores", "2")
+    rerun = snakemake(tmp_path, config, "--cores", "2")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     for e in EXPERIMENTS:  # same config, same numbers: two runs from clean, one interrupted
         ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]

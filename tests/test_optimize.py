@@ -3,9 +3,10 @@ import pytest
 import torch
 
 import reachability.optimize as optimize
-from reachability.optimize import optimize_batch, optimize_runs
-from reachability.runs import RunId, initial_prompt
-from reachability.sites import Site, residual_function, residuals_of_tokens
+from reachability.forward import residual_function, residuals_of_tokens
+from reachability.optimize import initial_prompt, optimize_batch, optimize_runs
+from reachability.runs import RunId
+from reachability.sites import Site
 
 SEQ = 8
 

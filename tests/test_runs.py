@@ -3,7 +3,8 @@ import sys
 
 import torch
 
-from reachability.runs import RunId, block_name, initial_prompt, parse_block, stable_seed, target_blocks
+from reachability.optimize import initial_prompt
+from reachability.runs import RunId, block_name, parse_block, stable_seed, target_blocks
 
 
 def test_seeds_are_stable_across_processes():

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from reachability.sites import Site, SiteError, check_site, residual_function, residuals_of_tokens
+from reachability.forward import residual_function, residuals_of_tokens
+from reachability.sites import Site, SiteError, check_site
 
 
 def test_hidden_states_site_equals_output_hidden_states_at_every_layer(tiny_lm):
@@ -59,3 +60,17 @@ def test_residuals_of_tokens_match_the_embedding_path(neox_lm):
 def test_sites_the_model_lacks_are_refused(site):
     with pytest.raises(SiteError, match="site"):
         check_site(site, n_layers=3)
+
+
+def test_site_tags_round_trip():
+    for site in (Site("hidden_states", 12), Site("block_output", 3), Site("hidden_states", 0)):
+        assert Site.from_tag(site.tag) == site
+
+
+def test_prompts_of_the_wrong_width_or_longer_than_the_context_are_refused(neox_lm):
+    residual = residual_function(neox_lm, Site("hidden_states", 2))
+    with pytest.raises(ValueError, match="d_model = 32"):
+        residual(torch.zeros(1, 5, 16))
+    with pytest.raises(ValueError, match="S <= 64"):
+        residual(torch.zeros(1, 65, 32))
+    assert residual(torch.zeros(1, 64, 32)).shape == (1, 64, 32)

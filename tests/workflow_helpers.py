@@ -29,6 +29,11 @@ def demo_config(**changes) -> dict:
 
 DELETE = object()
 
+AGENDA_ONLY = {  # the demo without the beyond-the-agenda analyses (fewer jobs, same agenda numbers)
+    "experiments.ablation.enabled": False, "layer_sweep.enabled": False,
+    "analysis.enabled": False, "perturbation.enabled": False,
+}
+
 
 def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
     """The command line that runs the Snakefile in `workdir` with `config` (written there)."""

@@ -5,13 +5,15 @@ import json
 
 import numpy as np
 
+from reachability.config import site_of
 from reachability.pipeline import config_hash, library_versions, provenance, start_log
 from reachability.storage import read_attrs, write_h5
 from reachability.results import collect_runs, jsonable, summarise_condition
 
 log = start_log(snakemake.log[0])
 cfg, p = snakemake.config, snakemake.params
-runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, provenance(cfg))
+made_by = provenance(cfg, site_of(cfg))
+runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, made_by)
 shards = [read_attrs(path) for path in snakemake.input.runs]
 m = cfg["metrics"]
 metrics = {
@@ -21,7 +23,7 @@ metrics = {
         for c, name in enumerate(p.conditions)
     },
     "provenance": {
-        **provenance(cfg),
+        **made_by,
         "site_kind": cfg["site"]["kind"],
         "layer": cfg["site"]["layer"],
         "config_hash": config_hash(cfg),
@@ -36,6 +38,6 @@ metrics = {
 }
 with open(snakemake.output.metrics, "w") as f:
     json.dump(jsonable(metrics), f, indent=1)
-write_h5(snakemake.output.runs, runs, {**provenance(cfg), "conditions": p.conditions})
+write_h5(snakemake.output.runs, runs, {**made_by, "conditions": p.conditions})
 log.info("%s: %d conditions x %d targets x %d restarts; %d diverged", snakemake.wildcards.experiment,
          len(p.conditions), p.n_targets, p.restarts, int(np.sum(runs["diverged"])))

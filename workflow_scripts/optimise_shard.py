@@ -5,40 +5,44 @@ from reachability.gpu_pool import claim_device
 # One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
 GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
 
-import time
+import time  # noqa: E402
 
-import torch
+import torch  # noqa: E402
 
-from reachability.config import check_model_limits, site_of
-from reachability.models import load_model, resolve_device
-from reachability.optimize import optimize_runs
-from reachability.pipeline import device_name, library_versions, provenance, start_log
-from reachability.runs import RunId, initial_prompt
-from reachability.sites import residual_function
-from reachability.storage import read_h5, write_h5
+from reachability.ablation import ablated  # noqa: E402
+from reachability.config import ABLATED, check_model_limits  # noqa: E402
+from reachability.forward import residual_function  # noqa: E402
+from reachability.models import load_model, resolve_device  # noqa: E402
+from reachability.optimize import initial_prompt, optimize_runs  # noqa: E402
+from reachability.pipeline import device_name, library_versions, provenance, start_log  # noqa: E402
+from reachability.runs import RunId  # noqa: E402
+from reachability.sites import Site  # noqa: E402
+from reachability.storage import read_h5, write_h5  # noqa: E402
 
 log = start_log(snakemake.log[0])
 log.info("GPU pool: %s", "device " + GPU if GPU else "not used (SLURM, or no GPU)")
 w, cfg, opt = snakemake.wildcards, snakemake.config, snakemake.params.optimizer
-data, _ = read_h5(snakemake.input.targets, expect=provenance(cfg))
+site = Site.from_tag(w.site)
+data, _ = read_h5(snakemake.input.targets, expect=provenance(cfg, site))
 runs = [RunId(w.experiment, w.condition, int(t), int(w.restart)) for t in data["target_id"]]
-log.info("shard holds %d runs: %s %s restart %s targets %s", len(runs), w.experiment, w.condition,
-         w.restart, [r.target_id for r in runs])
+log.info("shard holds %d runs: %s %s at %s, restart %s, targets %s", len(runs), w.experiment, w.condition,
+         site, w.restart, [r.target_id for r in runs])
 
 device = resolve_device(cfg["engine"]["device"])
 lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
 check_model_limits(cfg, lm.config)
 init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
 start = time.perf_counter()
-result = optimize_runs(
-    residual_function(lm, site_of(cfg)), torch.from_numpy(data["target"]), init,
-    opt["steps"], opt["lr"], opt["precision"], cfg["engine"]["batch_size"], device, progress=True,
-)
+with ablated(lm, ABLATED.get(w.condition)):  # the ablation experiment's no_ffn / no_attention
+    result = optimize_runs(
+        residual_function(lm, site), torch.from_numpy(data["target"]), init,
+        opt["steps"], opt["lr"], opt["precision"], cfg["engine"]["batch_size"], device, progress=True,
+    )
 wall = time.perf_counter() - start
 write_h5(
     snakemake.output.runs,
     {**vars(result), "target_id": data["target_id"]},
-    {**provenance(cfg), **opt, "experiment": w.experiment, "condition": w.condition,
+    {**provenance(cfg, site), **opt, "experiment": w.experiment, "condition": w.condition,
      "restart": int(w.restart), "device": device_name(device), "wall_s": wall,
      "versions": library_versions()},
 )

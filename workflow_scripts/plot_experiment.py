@@ -5,13 +5,14 @@ import json
 import numpy as np
 
 from reachability import plots
+from reachability.config import site_of
 from reachability.pipeline import provenance, start_log
 from reachability.storage import read_h5
 
 start_log(snakemake.log[0])
 cfg, dpi, out = snakemake.config, snakemake.params.plots["dpi"], snakemake.output
 exp = snakemake.wildcards.experiment
-runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=provenance(cfg))
+runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=provenance(cfg, site_of(cfg)))
 conditions = attrs["conditions"]
 with open(snakemake.input.metrics) as f:
     summaries = json.load(f)["conditions"]

@@ -11,7 +11,7 @@ from reachability.pipeline import start_log
 start_log(snakemake.log[0])
 dpi = snakemake.params.plots["dpi"]
 LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp 2b",
-          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f="}
+          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation"}
 groups, rows = {}, []
 for path in snakemake.input.metrics:
     with open(path) as f:

@@ -32,7 +32,26 @@ def conditions(config: dict, experiment: str) -> list[str]:
         return [f"a{alpha:g}" for alpha in spec["alphas"]]
     if experiment == "experiment4":
         return [f"f{f:g}" for f in spec["fractions"]]
+    if experiment == "ablation":
+        return [f"no_{component}" for component in spec["components"]]
     return [FIXED_CONDITION[experiment]]
+
+
+ABLATED = {"no_ffn": "ffn", "no_attention": "attention"}
+
+
+def sites_of(entries: list[dict]) -> list[Site]:
+    return [Site(e["kind"], int(e["layer"])) for e in entries]
+
+
+def sweep_sites(config: dict) -> list[Site]:
+    return sites_of(config["layer_sweep"]["sites"]) if config["layer_sweep"]["enabled"] else []
+
+
+def perturbation_sites(config: dict) -> list[Site]:
+    """The configured sites, plus the study's own site (where reachability errors are placed)."""
+    sites = sites_of(config["perturbation"]["sites"])
+    return sites + [site_of(config)] if site_of(config) not in sites else sites
 
 
 def n_targets(config: dict, experiment: str) -> int:
@@ -55,7 +74,7 @@ def check_config(config: dict, model_config=None) -> None:
     exps = config["experiments"]
     pool = config["pool_size"]
     real = exps["experiment1"]["n_targets"]
-    for name in ("experiment1", "experiment2a", "experiment2b", "experiment4"):
+    for name in ("experiment1", "experiment2a", "experiment2b", "experiment4", "ablation"):
         if exps[name]["n_targets"] > pool:
             raise ConfigError(
                 f"experiments.{name}.n_targets = {exps[name]['n_targets']} is above "
@@ -72,6 +91,22 @@ def check_config(config: dict, model_config=None) -> None:
             f"{2 * exps['experiment3']['n_pairs']} of Exp 1's targets but "
             f"experiments.experiment1.n_targets = {real}: raise it or lower n_pairs"
         )
+    if exps["ablation"]["enabled"] and exps["experiment1"]["enabled"] and exps["ablation"]["n_targets"] > real:
+        raise ConfigError(
+            f"experiments.ablation.n_targets = {exps['ablation']['n_targets']} must not exceed "
+            f"experiments.experiment1.n_targets = {real}: the ablation is compared target by target with Exp 1"
+        )
+    sweep = config["layer_sweep"]
+    if sweep["enabled"] and sweep["n_targets"] > pool:
+        raise ConfigError(f"layer_sweep.n_targets = {sweep['n_targets']} is above pool_size = {pool}")
+    perturb = config["perturbation"]
+    if perturb["enabled"] and perturb["token_index"] >= config["seq_len"]:
+        raise ConfigError(
+            f"perturbation.token_index = {perturb['token_index']} is outside the sequence of "
+            f"seq_len = {config['seq_len']} tokens: choose 0..{config['seq_len'] - 1}"
+        )
+    if perturb["enabled"] and perturb["n_sequences"] > pool:
+        raise ConfigError(f"perturbation.n_sequences = {perturb['n_sequences']} is above pool_size = {pool}")
     build = config["model"]["build"]
     if build and not is_inside_workdir(config["model"]["name"]):
         raise ConfigError(
@@ -89,10 +124,15 @@ def is_inside_workdir(path: str) -> bool:
 
 def check_model_limits(config: dict, model_config) -> None:
     """Site layer and seq_len against the model's config.json (no weights needed)."""
-    try:
-        check_site(site_of(config), model_config.num_hidden_layers)
-    except SiteError as error:
-        raise ConfigError(f"site: {error}") from None
+    named = [("site", site_of(config))]
+    named += [("layer_sweep.sites", s) for s in sweep_sites(config)]
+    if config["perturbation"]["enabled"]:
+        named += [("perturbation.sites", s) for s in sites_of(config["perturbation"]["sites"])]
+    for key, site in named:
+        try:
+            check_site(site, model_config.num_hidden_layers)
+        except SiteError as error:
+            raise ConfigError(f"{key}: {error}") from None
     limit = int(model_config.max_position_embeddings)
     if config["seq_len"] > limit:
         raise ConfigError(

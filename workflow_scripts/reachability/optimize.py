@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .runs import RunId
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,13 @@ class BatchResult:
         return BatchResult(
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(BatchResult)}
         )
+
+
+def initial_prompt(run: RunId, seq_len: int, d_model: int) -> torch.Tensor:
+    """The run's N(0, 1) initial soft prompt [seq_len, d_model], drawn on the CPU from the
+    run's own seed, so it does not depend on the batch or the job."""
+    generator = torch.Generator().manual_seed(run.seed)
+    return torch.randn(seq_len, d_model, generator=generator)
 
 
 @contextmanager

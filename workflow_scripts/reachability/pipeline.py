@@ -13,6 +13,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import digest, site_of
+from .sites import Site
 
 LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
 
@@ -27,22 +28,23 @@ def start_log(path: str) -> logging.Logger:
     return logging.getLogger("reachability")
 
 
-def provenance(config: dict) -> dict:
-    """What made a file: the config parts every stage must agree on."""
-    return {
+def provenance(config: dict, site: Site | None = None) -> dict:
+    """What made a file: the config parts every stage must agree on, and for files at a site
+    (residuals, targets, runs) that site. The token pool has no site."""
+    out = {
         "model": config["model"]["name"],
         "revision": config["model"]["revision"],
-        "site": str(site_of(config)),
         "seq_len": config["seq_len"],
         "pool_size": config["pool_size"],
         "dataset": digest(config["dataset"]),
     }
+    return out if site is None else {**out, "site": str(site)}
 
 
 def config_hash(config: dict) -> str:
     """Hash of everything that changes the numbers (not plots, batch size or job sizes)."""
     return digest({
-        **provenance(config),
+        **provenance(config, site_of(config)),
         "dataset": config["dataset"],
         "optimizer": config["optimizer"],
         "precision": config["engine"]["precision"],

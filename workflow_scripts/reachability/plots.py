@@ -86,3 +86,57 @@ def transition(path: str, fractions: list[float], best: np.ndarray, dpi: int = 1
            title="Experiment 4: dimension replacement")
     ax.legend()
     _save(fig, path, dpi)
+
+
+def boxes(path: str, groups: dict[str, np.ndarray], ylabel: str, title: str, log: bool = False, dpi: int = 120) -> None:
+    """One box per group (ablation variants, manifold cosines, KL per condition)."""
+    labels = list(groups)
+    data = [v[np.isfinite(v)] for v in groups.values()]
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(labels)), 4.5))
+    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2})
+    ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center", fontsize=8)
+    ax.set(ylabel=ylabel, title=title, yscale="log" if log else "linear")
+    _save(fig, path, dpi)
+
+
+def layer_sweep(path: str, sites: list[str], rows: dict[str, dict[str, tuple[float, float]]], dpi: int = 120) -> None:
+    """Median cosine and median relative final MSE against the site, a line per experiment.
+    `rows[experiment][site] = (median cosine, median relative MSE)`."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    x = np.arange(len(sites))
+    for experiment, by_site in rows.items():
+        top.plot(x, [by_site[s][0] for s in sites], marker="o", label=experiment)
+        bottom.plot(x, [by_site[s][1] for s in sites], marker="o", label=experiment)
+    top.set(ylabel="median cosine", title="Reachability against the site")
+    bottom.set(ylabel="median final / initial MSE", yscale="log", xlabel="site")
+    bottom.set_xticks(x, sites)
+    top.legend()
+    _save(fig, path, dpi)
+
+
+def kl_curves(path: str, curves: dict[str, dict[str, list[float]]], epsilons: list[float], dpi: int = 120) -> None:
+    """KL vs ε per site: `curves[site][direction] = KL per ε`."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (site, by_kind), color in zip(curves.items(), _colors(len(curves))):
+        ax.plot(epsilons, by_kind["isotropic"], marker="o", color=color, label=f"{site} isotropic")
+        ax.plot(epsilons, by_kind["toward_real"], marker="s", ls="--", color=color, label=f"{site} toward real")
+    ax.set(xlabel="ε (× RMS of the residual at the token)", ylabel="KL(perturbed ‖ base)",
+           title="Perturbation sensitivity")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path, dpi)
+
+
+def placement(path: str, epsilons: list[float], curve: list[float], points: dict[str, tuple[float, float]],
+              site: str, dpi: int = 120) -> None:
+    """The perturbation curve at the study's site, with each condition at (its ε, measured KL)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    eps, kl = np.asarray(epsilons, dtype=float), np.asarray(curve, dtype=float)
+    keep = (eps > 0) & (kl > 0)  # log axes: ε = 0 has KL 0 by construction
+    ax.plot(eps[keep], kl[keep], color="black", marker="o", label=f"isotropic perturbation at {site}")
+    for (label, (e, k)), color in zip(points.items(), _colors(len(points))):
+        if e > 0 and k > 0:
+            ax.scatter([e], [k], color=color, label=label, zorder=3)
+    ax.set(xlabel="ε (× RMS)", ylabel="KL", xscale="log", yscale="log")
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("Reachability errors on the perturbation curve")
+    _save(fig, path, dpi)

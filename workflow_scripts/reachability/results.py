@@ -17,17 +17,24 @@ RUN_ARRAYS = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_
 
 
 def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect: dict) -> dict:
-    """Read run shards into arrays indexed [condition, target, restart(, ...)]."""
+    """Read run shards into arrays indexed [condition, target, restart(, ...)].
+
+    Runs beyond the first `n_targets` targets or `restarts` restarts are left out, so a
+    smaller analysis (the layer sweep) can read a larger study's shards."""
     shape = (len(conditions), n_targets, restarts)
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(shape, dtype=bool)
     for path in paths:
         arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect)
         c, r = conditions.index(attrs["condition"]), attrs["restart"]
+        if r >= restarts:
+            continue
         if not out:
             out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in ("loss", "initial_mse", "final_mse", "cosine")}
             out["diverged"] = np.zeros(shape, dtype=bool)
         for i, t in enumerate(arrays["target_id"]):
+            if t >= n_targets:
+                continue
             for k in ("loss", "initial_mse", "final_mse", "cosine", "diverged"):
                 out[k][c, t, r] = arrays[k][i]
             seen[c, t, r] = True

@@ -14,7 +14,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 def stable_seed(*parts: object) -> int:
@@ -37,12 +36,6 @@ class RunId:
     @property
     def seed(self) -> int:
         return stable_seed("prompt", self.experiment, self.condition, self.target_id, self.restart)
-
-
-def initial_prompt(run: RunId, seq_len: int, d_model: int) -> torch.Tensor:
-    """The run's N(0, 1) initial soft prompt [seq_len, d_model], drawn on the CPU."""
-    generator = torch.Generator().manual_seed(run.seed)
-    return torch.randn(seq_len, d_model, generator=generator)
 
 
 def target_blocks(n_targets: int, runs_per_job: int) -> list[tuple[int, int]]:

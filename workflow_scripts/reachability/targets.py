@@ -4,6 +4,7 @@
   experiment2a  distribution-matched: position i drawn from N(mu_i, Sigma_i) of the pool
   experiment2b  isotropic: randn(S, d), each position rescaled to the pool's typical norm
   experiment3   alpha * A + (1 - alpha) * B for pair p = (real 2p, real 2p + 1)
+  ablation      Exp 1's targets, optimised under a model without FFN or attention
   experiment4   real target t with a fraction f of the d dimensions (the same at every
                 position) replaced by N(0, sigma_dim); the dimensions for f are the first
                 round(f d) of one permutation per target, so they nest as f grows
@@ -15,7 +16,7 @@ import numpy as np
 
 from .runs import numpy_rng
 
-EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation")
 
 
 def position_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,7 +94,7 @@ def build_targets(
     `position_statistics` of the pool.
     """
     ids = list(target_ids)
-    if experiment == "experiment1":
+    if experiment in ("experiment1", "ablation"):
         out = [real[t] for t in ids]
     elif experiment == "experiment2a":
         out = [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]

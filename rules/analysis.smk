@@ -1,0 +1,142 @@
+# Beyond the agenda: the research log's questions, from the same cached targets and runs.
+ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
+
+
+rule ablation_table:
+    input:
+        full="results/experiment1/metrics.json",
+        ablated="results/ablation/metrics.json",
+    output:
+        figure=report(
+            "results/ablation.png",
+            caption="../report/ablation.rst",
+            category="Beyond the agenda",
+        ),
+        table="results/ablation.md",
+    log:
+        "results/logs/analysis/ablation.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/ablation_table.py"
+
+
+rule layer_sweep:
+    input:
+        runs=sweep_shard_files(),
+    output:
+        figure=report(
+            "results/layer_sweep.png",
+            caption="../report/layer_sweep.rst",
+            category="Beyond the agenda",
+        ),
+        table="results/layer_sweep.md",
+        metrics="results/layer_sweep.json",
+    log:
+        "results/logs/analysis/layer_sweep.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        sweep=canonical(config["layer_sweep"]),
+        metrics=canonical(config["metrics"]),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/layer_sweep.py"
+
+
+rule analyse_solutions:
+    input:
+        runs=lambda w: shard_files(w.experiment),
+        targets=lambda w: target_files(w.experiment),
+        model=model_files(),
+    output:
+        solutions="results/{experiment}/solutions.json",
+    log:
+        "results/logs/analysis/solutions_{experiment}.log",
+    benchmark:
+        "results/benchmarks/analyse_solutions_{experiment}.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    resources:
+        gpu=1,
+    params:
+        analysis=canonical(config["analysis"]),
+    script:
+        "../workflow_scripts/analyse_solutions.py"
+
+
+rule analysis_summary:
+    input:
+        solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
+    output:
+        manifold=report(
+            "results/embedding_manifold.png",
+            caption="../report/embedding_manifold.rst",
+            category="Beyond the agenda",
+        ),
+        manifold_table="results/embedding_manifold.md",
+        functional=report(
+            "results/functional_reachability.png",
+            caption="../report/functional_reachability.rst",
+            category="Beyond the agenda",
+        ),
+        functional_table="results/functional_reachability.md",
+    log:
+        "results/logs/analysis/summary.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/analysis_summary.py"
+
+
+rule perturb_residuals:
+    input:
+        pool=POOL,
+        model=model_files(),
+    output:
+        curves="results/perturbation/kl_vs_epsilon.json",
+        figure=report(
+            "results/perturbation/kl_vs_epsilon.png",
+            caption="../report/kl_vs_epsilon.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/analysis/perturbation.log",
+    benchmark:
+        "results/benchmarks/perturbation.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    resources:
+        gpu=1,
+    params:
+        perturbation=canonical(config["perturbation"]),
+        sites=[site.tag for site in study.perturbation_sites(config)],
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/perturb_residuals.py"
+
+
+rule place_errors:
+    input:
+        curves="results/perturbation/kl_vs_epsilon.json",
+        solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
+    output:
+        figure=report(
+            "results/perturbation/placement.png",
+            caption="../report/placement.rst",
+            category="Beyond the agenda",
+        ),
+        table="results/perturbation/placement.md",
+    log:
+        "results/logs/analysis/placement.log",
+    conda:
+        "../envs/reachability.yaml"
+    params:
+        site=SITE,
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/place_errors.py"

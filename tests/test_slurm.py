@@ -1,0 +1,78 @@
+"""The demo DAG through profiles/slurm on a real single-node SLURM (CI starts one).
+
+Runs only with REACHABILITY_TEST_SLURM=1, as root, where Debian's slurmctld/slurmd/munge are
+installed: it writes /etc/slurm/slurm.conf (refusing to overwrite one it did not write).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, snakemake_command
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("REACHABILITY_TEST_SLURM") != "1",
+    reason="set REACHABILITY_TEST_SLURM=1 (as root, with SLURM installed) to start a real SLURM",
+)
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+GPU_RULES = ("cache_residuals", "optimise_shard")
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    assert shutil.which("slurmctld") and os.geteuid() == 0, "needs root and Debian's slurmctld/slurmd/munge"
+    state = tmp_path_factory.mktemp("slurm")
+    subprocess.run([str(CLUSTER), "start", str(state)], check=True, timeout=120)
+    try:
+        yield state
+    finally:
+        subprocess.run([str(CLUSTER), "stop", str(state)], timeout=60)
+
+
+def scontrol_job(job_id: str) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"(\w+)=(\S+)", out))
+
+
+def test_the_demo_runs_through_the_slurm_profile_and_gpu_rules_ask_slurm_for_a_gpu(slurm, demo, tmp_path):
+    config = demo_config(**AGENDA_ONLY, **{f"experiments.experiment{e}.enabled": False for e in ("2a", "3", "4")})
+    command = snakemake_command(
+        # --jobs above the shard count: array mode holds ready shards until all are ready (README)
+        tmp_path, config, "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "8",
+        # test overrides: this node's partition and sizes, squeue for status (no accounting)
+        "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=1500",
+        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-keep-successful-logs", "--latency-wait", "5",
+        # many small jobs: the shards go to SLURM as one job array (README, "On a cluster")
+        "--slurm-array-jobs", "optimise_shard",
+    )
+    result = subprocess.run(["timeout", "-k", "10", "900", *command], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    # SLURM's own records: every job of a GPU rule ran as a SLURM job that asked for a GPU.
+    submitted = {}
+    for rule in ("build_demo_model", "extract_pool", *GPU_RULES, "aggregate"):
+        logs = list((tmp_path / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
+        submitted[rule] = [log.stem for log in logs]
+        assert logs, f"no SLURM job log for rule {rule}"
+    assert len(submitted["optimise_shard"]) == 4 and len(submitted["cache_residuals"]) == 1
+    arrays = {job_id.split("_")[0] for job_id in submitted["optimise_shard"]}
+    assert all("_" in job_id for job_id in submitted["optimise_shard"]) and len(arrays) <= 2, submitted
+    for rule in GPU_RULES:
+        for job_id in submitted[rule]:
+            job = scontrol_job(job_id)
+            assert job["JobState"] == "COMPLETED" and "gpu:1" in job.get("TresPerJob", ""), job
+    for job_id in submitted["aggregate"]:
+        assert "gpu" not in scontrol_job(job_id).get("TresPerJob", "")
+    shard_logs = list((tmp_path / "results" / "logs" / "optimise").rglob("*.log"))
+    assert shard_logs and all("GPU pool: not used" in log.read_text() for log in shard_logs)
+
+    # The same numbers as a local run of the same experiments.
+    for experiment in ("experiment1", "experiment2b"):
+        ours = json.loads((tmp_path / "results" / experiment / "metrics.json").read_text())["conditions"]
+        local = json.loads((demo / "results" / experiment / "metrics.json").read_text())["conditions"]
+        assert ours == local, experiment

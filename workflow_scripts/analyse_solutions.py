@@ -1,0 +1,103 @@
+"""Rule analyse_solutions: how far the optimised prompts are from the token embeddings, what
+their nearest hard tokens reach, and the next-token KL of the achieved residuals."""
+
+from reachability.gpu_pool import claim_device
+
+# One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
+GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
+
+import json  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from reachability.config import check_model_limits, site_of  # noqa: E402
+from reachability.forward import residual_function  # noqa: E402
+from reachability.functional import kl_divergence, logits_from_site  # noqa: E402
+from reachability.manifold import nearest_tokens, norm_summary  # noqa: E402
+from reachability.models import load_model, load_tokenizer, resolve_device  # noqa: E402
+from reachability.perturbation import epsilon_of_error  # noqa: E402
+from reachability.pipeline import provenance, start_log  # noqa: E402
+from reachability.results import jsonable  # noqa: E402
+from reachability.storage import read_h5  # noqa: E402
+
+log = start_log(snakemake.log[0])
+cfg = snakemake.config
+site = site_of(cfg)
+made_by = provenance(cfg, site)
+device = resolve_device(cfg["engine"]["device"])
+lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
+check_model_limits(cfg, lm.config)
+tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
+
+targets = {}
+for path in snakemake.input.targets:
+    data, attrs = read_h5(path, expect=made_by)
+    targets.update({(attrs["condition"], int(t)): x for t, x in zip(data["target_id"], data["target"])})
+runs = defaultdict(lambda: defaultdict(list))
+for path in snakemake.input.runs:
+    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id"], expect=made_by)
+    for key in ("prompt", "achieved", "final_mse", "target_id"):
+        runs[attrs["condition"]][key].extend(data[key])
+
+embedding = lm.embedding.weight.detach()
+residual = residual_function(lm, site)
+out = {}
+for condition, rec in runs.items():
+    prompt, achieved = np.stack(rec["prompt"]), np.stack(rec["achieved"])
+    final, ids_of_run = np.asarray(rec["final_mse"]), np.asarray(rec["target_id"])
+    target = np.stack([targets[condition, int(t)] for t in ids_of_run])
+    finite = np.isfinite(final)
+
+    # every optimised prompt: nearest token embedding, norms, what those hard tokens reach
+    token_ids, token_cos = nearest_tokens(torch.from_numpy(prompt).to(device), embedding)
+    with torch.no_grad():
+        hard = torch.cat([residual(lm.embed(chunk)).float().cpu() for chunk in token_ids.split(64)]).numpy()
+    hard_mse = ((hard - target) ** 2).mean(axis=(1, 2))
+    hard_cos = F.cosine_similarity(torch.from_numpy(hard), torch.from_numpy(target), dim=-1).mean(-1).numpy()
+    soft_cos = F.cosine_similarity(torch.from_numpy(achieved), torch.from_numpy(target), dim=-1).mean(-1).numpy()
+    cos_values = token_cos[torch.from_numpy(finite)].flatten().numpy()
+
+    # each target's best restart: next-token KL(target ‖ achieved) and the ε of its error
+    best = {}
+    for i in np.flatnonzero(finite):
+        t = int(ids_of_run[i])
+        if t not in best or final[i] < final[best[t]]:
+            best[t] = i
+    chosen = [best[t] for t in sorted(best)]
+    kl = kl_divergence(logits_from_site(lm, site, torch.from_numpy(target[chosen])),
+                       logits_from_site(lm, site, torch.from_numpy(achieved[chosen]))).numpy()
+    eps = epsilon_of_error(achieved[chosen], target[chosen])
+    k = snakemake.params.analysis["decoded_examples"]
+    out[condition] = {
+        "manifold": {
+            "n_prompts": int(finite.sum()),
+            "nearest_token_cosine_median": float(np.median(cos_values)) if cos_values.size else None,
+            "fraction_above_0.9": float((cos_values > 0.9).mean()) if cos_values.size else None,
+            "nearest_token_cosine_sample": np.random.default_rng(0).permutation(cos_values)[:2000],
+            **norm_summary(torch.from_numpy(prompt[finite]), embedding),
+            "soft_median_mse": float(np.median(final[finite])),
+            "soft_median_cosine": float(np.median(soft_cos[finite])),
+            "hard_median_mse": float(np.median(hard_mse[finite])),
+            "hard_median_cosine": float(np.median(hard_cos[finite])),
+            "decoded_examples": [
+                {"target_id": int(ids_of_run[i]), "tokens": [tokenizer.decode([int(x)]) for x in token_ids[i]]}
+                for i in np.flatnonzero(finite)[:k]
+            ],
+        },
+        "functional": {
+            "target_ids": sorted(best),
+            "kl_by_position_median": np.median(kl, axis=0),
+            "per_target_mean_kl": kl.mean(axis=1),
+            "median_kl": float(np.median(kl.mean(axis=1))),
+            "per_target_median_epsilon": np.median(eps, axis=1),
+            "median_epsilon": float(np.median(eps)),
+        },
+    }
+    log.info("%s: nearest-token cosine %.3f, hard/soft MSE %.3g/%.3g, median KL %.3g", condition,
+             out[condition]["manifold"]["nearest_token_cosine_median"], out[condition]["manifold"]["hard_median_mse"],
+             out[condition]["manifold"]["soft_median_mse"], out[condition]["functional"]["median_kl"])
+with open(snakemake.output.solutions, "w") as f:
+    json.dump(jsonable({"experiment": snakemake.wildcards.experiment, "site": str(site), "conditions": out}), f, indent=1)

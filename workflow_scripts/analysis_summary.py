@@ -1,0 +1,43 @@
+"""Rule analysis_summary: the embedding-manifold and functional-reachability plots and tables
+over every experiment condition."""
+
+import json
+
+import numpy as np
+
+from reachability import plots
+from reachability.pipeline import start_log
+
+start_log(snakemake.log[0])
+dpi = snakemake.params.plots["dpi"]
+rows = {}
+for path in snakemake.input.solutions:
+    with open(path) as f:
+        solutions = json.load(f)
+    for condition, s in solutions["conditions"].items():
+        rows[f"{solutions['experiment']} {condition}"] = s
+
+plots.boxes(snakemake.output.manifold,
+            {k: np.array(s["manifold"]["nearest_token_cosine_sample"], dtype=float) for k, s in rows.items()},
+            "cosine to the nearest token embedding", "Optimised prompts vs the token embeddings", dpi=dpi)
+with open(snakemake.output.manifold_table, "w") as f:
+    f.write("| condition | nearest-token cosine (median) | > 0.9 | prompt / token norm | soft MSE | hard-token MSE "
+            "| soft cosine | hard-token cosine | nearest tokens of one prompt |\n|---|---|---|---|---|---|---|---|---|\n")
+    for k, s in rows.items():
+        m = s["manifold"]
+        example = "".join(m["decoded_examples"][0]["tokens"]) if m["decoded_examples"] else ""
+        example = example.replace("|", "\\|").replace("\n", "\\n")
+        f.write(f"| {k} | {m['nearest_token_cosine_median']:.3f} | {m['fraction_above_0.9']:.0%} "
+                f"| {m['prompt_norm_mean']:.3g} / {m['token_norm_mean']:.3g} | {m['soft_median_mse']:.3g} "
+                f"| {m['hard_median_mse']:.3g} | {m['soft_median_cosine']:.4f} | {m['hard_median_cosine']:.4f} "
+                f"| `{example}` |\n")
+
+plots.boxes(snakemake.output.functional,
+            {k: np.array(s["functional"]["per_target_mean_kl"], dtype=float) for k, s in rows.items()},
+            "KL(target ‖ achieved), mean over positions", "Functional reachability", log=True, dpi=dpi)
+with open(snakemake.output.functional_table, "w") as f:
+    f.write("| condition | median KL | median ε of the error | KL by position (median over targets) |\n|---|---|---|---|\n")
+    for k, s in rows.items():
+        fn = s["functional"]
+        by_position = " ".join(f"{x:.2g}" for x in fn["kl_by_position_median"])
+        f.write(f"| {k} | {fn['median_kl']:.3g} | {fn['median_epsilon']:.3g} | {by_position} |\n")

@@ -1,0 +1,45 @@
+"""Rule layer_sweep: reachability of real and random targets at each site."""
+
+import json
+from collections import defaultdict
+
+import numpy as np
+
+from reachability import plots
+from reachability.config import FIXED_CONDITION
+from reachability.pipeline import provenance, start_log
+from reachability.results import collect_runs, jsonable, summarise_condition
+from reachability.sites import Site
+from reachability.storage import read_attrs
+
+start_log(snakemake.log[0])
+cfg, sweep, m = snakemake.config, snakemake.params.sweep, snakemake.params.metrics
+groups = defaultdict(list)
+for path in snakemake.input.runs:
+    attrs = read_attrs(path)
+    groups[attrs["experiment"], attrs["site"]].append(path)
+sites = [Site(s["kind"], s["layer"]) for s in sweep["sites"]]
+rows, results = defaultdict(dict), defaultdict(dict)
+for experiment in sweep["experiments"]:
+    for site in sites:
+        condition = FIXED_CONDITION[experiment]
+        runs = collect_runs(groups[experiment, str(site)], [condition], sweep["n_targets"], sweep["restarts"],
+                            provenance(cfg, site))
+        s = summarise_condition(runs, 0, m["reached_threshold"], m["plateau_tail"], m["plateau_tolerance"])
+        relative = np.asarray(s["per_target"]["best_final_mse"]) / np.asarray(s["per_target"]["initial_mse"])
+        results[experiment][site.tag] = {
+            "site": str(site), "median_cosine": s["median_cosine"], "median_best_final_mse": s["median_best_final_mse"],
+            "median_relative_final_mse": float(np.nanmedian(relative)), "reached_fraction": s["reached_fraction"],
+            "n_diverged": s["n_diverged"],
+        }
+        rows[experiment][site.tag] = (s["median_cosine"], float(np.nanmedian(relative)))
+with open(snakemake.output.metrics, "w") as f:
+    json.dump(jsonable(results), f, indent=1)
+with open(snakemake.output.table, "w") as f:
+    f.write("| experiment | site | median cosine | median best MSE | median final/initial MSE | reached |\n")
+    f.write("|---|---|---|---|---|---|\n")
+    for experiment, by_site in results.items():
+        for r in by_site.values():
+            f.write(f"| {experiment} | {r['site']} | {r['median_cosine']:.4f} | {r['median_best_final_mse']:.4g} "
+                    f"| {r['median_relative_final_mse']:.3g} | {r['reached_fraction']:.0%} |\n")
+plots.layer_sweep(snakemake.output.figure, [s.tag for s in sites], rows, snakemake.params.plots["dpi"])
