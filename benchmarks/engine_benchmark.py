@@ -16,9 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
+import yaml
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+from reachability.config import conditions, n_targets
 
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
@@ -27,6 +31,18 @@ from reachability.forward import residual_function
 from reachability.sites import Site
 
 SEQ = 20
+ROOT = Path(__file__).resolve().parents[1]
+GFLOP_PER_RUN_STEP_L12 = 6.8  # forward 3.4 + input-gradient backward 3.4 (design notes §6)
+BF16_PEAK_TFLOPS = 800.0  # an H100 on large bf16 matmuls (design notes §6)
+
+
+def agenda_run_steps() -> int:
+    """Run-steps of the agenda as config.yaml writes it (Exp 1, 2a, 2b, 3, 4): about 7.9 M.
+    (config.yaml spells out every key, so no schema is needed: GPU images lack Snakemake.)"""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    runs = sum(len(conditions(config, e)) * n_targets(config, e) * config["experiments"][e]["restarts"]
+               for e in ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4"))
+    return runs * config["optimizer"]["steps"]
 
 
 def pythia_shaped(device: str, tiny: bool) -> LanguageModel:
@@ -129,11 +145,17 @@ def main() -> None:
                                  run_steps_per_s=rate, peak_gib=peak))
     device = device_name(args.device)
     print(f"\ndevice: {device}; model: {lm.name}; torch {torch.__version__}\n")
-    print("| loop | layer | precision | B | run-steps/s | × reference | peak GiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| loop | layer | precision | B | run-steps/s | × reference | % of bf16 roofline | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        r["roofline"] = r["run_steps_per_s"] * GFLOP_PER_RUN_STEP_L12 * r["layer"] / 12 / (BF16_PEAK_TFLOPS * 1e3)
         print(f"| {r['loop']} | {r['layer']} | {r['precision']} | {r['batch']} | {r['run_steps_per_s']:,.0f} "
-              f"| {r['run_steps_per_s'] / reference:,.1f} | {r['peak_gib']:.2f} |")
+              f"| {r['run_steps_per_s'] / reference:,.1f} | {r['roofline']:.1%} | {r['peak_gib']:.2f} |")
+    best = max((r for r in rows if r["layer"] == 12), key=lambda r: r["run_steps_per_s"])
+    total = agenda_run_steps()
+    print(f"\nthe agenda's job plan: {total:,} run-steps; at the best layer-12 rate ({best['run_steps_per_s']:,.0f} "
+          f"run-steps/s, {best['precision']}, B={best['batch']}) that is {total / best['run_steps_per_s'] / 60:,.1f} "
+          f"minutes of optimisation (job start-up not included; see benchmarks/pipeline_overhead.py)")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"device": device, "model": lm.name, "torch": torch.__version__, "rows": rows}, f, indent=1)

@@ -1,4 +1,5 @@
 # Beyond the agenda: the research log's questions, from the same cached targets and runs.
+# the ablation's runs are on another model: no manifold/functional analysis of them
 ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
 
 

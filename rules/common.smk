@@ -161,7 +161,9 @@ def final_outputs():
         outputs += ["results/ablation.png", "results/ablation.md"]
     if config["layer_sweep"]["enabled"]:
         outputs += ["results/layer_sweep.png", "results/layer_sweep.md"]
-    if config["analysis"]["enabled"] and EXPERIMENTS:
+    # the ablation's runs are on another model: no manifold/functional analysis of them
+    analysed = [e for e in EXPERIMENTS if e != "ablation"]
+    if config["analysis"]["enabled"] and analysed:
         outputs += [
             "results/embedding_manifold.png",
             "results/embedding_manifold.md",
@@ -170,7 +172,7 @@ def final_outputs():
         ]
     if config["perturbation"]["enabled"]:
         outputs += ["results/perturbation/kl_vs_epsilon.png"]
-        if config["analysis"]["enabled"] and EXPERIMENTS:
+        if config["analysis"]["enabled"] and analysed:
             outputs += [
                 "results/perturbation/placement.png",
                 "results/perturbation/placement.md",
