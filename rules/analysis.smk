@@ -1,8 +1,4 @@
 # Beyond the agenda: the research log's questions, from the same cached targets and runs.
-# the ablation's runs are on another model: no manifold/functional analysis of them
-ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
-
-
 rule ablation_table:
     input:
         full="results/experiment1/metrics.json",

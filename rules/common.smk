@@ -46,6 +46,8 @@ study.check_config(config, model_config())
 
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
+# the ablation's runs are on another model: no manifold/functional analysis of them
+ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
 TARGETS = "results/targets/{site}/{experiment}/{condition}/{block}.h5"
@@ -161,9 +163,7 @@ def final_outputs():
         outputs += ["results/ablation.png", "results/ablation.md"]
     if config["layer_sweep"]["enabled"]:
         outputs += ["results/layer_sweep.png", "results/layer_sweep.md"]
-    # the ablation's runs are on another model: no manifold/functional analysis of them
-    analysed = [e for e in EXPERIMENTS if e != "ablation"]
-    if config["analysis"]["enabled"] and analysed:
+    if config["analysis"]["enabled"] and ANALYSED:
         outputs += [
             "results/embedding_manifold.png",
             "results/embedding_manifold.md",
@@ -172,7 +172,7 @@ def final_outputs():
         ]
     if config["perturbation"]["enabled"]:
         outputs += ["results/perturbation/kl_vs_epsilon.png"]
-        if config["analysis"]["enabled"] and analysed:
+        if config["analysis"]["enabled"] and ANALYSED:
             outputs += [
                 "results/perturbation/placement.png",
                 "results/perturbation/placement.md",

@@ -1,10 +1,9 @@
 """Rule analyse_solutions: how far the optimised prompts are from the token embeddings, what
 their nearest hard tokens reach, and the next-token KL of the achieved residuals."""
 
-from reachability.gpu_pool import claim_device
+from reachability.gpu_pool import claim_for
 
-# One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
-GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
+GPU = claim_for(snakemake.config)  # one device per job under --resources gpu=N, before CUDA starts
 
 import json  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -13,13 +12,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from reachability.config import check_model_limits, site_of  # noqa: E402
+from reachability.config import site_of  # noqa: E402
 from reachability.forward import residual_function  # noqa: E402
 from reachability.functional import kl_divergence, logits_from_site  # noqa: E402
 from reachability.manifold import nearest_tokens, norm_summary  # noqa: E402
-from reachability.models import load_model, load_tokenizer, resolve_device  # noqa: E402
+from reachability.models import load_tokenizer  # noqa: E402
 from reachability.perturbation import epsilon_of_error  # noqa: E402
-from reachability.pipeline import provenance, start_log  # noqa: E402
+from reachability.pipeline import load_study_model, provenance, start_log  # noqa: E402
 from reachability.results import jsonable  # noqa: E402
 from reachability.storage import read_h5  # noqa: E402
 
@@ -27,9 +26,7 @@ log = start_log(snakemake.log[0])
 cfg = snakemake.config
 site = site_of(cfg)
 made_by = provenance(cfg, site)
-device = resolve_device(cfg["engine"]["device"])
-lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
-check_model_limits(cfg, lm.config)
+lm = load_study_model(cfg)
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 
 targets = {}
@@ -52,7 +49,7 @@ for condition, rec in runs.items():
     finite = np.isfinite(final)
 
     # every optimised prompt: nearest token embedding, norms, what those hard tokens reach
-    token_ids, token_cos = nearest_tokens(torch.from_numpy(prompt).to(device), embedding)
+    token_ids, token_cos = nearest_tokens(torch.from_numpy(prompt).to(lm.device), embedding)
     with torch.no_grad():
         hard = torch.cat([residual(lm.embed(chunk)).float().cpu() for chunk in token_ids.split(64)]).numpy()
     hard_mse = ((hard - target) ** 2).mean(axis=(1, 2))

@@ -1,28 +1,23 @@
 """Rule perturb_residuals: KL of next-token distributions against a residual perturbation of
 ε × RMS at one token, isotropic and toward other real activations, at each site."""
 
-from reachability.gpu_pool import claim_device
+from reachability.gpu_pool import claim_for
 
-# One device per job under `--resources gpu=N`, claimed before anything initialises CUDA.
-GPU = claim_device() if snakemake.config["engine"]["device"] in ("auto", "cuda") else None
+GPU = claim_for(snakemake.config)  # one device per job under --resources gpu=N, before CUDA starts
 
 import json  # noqa: E402
 
 import torch  # noqa: E402
 
 from reachability import plots  # noqa: E402
-from reachability.config import check_model_limits  # noqa: E402
-from reachability.models import load_model, resolve_device  # noqa: E402
 from reachability.perturbation import DIRECTIONS, kl_vs_epsilon  # noqa: E402
-from reachability.pipeline import provenance, start_log  # noqa: E402
+from reachability.pipeline import load_study_model, provenance, start_log  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 from reachability.storage import read_h5  # noqa: E402
 
 log = start_log(snakemake.log[0])
 cfg, p = snakemake.config, snakemake.params.perturbation
-device = resolve_device(cfg["engine"]["device"])
-lm = load_model(cfg["model"]["name"], cfg["model"]["revision"], device, cfg["model"]["allow_pickle_weights"])
-check_model_limits(cfg, lm.config)
+lm = load_study_model(cfg)
 pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
 tokens = torch.from_numpy(pool["tokens"][: p["n_sequences"]])
 curves = {}

@@ -32,6 +32,12 @@ def visible_devices() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+def claim_for(config: dict) -> str | None:
+    """Claim a device for a rule script when the study runs on CUDA ('auto' or 'cuda');
+    an explicit device ('cpu', 'cuda:1') is left as configured."""
+    return claim_device() if config["engine"]["device"] in ("auto", "cuda") else None
+
+
 def claim_device(lock_dir: str | Path = LOCK_DIR, devices: list[str] | None = None, wait_s: float = 3600) -> str | None:
     """Lock a free device, set CUDA_VISIBLE_DEVICES to it and return it.
 

@@ -58,6 +58,9 @@ def kl_vs_epsilon(
     scale = rms(h)[:, None, None]
     out = []
     for eps in epsilons:
+        if eps == 0:  # the unperturbed run itself: KL 0 by definition, no forward needed
+            out.append(0.0)
+            continue
         kls = []
         for k in range(n_directions):
             moved = residual.clone()

@@ -12,7 +12,7 @@ import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from .config import digest, site_of
+from .config import check_model_limits, digest, site_of
 from .sites import Site
 
 LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
@@ -26,6 +26,17 @@ def start_log(path: str) -> logging.Logger:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return logging.getLogger("reachability")
+
+
+def load_study_model(config: dict):
+    """The study's model on its device, checked against the config's sites and seq_len.
+    (models is imported here, not above: CPU-only rules use this module without torch.)"""
+    from .models import load_model, resolve_device
+
+    m = config["model"]
+    lm = load_model(m["name"], m["revision"], resolve_device(config["engine"]["device"]), m["allow_pickle_weights"])
+    check_model_limits(config, lm.config)
+    return lm
 
 
 def provenance(config: dict, site: Site | None = None) -> dict:
