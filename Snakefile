@@ -16,6 +16,11 @@ include: "rules/plots.smk"
 include: "rules/analysis.smk"
 
 
+onstart:
+    # a real run (not a dry run): what the hub must still provide, say now if it cannot
+    study.check_hub(config, model_config() is not None, Path(POOL).exists())
+
+
 rule all:
     default_target: True
     input:

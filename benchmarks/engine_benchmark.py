@@ -4,45 +4,41 @@ One process, one device. The model has Pythia-160M's shape; real weights are use
 `--model` loads (hub reachable or a local copy), otherwise a random init of the same shape
 (the compute is the same). A run-step is one Adam step of one run.
 
-  python benchmarks/engine_benchmark.py                      # GPU: the table for the README
+  python benchmarks/engine_benchmark.py --out rates.json    # GPU: the README's table, plan.py's rates
   python benchmarks/engine_benchmark.py --tiny --device cpu  # smoke run (seconds)
 
-Our engine is timed by difference: (time of 2N steps - time of N steps) / N, so the final
-evaluation and the one host copy at the end of a batch cancel out.
+The engine is timed by difference: (time of 2N steps - time of N steps) / N, so the capture,
+the final evaluation and the one host copy at the end of a batch cancel out; those fixed
+costs per batch are reported beside (`fixed_s`). `--out` writes the rate table that
+`benchmarks/plan.py --rates` reads: rows by layer, precision, batch size and capture, and the
+start-up of a GPU job (a fresh interpreter's imports; moving the weights to the device).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from reachability.config import conditions, n_targets
-
+from reachability.forward import residual_function
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
 from reachability.pipeline import device_name
-from reachability.forward import residual_function
 from reachability.sites import Site
 
 SEQ = 20
 ROOT = Path(__file__).resolve().parents[1]
-GFLOP_PER_RUN_STEP_L12 = 6.8  # forward 3.4 + input-gradient backward 3.4 (design notes §6)
-BF16_PEAK_TFLOPS = 800.0  # an H100 on large bf16 matmuls (design notes §6)
-
-
-def agenda_run_steps() -> int:
-    """Run-steps of the agenda as config.yaml writes it (Exp 1, 2a, 2b, 3, 4): about 7.9 M.
-    (config.yaml spells out every key, so no schema is needed: GPU images lack Snakemake.)"""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    runs = sum(len(conditions(config, e)) * n_targets(config, e) * config["experiments"][e]["restarts"]
-               for e in ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4"))
-    return runs * config["optimizer"]["steps"]
+GFLOP_PER_RUN_STEP_L12 = 6.8  # forward 3.4 + input-gradient backward 3.4 at Pythia-160M's shape
+BF16_PEAK_TFLOPS = 800.0  # an H100 on large bf16 matmuls
+# What a GPU job imports before it claims a device (workflow_scripts/optimise_pack.py).
+JOB_IMPORTS = ("import torch, transformers, h5py, numpy; import reachability.forward, reachability.optimize, "
+               "reachability.models, reachability.storage, reachability.results, reachability.gpu_pool")
 
 
 def pythia_shaped(device: str, tiny: bool) -> LanguageModel:
@@ -94,71 +90,93 @@ def reference_loop(lm: LanguageModel, layer: int, steps: int, device: str) -> fl
     return steps / (time.perf_counter() - start)
 
 
-def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str) -> tuple[float, float]:
-    """(run-steps/s, peak GiB) of optimize_batch, by the difference of two lengths."""
+def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
+           capture: bool) -> dict:
+    """run-steps/s, fixed seconds per batch and peak GiB of optimize_batch, by the difference
+    of two lengths."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
     init = torch.randn(batch, SEQ, lm.d_model, device=device)
-    optimize_batch(residual, targets, init, 3, 0.01, precision)  # warm-up
+    optimize_batch(residual, targets, init, 3, 0.01, precision, capture=capture)  # warm-up
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
     for n in (steps, 2 * steps):
         sync(device)
         start = time.perf_counter()
-        optimize_batch(residual, targets, init, n, 0.01, precision)
+        optimize_batch(residual, targets, init, n, 0.01, precision, capture=capture)
         sync(device)
         times.append(time.perf_counter() - start)
     per_step = (times[1] - times[0]) / steps
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.device(device).type == "cuda" else float("nan")
-    return batch / per_step, peak
+    return dict(run_steps_per_s=batch / per_step, fixed_s=max(times[0] - steps * per_step, 0.0), peak_gib=peak)
+
+
+def startup(lm: LanguageModel, device: str) -> dict:
+    """A GPU job's start-up: a fresh interpreter's imports (before the claim), and moving the
+    weights from host memory to the device (after it; the first CUDA use included)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", JOB_IMPORTS], check=True)
+    cpu_s = time.perf_counter() - start
+    lm.to("cpu")
+    start = time.perf_counter()
+    lm.to(device)
+    torch.zeros(1, device=device).add_(1)
+    sync(device)
+    return {"cpu_s": round(cpu_s, 2), "device_s": round(time.perf_counter() - start, 2),
+            "note": "a fresh interpreter's imports (cpu_s); weights to the device, first CUDA use included (device_s)"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="EleutherAI/pythia-160m")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[40, 256, 1024, 2048])
+    parser.add_argument("--precisions", nargs="+", default=["tf32", "fp32", "bf16"])
     parser.add_argument("--layers", type=int, nargs="+", default=[6, 12])
+    parser.add_argument("--capture", choices=["both", "on", "off"], default="both",
+                        help="time the CUDA-graph step, the eager step, or both (the CPU is always eager)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--reference-steps", type=int, default=30)
     parser.add_argument("--tiny", action="store_true", help="a 64-wide model: a smoke run, not a measurement")
-    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--out", help="write the rate table (JSON) here, for benchmarks/plan.py --rates")
     args = parser.parse_args()
 
-    lm = benchmark_model(args.model, args.device, args.tiny)
+    lm = benchmark_model(args.model, "cpu", args.tiny)
+    start_up = startup(lm, args.device)
     rows = []
     reference = reference_loop(lm, 12, args.reference_steps, args.device)
-    rows.append(dict(loop="seed reference (B=1, full model + LM head, .item())", layer=12, precision="fp32",
-                     batch=1, run_steps_per_s=reference, peak_gib=float("nan")))
+    captures = {"both": [True, False], "on": [True], "off": [False]}[args.capture]
+    if torch.device(args.device).type != "cuda":
+        captures = [False]
     for layer in args.layers:
         site = Site("hidden_states", layer)
         for precision in args.precisions:
-            for batch in args.batches:
-                try:
-                    rate, peak = engine(lm, site, batch, precision, args.steps, args.device)
-                except torch.OutOfMemoryError:
-                    torch.cuda.empty_cache()
-                    continue
-                rows.append(dict(loop="batched engine", layer=layer, precision=precision, batch=batch,
-                                 run_steps_per_s=rate, peak_gib=peak))
+            for capture in captures:
+                for batch in args.batches:
+                    try:
+                        measured = engine(lm, site, batch, precision, args.steps, args.device, capture)
+                    except torch.OutOfMemoryError:
+                        torch.cuda.empty_cache()
+                        continue
+                    rows.append(dict(layer=layer, precision=precision, batch=batch, capture=capture, **measured))
     device = device_name(args.device)
-    print(f"\ndevice: {device}; model: {lm.name}; torch {torch.__version__}\n")
-    print("| loop | layer | precision | B | run-steps/s | × reference | % of bf16 roofline | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\ndevice: {device}; model: {lm.name}; torch {torch.__version__}")
+    print(f"start-up of a GPU job: {start_up['cpu_s']:.1f} s of imports (before the claim), "
+          f"{start_up['device_s']:.1f} s to put the weights on the device\n")
+    print("| loop | layer | precision | B | run-steps/s | × reference | % of bf16 roofline | fixed s/batch | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| seed reference (B=1, full model + LM head, .item()) | 12 | fp32 | 1 | {reference:,.0f} | 1.0 | | | |")
     for r in rows:
-        r["roofline"] = r["run_steps_per_s"] * GFLOP_PER_RUN_STEP_L12 * r["layer"] / 12 / (BF16_PEAK_TFLOPS * 1e3)
-        print(f"| {r['loop']} | {r['layer']} | {r['precision']} | {r['batch']} | {r['run_steps_per_s']:,.0f} "
-              f"| {r['run_steps_per_s'] / reference:,.1f} | {r['roofline']:.1%} | {r['peak_gib']:.2f} |")
-    best = max((r for r in rows if r["layer"] == 12), key=lambda r: r["run_steps_per_s"])
-    total = agenda_run_steps()
-    print(f"\nthe agenda's job plan: {total:,} run-steps; at the best layer-12 rate ({best['run_steps_per_s']:,.0f} "
-          f"run-steps/s, {best['precision']}, B={best['batch']}) that is {total / best['run_steps_per_s'] / 60:,.1f} "
-          f"minutes of optimisation (job start-up not included; see benchmarks/pipeline_overhead.py)")
+        roofline = r["run_steps_per_s"] * GFLOP_PER_RUN_STEP_L12 * r["layer"] / 12 / (BF16_PEAK_TFLOPS * 1e3)
+        loop = "engine, CUDA graph" if r["capture"] else "engine, eager"
+        print(f"| {loop} | {r['layer']} | {r['precision']} | {r['batch']} | {r['run_steps_per_s']:,.0f} "
+              f"| {r['run_steps_per_s'] / reference:,.1f} | {roofline:.1%} | {r['fixed_s']:.2f} | {r['peak_gib']:.2f} |")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"device": device, "model": lm.name, "torch": torch.__version__, "rows": rows}, f, indent=1)
+        table = {"device": device, "torch": torch.__version__, "model": lm.name, "engine": "this checkout",
+                 "reference": {"layer": 12, "run_steps_per_s": reference}, "rows": rows, "startup": start_up}
+        Path(args.out).write_text(json.dumps(table, indent=1))
+        print(f"\nrate table written to {args.out}: python benchmarks/plan.py --rates {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Share of a finished study's GPU-job wall time spent outside optimisation steps.
+"""Where a finished study's GPU time went: optimising, or holding the device without optimising.
 
-Reads Snakemake's per-job benchmark files (`results/benchmarks/optimise/**.tsv`: the job's
-wall time, imports and model load included) and each shard's own `wall_s` (the optimisation
-loop alone), and prints the overhead share and the run-steps/s seen end to end.
+Every GPU job records how long it held its device (`device_held_s`: from the claim, after its
+CPU start-up, to the release, before its output is written); optimisation packs also record
+their optimisation loop (`optimising_s`). Snakemake's benchmark files give each job's whole
+wall time (start-up included).
 
   python benchmarks/pipeline_overhead.py results
 """
@@ -11,35 +12,60 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+from collections import defaultdict
 from pathlib import Path
 
 from reachability.storage import read_attrs, read_h5
+
+
+def held_by_other_gpu_jobs(results: Path) -> dict[str, float]:
+    """Device seconds of the GPU jobs that are not optimisation packs, by rule."""
+    held = defaultdict(float)
+    for path in results.glob("cache/*/pool_residuals.h5"):
+        held["cache_residuals"] += read_attrs(path).get("device_held_s", 0.0)
+    for path in [*results.glob("*/solutions.json"), *results.glob("perturbation/kl_vs_epsilon.json")]:
+        rule = "perturb_residuals" if path.name.startswith("kl_") else "analyse_solutions"
+        held[rule] += json.loads(path.read_text()).get("device_held_s", 0.0)
+    return dict(held)
+
+
+def job_walls(results: Path) -> dict[str, list[float]]:
+    """Whole-job wall seconds by rule, from Snakemake's benchmark files."""
+    walls = defaultdict(list)
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        relative = tsv.relative_to(results / "benchmarks")  # {rule}.tsv or {rule}/.../{job}.tsv
+        rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+        with open(tsv) as f:
+            walls[rule].append(float(next(csv.DictReader(f, delimiter="\t"))["s"]))
+    return dict(walls)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     args = parser.parse_args()
-    job_s = optimise_s = run_steps = 0.0
-    jobs = 0
-    benchmarks = args.results / "benchmarks" / "optimise"
-    for tsv in sorted(benchmarks.rglob("*.tsv")):
-        # benchmarks/optimise/{experiment}/{site}/{condition}/{shard}.tsv -> {experiment}/runs/{site}/...
-        experiment, *rest = tsv.relative_to(benchmarks).with_suffix(".h5").parts
-        shard = args.results / experiment / "runs" / Path(*rest)
-        if not shard.exists():
-            continue
-        with open(tsv) as f:
-            job_s += float(next(csv.DictReader(f, delimiter="\t"))["s"])
-        attrs = read_attrs(shard)
-        optimise_s += attrs["wall_s"]
-        run_steps += attrs["steps"] * len(read_h5(shard, ["target_id"])[0]["target_id"])
-        jobs += 1
-    if not jobs:
-        raise SystemExit(f"no finished optimisation shards with benchmark files under {args.results}")
-    print(f"{jobs} optimisation jobs: {job_s:.1f} s of job wall time, {optimise_s:.1f} s in optimisation steps")
-    print(f"overhead outside optimisation: {1 - optimise_s / job_s:.1%}")
-    print(f"run-steps/s: {run_steps / optimise_s:,.0f} in the loop, {run_steps / job_s:,.0f} end to end")
+    packs = sorted(args.results.glob("*/runs/*/*.h5"))
+    if not packs:
+        raise SystemExit(f"no finished optimisation packs under {args.results}")
+    held = optimising = run_steps = 0.0
+    for path in packs:
+        attrs = read_attrs(path)
+        held += attrs["device_held_s"]
+        optimising += attrs["optimising_s"]
+        run_steps += attrs["steps"] * len(read_h5(path, ["target_id"])[0]["target_id"])
+    other = held_by_other_gpu_jobs(args.results)
+    print(f"{len(packs)} optimisation packs held the device {held:.1f} s, {optimising:.1f} s of it optimising: "
+          f"claimed but not optimising {1 - optimising / held:.1%}")
+    print(f"run-steps/s: {run_steps / optimising:,.0f} in the loop, {run_steps / held:,.0f} while holding the device")
+    total = held + sum(other.values())
+    print(f"all GPU jobs held the device {total:.1f} s; not optimising: {1 - optimising / total:.1%} "
+          f"(other jobs: {', '.join(f'{k} {v:.1f} s' for k, v in sorted(other.items())) or 'none'})")
+    walls = job_walls(args.results)
+    if walls:
+        print("\n| rule | jobs | wall s (sum) | wall s (max) |\n|---|---|---|---|")
+        for rule, seconds in sorted(walls.items(), key=lambda kv: -sum(kv[1])):
+            print(f"| {rule} | {len(seconds)} | {sum(seconds):.1f} | {max(seconds):.1f} |")
 
 
 if __name__ == "__main__":

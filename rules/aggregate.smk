@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        runs=lambda w: shard_files(w.experiment),
+        runs=lambda w: run_files(w.experiment),
     output:
         metrics="results/{experiment}/metrics.json",
         runs="results/{experiment}/runs.h5",
@@ -8,7 +8,9 @@ rule aggregate:
         "results/logs/aggregate/{experiment}.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("aggregate.py"),
         conditions=lambda w: study.conditions(config, w.experiment),
         n_targets=lambda w: study.n_targets(config, w.experiment),
         restarts=lambda w: config["experiments"][w.experiment]["restarts"],

@@ -14,7 +14,9 @@ rule ablation_table:
         "results/logs/analysis/ablation.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("ablation_table.py"),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/ablation_table.py"
@@ -22,7 +24,7 @@ rule ablation_table:
 
 rule layer_sweep:
     input:
-        runs=sweep_shard_files(),
+        runs=sweep_run_files(),
     output:
         figure=report(
             "results/layer_sweep.png",
@@ -35,7 +37,9 @@ rule layer_sweep:
         "results/logs/analysis/layer_sweep.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("layer_sweep.py"),
         sweep=canonical(config["layer_sweep"]),
         metrics=canonical(config["metrics"]),
         plots=canonical(config["plots"]),
@@ -45,7 +49,7 @@ rule layer_sweep:
 
 rule analyse_solutions:
     input:
-        runs=lambda w: shard_files(w.experiment),
+        runs=lambda w: run_files(w.experiment),
         targets=lambda w: target_files(w.experiment),
         model=model_files(),
     output:
@@ -53,12 +57,14 @@ rule analyse_solutions:
     log:
         "results/logs/analysis/solutions_{experiment}.log",
     benchmark:
-        "results/benchmarks/analyse_solutions_{experiment}.tsv"
+        "results/benchmarks/analyse_solutions/{experiment}.tsv"
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     resources:
         gpu=1,
     params:
+        code=code("analyse_solutions.py"),
         analysis=canonical(config["analysis"]),
     script:
         "../workflow_scripts/analyse_solutions.py"
@@ -84,7 +90,9 @@ rule analysis_summary:
         "results/logs/analysis/summary.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("analysis_summary.py"),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/analysis_summary.py"
@@ -96,25 +104,42 @@ rule perturb_residuals:
         model=model_files(),
     output:
         curves="results/perturbation/kl_vs_epsilon.json",
+    log:
+        "results/logs/analysis/perturbation.log",
+    benchmark:
+        "results/benchmarks/perturb_residuals.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        code=code("perturb_residuals.py"),
+        perturbation=canonical(config["perturbation"]),
+        sites=[site.tag for site in study.perturbation_sites(config)],
+    script:
+        "../workflow_scripts/perturb_residuals.py"
+
+
+rule plot_perturbation:
+    input:
+        curves="results/perturbation/kl_vs_epsilon.json",
+    output:
         figure=report(
             "results/perturbation/kl_vs_epsilon.png",
             caption="../report/kl_vs_epsilon.rst",
             category="Beyond the agenda",
         ),
     log:
-        "results/logs/analysis/perturbation.log",
-    benchmark:
-        "results/benchmarks/perturbation.tsv"
+        "results/logs/plots/perturbation.log",
     conda:
         "../envs/reachability.yaml"
-    resources:
-        gpu=1,
+    threads: 1
     params:
-        perturbation=canonical(config["perturbation"]),
-        sites=[site.tag for site in study.perturbation_sites(config)],
+        code=code("plot_perturbation.py"),
         plots=canonical(config["plots"]),
     script:
-        "../workflow_scripts/perturb_residuals.py"
+        "../workflow_scripts/plot_perturbation.py"
 
 
 rule place_errors:
@@ -132,7 +157,9 @@ rule place_errors:
         "results/logs/analysis/placement.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("place_errors.py"),
         site=SITE,
         plots=canonical(config["plots"]),
     script:

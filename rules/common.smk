@@ -6,11 +6,17 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The library lives beside the scripts; Snakemake adds that folder to each script's path.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
+# The library lives beside the rule scripts. Snakemake *appends* a script's folder to its
+# search path, so an installed `reachability` (a non-editable install, another clone's
+# editable one, an older version) would win there: this process puts the checkout's library
+# first, and so does every rule script, in its first lines (sys.path.insert(0, scriptdir)).
+LIBRARY = str(Path(workflow.basedir) / "workflow_scripts")
+sys.path.insert(0, LIBRARY)
 from reachability import config as study  # noqa: E402
-from reachability.runs import block_name, target_blocks  # noqa: E402
+from reachability.pipeline import code_digest  # noqa: E402
+from reachability.runs import pack_bounds, pack_name  # noqa: E402
 
+study.expand_site_names(config)  # TransformerLens names -> {kind, layer}
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -42,7 +48,10 @@ def model_config():
         return None
 
 
+study.resolve_last_layers(config, getattr(model_config(), "num_hidden_layers", None))
 study.check_config(config, model_config())
+study.check_dataset(config, local_path)
+
 
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
@@ -50,16 +59,21 @@ EXPERIMENTS = study.enabled_experiments(config)
 ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
-TARGETS = "results/targets/{site}/{experiment}/{condition}/{block}.h5"
-RUNS = "results/{experiment}/runs/{site}/{condition}/r{restart}_{block}.h5"
+# A pack is a range of an experiment's runs at a site, numbered target-major (runs.py).
+TARGETS = "results/targets/{site}/{experiment}/{pack}.h5"
+RUNS = "results/{experiment}/runs/{site}/{pack}.h5"
 
 
 wildcard_constraints:
     experiment=r"experiment(1|2a|2b|3|4)|ablation",
-    condition=r"real|matched|isotropic|no_ffn|no_attention|a-?[0-9.e+-]+|f[0-9.e+-]+",
     site=r"(hs|block)\d+",
-    restart=r"\d+",
-    block=r"t\d+-\d+",
+    pack=r"\d+-\d+",
+
+
+def code(script):
+    """The library code that `script` runs, as a param. A change to any module it imports
+    makes the outputs stale (Snakemake's code trigger sees only the script)."""
+    return code_digest(Path(LIBRARY) / script, Path(LIBRARY) / "reachability")
 
 
 def canonical(value):
@@ -75,73 +89,55 @@ def model_files():
     return [config["model"]["name"]] if config["model"]["build"] else []
 
 
-def data_files():
-    files = config["dataset"]["data_files"]
-    if files is None:
-        return None
-    return (
-        [local_path(f) for f in files] if isinstance(files, list) else local_path(files)
+def remote_data_files():
+    """The entries of dataset.data_files that are URLs (local files are inputs of extract_pool)."""
+    files = config["dataset"]["data_files"] or []
+    return [f for f in ([files] if isinstance(files, str) else files) if "://" in f]
+
+
+def packs(experiment, site=SITE):
+    """The pack names of an experiment's runs at a site."""
+    n_runs = (
+        study.targets_at(config, experiment, site)
+        * study.layout(config, experiment, site).runs_per_target
     )
-
-
-def shard_files(experiment, site=SITE, n_targets=None, restarts=None):
-    """Every run shard of an experiment at a site: condition x restart x target block
-    (the experiment's own n_targets and restarts unless given, as the layer sweep does).
-    """
-    n_targets = n_targets or study.n_targets(config, experiment)
-    restarts = restarts or config["experiments"][experiment]["restarts"]
-    blocks = target_blocks(n_targets, config["engine"]["runs_per_job"])
     return [
-        RUNS.format(
-            experiment=experiment,
-            site=site,
-            condition=condition,
-            restart=restart,
-            block=block_name(*block),
-        )
-        for condition in study.conditions(config, experiment)
-        for restart in range(restarts)
-        for block in blocks
+        pack_name(*b) for b in pack_bounds(n_runs, config["engine"]["runs_per_job"])
     ]
+
+
+def pack_files(pattern, experiment, site=SITE):
+    return [
+        pattern.format(experiment=experiment, site=site, pack=pack)
+        for pack in packs(experiment, site)
+    ]
+
+
+def run_files(experiment, site=SITE):
+    """Every run pack of an experiment at a site."""
+    return pack_files(RUNS, experiment, site)
 
 
 def target_files(experiment):
-    """The target blocks of an experiment at the study's site."""
-    blocks = target_blocks(
-        study.n_targets(config, experiment), config["engine"]["runs_per_job"]
-    )
-    return [
-        TARGETS.format(
-            site=SITE, experiment=experiment, condition=condition, block=block_name(*b)
-        )
-        for condition in study.conditions(config, experiment)
-        for b in blocks
-    ]
+    """The target files of an experiment's packs at the study's site."""
+    return pack_files(TARGETS, experiment)
 
 
-def sweep_shard_files():
-    """The layer sweep's shards; at the study's own site it reads the experiment's shards
-    when they cover the sweep's targets and restarts, instead of computing them again.
-    """
+def layout_of(wildcards):
+    """The numbering of the pack's runs, as a param: a change renumbers (reruns) the packs."""
+    layout = study.layout(config, wildcards.experiment, wildcards.site)
+    return {"conditions": list(layout.conditions), "restarts": layout.restarts}
+
+
+def sweep_run_files():
+    """The layer sweep's packs; at the study's own site these are the experiment's packs."""
     sweep = config["layer_sweep"]
-    paths = []
-    for site in study.sweep_sites(config):
-        for experiment in sweep["experiments"]:
-            spec = config["experiments"][experiment]
-            covered = (
-                site.tag == SITE
-                and experiment in EXPERIMENTS
-                and spec["n_targets"] >= sweep["n_targets"]
-                and spec["restarts"] >= sweep["restarts"]
-            )
-            paths += (
-                shard_files(experiment)
-                if covered
-                else shard_files(
-                    experiment, site.tag, sweep["n_targets"], sweep["restarts"]
-                )
-            )
-    return paths
+    return [
+        path
+        for site in study.sweep_sites(config)
+        for experiment in sweep["experiments"]
+        for path in run_files(experiment, site.tag)
+    ]
 
 
 def final_outputs():

@@ -9,7 +9,9 @@ if config["model"]["build"]:
             "results/logs/build_demo_model.log",
         conda:
             "../envs/reachability.yaml"
+        threads: 1
         params:
+            code=code("build_demo_model.py"),
             spec=canonical(config["model"]["build"]),
         script:
             "../workflow_scripts/build_demo_model.py"
@@ -17,16 +19,19 @@ if config["model"]["build"]:
 
 rule extract_pool:
     input:
-        model_files(),
+        model=model_files(),
+        data=study.local_data_files(config, local_path),
     output:
         pool=POOL,
     log:
         "results/logs/extract_pool.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("extract_pool.py"),
         dataset=canonical(config["dataset"]),
-        data_files=data_files(),
+        remote_data_files=remote_data_files(),
         model=canonical(config["model"]),
         shape={
             "seq_len": config["seq_len"],
@@ -46,10 +51,13 @@ rule cache_residuals:
     log:
         "results/logs/cache_residuals_{site}.log",
     benchmark:
-        "results/benchmarks/cache_residuals_{site}.tsv"
+        "results/benchmarks/cache_residuals/{site}.tsv"
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     resources:
         gpu=1,
+    params:
+        code=code("cache_residuals.py"),
     script:
         "../workflow_scripts/cache_residuals.py"

@@ -1,23 +1,26 @@
-rule optimise_shard:
+rule optimise_pack:
     input:
         targets=TARGETS,
         model=model_files(),
     output:
         runs=RUNS,
     log:
-        "results/logs/optimise/{experiment}/{site}/{condition}/r{restart}_{block}.log",
+        "results/logs/optimise/{experiment}/{site}/{pack}.log",
     benchmark:
-        "results/benchmarks/optimise/{experiment}/{site}/{condition}/r{restart}_{block}.tsv"
+        "results/benchmarks/optimise_pack/{experiment}/{site}/{pack}.tsv"
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     resources:
         gpu=1,
     params:
-        # Only what changes the numbers: batch size and job size are left out on purpose.
+        code=code("optimise_pack.py"),
+        layout=layout_of,
+        # Only what changes the numbers: batch size, capture and job size are left out on purpose.
         optimizer={
             "steps": config["optimizer"]["steps"],
             "lr": config["optimizer"]["lr"],
             "precision": config["engine"]["precision"],
         },
     script:
-        "../workflow_scripts/optimise_shard.py"
+        "../workflow_scripts/optimise_pack.py"

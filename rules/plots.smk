@@ -22,7 +22,9 @@ rule plot_experiment:
         "results/logs/plots/{experiment}.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("plot_experiment.py"),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_experiment.py"
@@ -40,7 +42,9 @@ rule plot_summary:
         "results/logs/plots/summary.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("plot_summary.py"),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_summary.py"
@@ -59,7 +63,9 @@ rule plot_transition:
         "results/logs/plots/transition.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
     params:
+        code=code("plot_transition.py"),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_transition.py"

@@ -4,8 +4,12 @@ rule build_targets:
     output:
         targets=TARGETS,
     log:
-        "results/logs/build_targets/{site}/{experiment}/{condition}/{block}.log",
+        "results/logs/build_targets/{site}/{experiment}/{pack}.log",
     conda:
         "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("build_targets.py"),
+        layout=layout_of,
     script:
         "../workflow_scripts/build_targets.py"

@@ -16,8 +16,12 @@ from transformers import (
     GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 from reachability.models import load_model
@@ -38,6 +42,12 @@ FAMILIES = {
     "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(
         vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
         num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64)),
+    "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, head_dim=D // HEADS, intermediate_size=2 * D, max_position_embeddings=64)),
+    "mistral": lambda: MistralForCausalLM(MistralConfig(
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64, sliding_window=4)),
 }
 
 
@@ -74,3 +84,14 @@ def demo(tmp_path_factory):
     result = snakemake(workdir, demo_config(), "--cores", "2")
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the demo DAG are `slow`; tests marked `gpu` run where CUDA is and are
+    skipped elsewhere, saying why."""
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip)

@@ -1,39 +1,68 @@
-"""The GPU benchmark stays runnable: a tiny CPU smoke run prints the side-by-side table."""
+"""The benchmarks stay runnable (tiny CPU smoke runs), and plan.py reads the workflow's plan."""
 
+import json
+import re
 import subprocess
 import sys
 
 from workflow_helpers import ROOT
 
 
-def test_benchmark_smoke_run_prints_the_table(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "engine_benchmark.py"), "--tiny", "--device", "cpu",
-         "--batches", "1", "4", "--precisions", "fp32", "--layers", "6", "--steps", "3",
-         "--reference-steps", "3", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )
+def run(script, *args, timeout=300):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| seed reference" in result.stdout and "× reference" in result.stdout
-    import json
-
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["batch"] for r in rows] == [1, 1, 4] and all(r["run_steps_per_s"] > 0 for r in rows)
+    return result.stdout
 
 
-def test_precision_benchmark_smoke_run_names_a_default():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "precision_benchmark.py"), "--tiny", "--device", "cpu",
-         "--steps", "5", "--batch", "2", "--layer", "3"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| bf16 |" in result.stdout and "fastest within 2% of fp32" in result.stdout
+def test_engine_benchmark_smoke_run_prints_the_table_and_writes_a_rate_table(tmp_path):
+    out = tmp_path / "rates.json"
+    stdout = run("engine_benchmark.py", "--tiny", "--device", "cpu", "--batches", "1", "4", "--precisions", "fp32",
+                 "--layers", "6", "--steps", "3", "--reference-steps", "3", "--out", out)
+    assert "| seed reference" in stdout and "× reference" in stdout and "start-up of a GPU job" in stdout
+    table = json.loads(out.read_text())
+    assert [r["batch"] for r in table["rows"]] == [1, 4] and all(r["run_steps_per_s"] > 0 for r in table["rows"])
+    assert table["reference"]["run_steps_per_s"] > 0 and table["startup"]["cpu_s"] > 0
+    assert not any(r["capture"] for r in table["rows"])  # the CPU has no CUDA graphs
+
+
+def test_precision_benchmark_on_real_text_names_a_default(tmp_path):
+    from reachability.demo_model import train_tokenizer
+
+    train_tokenizer(ROOT / "demo" / "corpus.txt", 300).save_pretrained(tmp_path)
+    stdout = run("precision_benchmark.py", "--tiny", "--device", "cpu", "--steps", "5", "--batch", "2",
+                 "--layer", "3", "--text", ROOT / "demo" / "corpus.txt", "--tokenizer", tmp_path)
+    assert "| bf16 |" in stdout and "fastest within 2% of fp32" in stdout and "real sequences of" in stdout
+
+
+def test_perturbation_benchmark_agrees_with_the_notebook_loop():
+    stdout = run("perturbation_benchmark.py", "--tiny", "--device", "cpu", "--sequences", "3", "--directions", "2",
+                 "--epsilons", "0", "1")
+    gap = float(re.search(r"largest \|ΔKL\| between them (\S+)", stdout).group(1))
+    assert "notebook 004 loop" in stdout and gap < 1e-5
+
+
+def test_the_agendas_plan_has_few_jobs_and_a_projected_time(tmp_path):
+    stdout = run("plan.py", "--configfile", ROOT / "config.yaml", "--json", tmp_path / "plan.json")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    packs = [job for job in plan["jobs"] if job["rule"] == "optimise_pack"]
+    assert len(packs) <= 20 and sum(job["runs"] for job in packs) == 500 * 3 + 800 + 1650 + 300 + 10 * 40
+    assert {job["rule"] for job in plan["jobs"]} == {"optimise_pack", "cache_residuals", "perturb_residuals",
+                                                    "analyse_solutions"}
+    assert "projected wall time on one NVIDIA H100" in stdout and plan["total_s"] > plan["optimise_s"] > 0
+
+
+def test_plan_reads_a_rate_table_that_the_engine_benchmark_wrote(tmp_path):
+    rates = tmp_path / "rates.json"
+    run("engine_benchmark.py", "--tiny", "--device", "cpu", "--batches", "2", "8", "--precisions", "fp32",
+        "--layers", "4", "--steps", "2", "--reference-steps", "2", "--out", rates)
+    stdout = run("plan.py", "--configfile", ROOT / "demo.yaml", "--rates", rates, "--json", tmp_path / "plan.json")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert "cpu" in stdout and all(job["seconds"] > 0 for job in plan["jobs"] if job["rule"] == "optimise_pack")
+    assert all(job["how"] == "eager (no capture rows)" for job in plan["jobs"] if job["rule"] == "optimise_pack")
 
 
 def test_pipeline_overhead_reads_a_finished_demo(demo):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pipeline_overhead.py"), str(demo / "results")],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "35 optimisation jobs" in result.stdout and "overhead outside optimisation:" in result.stdout
+    stdout = run("pipeline_overhead.py", demo / "results")
+    assert "16 optimisation packs held the device" in stdout and "claimed but not optimising" in stdout
+    assert "| optimise_pack | 16 |" in stdout

@@ -39,6 +39,11 @@ BAD = [
     ({"layer_sweep.sites": [{"kind": "hidden_states", "layer": 7}]}, r"layer_sweep.sites: site.layer 7 is out of range"),
     ({"experiments.ablation.components": []}, r"components"),
     ({"experiments.ablation.n_targets": 9}, r"ablation.n_targets = 9 must not exceed"),
+    ({"dataset.data_files": "demo/no-such-corpus.txt"}, r"dataset.data_files: \['demo/no-such-corpus.txt'\] matches no file"),
+    ({"dataset.split": "validation"}, r"dataset.split = 'validation', but data files .* set dataset.split: train"),
+    ({"site": "blocks.0.hook_resid_mid"}, r"site: 'blocks.0.hook_resid_mid' is not a site name this tool knows"),
+    ({"perturbation.sites": ["blocks.9.hook_resid_post"]}, r"perturbation.sites: site.layer 10 is out of range"),
+    ({"layer_sweep.restarts": 3}, r"layer_sweep reads experiments.experiment1's runs .*layer_sweep.restarts = 3"),
 ]
 
 
@@ -53,7 +58,7 @@ def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, mes
 def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     result = snakemake(tmp_path, demo_config(), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["optimise_shard"] == 2 + 2 + 2 + 8 + 11 + 2 + 8
+    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 8
 
 
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
@@ -80,3 +85,68 @@ def test_check_config_alone_without_a_model():
     config["pool_size"] = 50
     with pytest.raises(ConfigError, match="pool_size"):
         check_config(config)
+
+
+def test_without_the_hub_the_default_study_stops_before_any_job(tmp_path):
+    """No network, no local model or dataset: the console says so at once (a dry run still plans)."""
+    import os
+    import subprocess
+
+    from workflow_helpers import snakemake_command
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    result = subprocess.run(snakemake_command(tmp_path, config, "--cores", "1"), capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert "hub is not reachable" in text and "set model.name to a local directory" in text
+    assert "dataset.path = 'Salesforce/wikitext'" in text and "dataset.data_files" in text
+    assert not (tmp_path / "results").exists()
+    assert subprocess.run(snakemake_command(tmp_path, config, "--dry-run"), capture_output=True,
+                          env=env).returncode == 0
+
+
+def test_editing_the_local_corpus_makes_the_pool_stale(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "demo" / "corpus.txt", tmp_path / "data.txt")
+    config = demo_config(**{"dataset.data_files": "data.txt"})
+    assert snakemake(tmp_path, config, "--cores", "1", "results/pool/tokens.h5").returncode == 0
+    assert planned_jobs(snakemake(tmp_path, config, "--dry-run", "results/pool/tokens.h5")) == {}
+    with open(tmp_path / "data.txt", "a") as f:
+        f.write("one more line of text for the corpus, long enough to count\n")
+    assert planned_jobs(snakemake(tmp_path, config, "--dry-run", "results/pool/tokens.h5")) == {"extract_pool": 1}
+
+
+def test_transformer_lens_names_and_last_plan_the_same_sites(tmp_path):
+    named = demo_config(**{"site": "ln_final.hook_normalized",
+                           "layer_sweep.sites": ["blocks.0.hook_resid_post", {"kind": "hidden_states", "layer": "last"}]})
+    result = snakemake(tmp_path, named, "--dry-run")
+    assert result.returncode == 0, result.stdout[-2000:]
+    text = result.stdout
+    assert "results/experiment1/runs/hs4/" in text and "results/experiment1/runs/block1/" in text
+    assert "results/experiment1/runs/hs1/" not in text
+
+
+def test_last_without_the_models_config_says_what_to_do():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["site"]["layer"] = "last"
+    from reachability.config import resolve_last_layers
+
+    with pytest.raises(ConfigError, match="site.layer: last needs the model's config.json"):
+        resolve_last_layers(config, None)
+    resolve_last_layers(config, 12)
+    assert config["site"]["layer"] == 12
+
+
+def test_condition_names_are_exact_so_close_values_never_collide():
+    from reachability.config import exact_name
+
+    config = {"experiments": {"experiment3": {"alphas": [0.1, 0.1000001, 2, -0.5, 1 / 3]},
+                              "experiment4": {"fractions": [0.3, 0.30000000000000004]}}}
+    alphas = conditions(config, "experiment3")
+    assert alphas == ["a0.1", "a0.1000001", "a2", "a-0.5", "a0.3333333333333333"]
+    assert len(set(conditions(config, "experiment4"))) == 2
+    for value in (0.1, 1e-7, 123456.7, 0.30000000000000004, -2.5):
+        assert float(exact_name(value)) == value

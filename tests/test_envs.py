@@ -16,11 +16,12 @@ def pins(env_file):
     return {canonicalize_name(Requirement(p).name): Requirement(p) for p in pip}
 
 
-def test_every_rule_names_an_env_that_exists():
+def test_every_rule_names_an_env_that_exists_and_its_threads():
     named = set()
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
         assert text.count("conda:") == text.count("log:"), f"{smk.name}: a rule without conda:"
+        assert text.count("threads:") == text.count("log:"), f"{smk.name}: a rule without threads:"
         named |= set(re.findall(r'conda:\s*\n\s*"([^"]+)"', text))
     assert named and all((ROOT / "rules" / n).resolve().is_file() for n in named)
 

@@ -1,7 +1,9 @@
 """Nothing lost, nothing wrong: a killed job, a bad dataset, diverged runs."""
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,15 +20,15 @@ from workflow_helpers import AGENDA_ONLY, demo_config, planned_jobs, planned_out
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
 
 
-def running_shard(log_root: Path):
+def running_pack(log_root: Path):
     """(pid, log path) of an optimisation job that has started optimising, or None."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if b"optimise_shard.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"optimise_pack.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith(str(log_root)) and "shard holds" in Path(target).read_text():
+                if target.startswith(str(log_root)) and "s of waiting" in Path(target).read_text():
                     return int(pid), Path(target)
         except OSError:
             continue
@@ -39,7 +41,7 @@ def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_ru
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.time() + 600
     while victim is None and proc.poll() is None and time.time() < deadline:
-        found = running_shard(tmp_path / "results" / "logs" / "optimise")
+        found = running_pack(tmp_path / "results" / "logs" / "optimise")
         if found:
             try:
                 os.kill(found[0], signal.SIGKILL)
@@ -50,21 +52,52 @@ def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_ru
     assert proc.wait(timeout=900) != 0 and victim is not None
 
     relative = victim.relative_to(tmp_path / "results" / "logs" / "optimise").with_suffix(".h5")
-    experiment, site, condition, name = relative.parts
-    lost = f"results/{experiment}/runs/{site}/{condition}/{name}"
+    experiment, site, name = relative.parts
+    lost = f"results/{experiment}/runs/{site}/{name}"
     assert not (tmp_path / lost).exists()
-    assert "shard holds 8 runs" in victim.read_text() or "shard holds 4 runs" in victim.read_text()
+    assert re.search(r"pack \d+-\d+ holds (16|28) runs", victim.read_text())
     for path in (tmp_path / "results").rglob("*.h5"):  # nothing at a final path is half-written
         with h5py.File(path, "r") as f:
             assert len(f.keys()) > 0
 
     plan = snakemake(tmp_path, config, "--dry-run")
-    assert planned_outputs(plan, "optimise_shard") == [lost]
+    assert planned_outputs(plan, "optimise_pack") == [lost]
     assert planned_jobs(plan)["aggregate"] == 1
 
     rerun = snakemake(tmp_path, config, "--cores", "2")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     for e in EXPERIMENTS:  # same config, same numbers: two runs from clean, one interrupted
+        ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]
+        theirs = json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"]
+        assert ours == theirs, e
+
+
+@pytest.mark.slow
+def test_a_killed_snakemake_is_unlocked_and_resumed_with_equal_numbers(demo, tmp_path):
+    """The whole Snakemake process group dies (node crash, kill -9) while a pack optimises:
+    the README's recovery (--unlock, then --rerun-incomplete) recomputes the lost pack and
+    what never ran, keeps what finished, and gives the numbers of an uninterrupted run."""
+    config = demo_config(**{**AGENDA_ONLY, "experiments.experiment2a.enabled": False,
+                            "experiments.experiment2b.enabled": False, "experiments.experiment3.enabled": False})
+    proc = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "2"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim, deadline = None, time.time() + 600
+    while victim is None and proc.poll() is None and time.time() < deadline:
+        victim = running_pack(tmp_path / "results" / "logs" / "optimise")
+        time.sleep(0.02)
+    assert victim is not None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    finished = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "results").glob("*/runs/*/*.h5"))
+
+    locked = snakemake(tmp_path, config, "--cores", "2")
+    assert locked.returncode != 0 and "unlock" in (locked.stdout + locked.stderr)
+    assert snakemake(tmp_path, config, "--unlock").returncode == 0
+    plan = planned_outputs(snakemake(tmp_path, config, "--dry-run", "--rerun-incomplete"), "optimise_pack")
+    assert plan and not set(plan) & set(finished) and len(plan) + len(finished) == 3
+    rerun = snakemake(tmp_path, config, "--cores", "2", "--rerun-incomplete")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    for e in ("experiment1", "experiment4"):
         ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]
         theirs = json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"]
         assert ours == theirs, e
@@ -85,7 +118,8 @@ def test_diverged_runs_are_counted_not_dropped(tmp_path):
         write_h5(path, {
             "loss": np.ones((2, 10)), "initial_mse": np.ones(2), "final_mse": np.array(final),
             "cosine": np.ones((2, 3)), "diverged": np.isnan(final), "target_id": np.arange(2),
-        }, {"condition": "real", "restart": restart})
+            "condition": np.zeros(2, int), "restart": np.full(2, restart),
+        }, {"conditions": ["real"]})
         paths.append(str(path))
     runs = collect_runs(paths, ["real"], n_targets=2, restarts=2, expect={})
     summary = summarise_condition(runs, 0, threshold=0.5, tail=0.2, tolerance=0.05)
@@ -97,7 +131,25 @@ def test_diverged_runs_are_counted_not_dropped(tmp_path):
 def test_a_missing_run_is_an_error_not_a_smaller_sample(tmp_path):
     path = tmp_path / "r0.h5"
     write_h5(path, {"loss": np.ones((1, 4)), "initial_mse": np.ones(1), "final_mse": np.ones(1),
-                    "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool), "target_id": np.arange(1)},
-             {"condition": "real", "restart": 0})
+                    "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool), "target_id": np.arange(1),
+                    "condition": np.zeros(1, int), "restart": np.zeros(1, int)},
+             {"conditions": ["real"]})
     with pytest.raises(ValueError, match="runs missing"):
         collect_runs([str(path)], ["real"], n_targets=2, restarts=1, expect={})
+
+
+def test_a_rerun_starts_a_fresh_log(tmp_path, monkeypatch):
+    """A job's log holds its own attempt only, however often the job ran before."""
+    import sys
+    from types import SimpleNamespace
+
+    from reachability.pipeline import start_log
+
+    job = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=3)
+    for attempt in range(2):
+        monkeypatch.setattr(sys, "stderr", sys.stderr)  # restored after the test
+        start_log(job).info("attempt %d", attempt)
+        sys.stderr.close()
+    logging.getLogger().handlers.clear()  # they wrote to the closed log
+    text = (tmp_path / "job.log").read_text()
+    assert text.count(" started (3 threads") == 1 and "attempt 1" in text and "attempt 0" not in text

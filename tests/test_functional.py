@@ -1,29 +1,31 @@
-import pytest
 import torch
 
-from reachability.functional import kl_divergence, logits_from_site
-from reachability.forward import residuals_of_tokens
+from reachability.forward import logits_function, residuals_of_tokens
+from reachability.functional import kl_divergence, kl_from_site, logits_from_site
 from reachability.sites import Site
 
 
 def test_continuing_from_any_site_gives_the_models_own_logits(tiny_lm):
+    """Only the blocks after the site run, yet the logits equal the full model's: at every
+    site of every family, the input embedding included (GPT-2 adds its positions only once)."""
     tokens = torch.randint(0, 97, (3, 8), generator=torch.Generator().manual_seed(0))
     expected = tiny_lm.model(input_ids=tokens).logits
-    sites = [Site("hidden_states", L) for L in range(1, tiny_lm.n_layers + 1)]
+    sites = [Site("hidden_states", L) for L in range(0, tiny_lm.n_layers + 1)]
     sites += [Site("block_output", L) for L in range(1, tiny_lm.n_layers + 1)]
     for site in sites:
         got = logits_from_site(tiny_lm, site, residuals_of_tokens(tiny_lm, site, tokens), batch_size=2)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4, msg=str(site))
+        later = logits_function(tiny_lm, site)(residuals_of_tokens(tiny_lm, site, tokens), 5)
+        torch.testing.assert_close(later, expected[:, 5:], rtol=1e-4, atol=1e-4, msg=str(site))
 
 
-def test_a_changed_residual_changes_the_logits_and_hooks_are_gone(neox_lm):
+def test_a_changed_residual_changes_the_logits_and_the_model_stays_whole(neox_lm):
     tokens = torch.randint(0, 97, (2, 8))
     site = Site("hidden_states", 2)
     residual = residuals_of_tokens(neox_lm, site, tokens)
     moved = logits_from_site(neox_lm, site, residual + 0.5 * torch.randn_like(residual))
     assert kl_divergence(neox_lm.model(input_ids=tokens).logits, moved).mean() > 1e-4
-    torch.testing.assert_close(neox_lm.model(input_ids=tokens).logits, logits_from_site(neox_lm, site, residual),
-                               rtol=1e-4, atol=1e-4)
+    assert len(neox_lm.blocks) == neox_lm.n_layers == 3  # the views left the model alone
 
 
 def test_kl_is_zero_on_itself_and_matches_the_definition():
@@ -33,6 +35,12 @@ def test_kl_is_zero_on_itself_and_matches_the_definition():
     torch.testing.assert_close(kl_divergence(p, q), expected)
 
 
-def test_the_input_embedding_is_refused(neox_lm):
-    with pytest.raises(ValueError, match="layer >= 1"):
-        logits_from_site(neox_lm, Site("hidden_states", 0), torch.zeros(1, 4, 32))
+def test_kl_from_site_equals_the_kl_of_the_full_models_logits(neox_lm):
+    site = Site("block_output", 1)
+    tokens = torch.randint(0, 97, (5, 8), generator=torch.Generator().manual_seed(2))
+    p = residuals_of_tokens(neox_lm, site, tokens)
+    q = p + 0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3))
+    expected = kl_divergence(logits_from_site(neox_lm, site, p), logits_from_site(neox_lm, site, q))
+    got = kl_from_site(neox_lm, site, p, q, first=2, batch_size=2)
+    assert got.shape == (5, 6) and (got > 0).all()
+    torch.testing.assert_close(got, expected[:, 2:], rtol=1e-4, atol=1e-6)

@@ -1,16 +1,23 @@
-"""The local GPU pool, without a GPU: distinct devices for concurrent jobs, freed on SIGKILL."""
+"""The local GPU pool, without a GPU: distinct devices for concurrent jobs, freed on SIGKILL,
+and a late, blocking claim that lets one job start up while another holds the device."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
+
+import pytest
+
+from workflow_helpers import demo_config, snakemake
 
 CHILD = """
-import os, sys, time
-from reachability.gpu_pool import claim_device
-device = claim_device(sys.argv[1], ["0", "1", "2"], wait_s=60)
-print(device, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
+import sys, time
+from reachability.gpu_pool import lock_device
+handle, index, device = lock_device(sys.argv[1], ["0", "1", "2"], wait_s=60)
+print(device, index, flush=True)
 time.sleep(float(sys.argv[2]))
 """
 
@@ -24,7 +31,7 @@ def start(lock_dir, hold_s):
 def test_concurrent_jobs_get_distinct_devices_and_a_killed_job_frees_its_device(tmp_path):
     jobs = [start(tmp_path, 30) for _ in range(3)]
     seen = [job.stdout.readline().split() for job in jobs]
-    assert sorted(d for d, _ in seen) == ["0", "1", "2"] and all(d == v for d, v in seen)
+    assert sorted(d for d, _ in seen) == ["0", "1", "2"] and all(d == i for d, i in seen)
 
     waiting = start(tmp_path, 0)  # a fourth job waits for a free device
     time.sleep(1.0)
@@ -42,7 +49,50 @@ def test_the_pool_steps_aside_under_slurm_and_without_gpus(tmp_path, monkeypatch
     from reachability import gpu_pool
 
     monkeypatch.setenv("SLURM_JOB_ID", "42")
-    assert gpu_pool.claim_device(tmp_path, ["0"]) is None
+    assert gpu_pool.lock_device(tmp_path, ["0"]) is None
     monkeypatch.delenv("SLURM_JOB_ID")
-    assert gpu_pool.claim_device(tmp_path, []) is None
+    assert gpu_pool.lock_device(tmp_path, []) is None
     assert not list(tmp_path.iterdir())
+
+
+def test_an_explicit_device_is_used_as_configured_without_a_lock(tmp_path):
+    from reachability.gpu_pool import claimed_device
+
+    with claimed_device({"engine": {"device": "cpu"}}, tmp_path, ["0"]) as claim:
+        assert claim.device == "cpu" and claim.gpu is None
+    assert claim.held_s >= 0 and not list(tmp_path.iterdir())
+
+
+def phases(log_text: str) -> tuple[datetime, datetime, datetime]:
+    """(start, device claimed, device released) from a GPU job's log."""
+    def at(pattern):
+        line = next(line for line in log_text.splitlines() if re.search(pattern, line))
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+    return at(r"started"), at(r"s of waiting"), at(r"released .* after holding")
+
+
+@pytest.mark.slow
+def test_with_two_jobs_on_one_device_one_starts_up_while_the_other_computes(tmp_path):
+    """Three packs, `--resources gpu=2`, one (pretend) device: the device is held by one job
+    at a time, and a job's start-up runs while another job holds the device."""
+    config = demo_config(**{
+        "engine.device": "auto", "experiments.experiment1.n_targets": 24,
+        **{f"experiments.{e}.enabled": False for e in ("experiment2a", "experiment2b", "experiment3", "experiment4",
+                                                       "ablation")},
+        **{f"{s}.enabled": False for s in ("layer_sweep", "analysis", "perturbation")},
+    })
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "REACHABILITY_GPU_LOCKS": str(tmp_path / "locks")}
+    env.pop("SLURM_JOB_ID", None)
+    from workflow_helpers import snakemake_command
+
+    result = subprocess.run(snakemake_command(tmp_path, config, "--cores", "2", "--resources", "gpu=2"),
+                            capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = sorted((tmp_path / "results" / "logs" / "optimise" / "experiment1" / "hs4").glob("*.log"))
+    jobs = [phases(log.read_text()) for log in logs]
+    assert len(jobs) == 3 and all("(pool id 0)" in log.read_text() for log in logs)
+    held = sorted((claimed, released) for _, claimed, released in jobs)
+    assert all(a[1] <= b[0] for a, b in zip(held, held[1:]))  # one holder at a time
+    overlaps = [(s, c, h) for s, c, _ in jobs for h in held if s < h[1] and c > h[0] and h[0] != c]
+    assert overlaps, jobs  # some job's start-up happened while another held the device

@@ -112,15 +112,93 @@ def test_out_of_memory_at_batch_one_is_raised(neox_lm, monkeypatch):
         optimize_runs(residual_function(neox_lm, site), torch.zeros(2, SEQ, 32), torch.zeros(2, SEQ, 32), 5, 0.01)
 
 
-@pytest.mark.parametrize("precision", ["tf32", "bf16"])
-def test_reduced_precisions_track_fp32(neox_lm, precision):
+def test_precision_mode_restores_the_global_matmul_setting():
+    before = torch.get_float32_matmul_precision()
+    for precision, inside in (("fp32", "highest"), ("tf32", "high"), ("bf16", "high")):
+        with optimize.precision_mode(precision, torch.device("cuda")):
+            assert torch.get_float32_matmul_precision() == inside
+        assert torch.get_float32_matmul_precision() == before
+    with pytest.raises(RuntimeError), optimize.precision_mode("tf32", torch.device("cuda")):
+        raise RuntimeError("a failing step")
+    assert torch.get_float32_matmul_precision() == before
+    with optimize.precision_mode("tf32", torch.device("cpu")):  # the CPU has no TF32: exact float32
+        assert torch.get_float32_matmul_precision() == before
+
+
+def test_bf16_autocast_runs_on_the_cpu_and_differs_from_fp32(neox_lm):
     site = Site("hidden_states", 2)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 3), prompts(neox_lm, 3)
+    fp32 = optimize_batch(residual, targets, init, steps=30, lr=0.02)
+    bf16 = optimize_batch(residual, targets, init, steps=30, lr=0.02, precision="bf16")
+    assert bf16.loss.dtype == np.float32 and bf16.prompt.dtype == np.float32
+    assert not np.array_equal(bf16.loss, fp32.loss)  # autocast really ran in bfloat16
+    np.testing.assert_allclose(bf16.final_mse, fp32.final_mse, rtol=0.2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_reduced_precisions_track_fp32_on_a_gpu(neox_lm, precision):
+    site = Site("hidden_states", 2)
+    lm = neox_lm.to("cuda")
+    residual = residual_function(lm, site)
+    targets, init = real_targets(lm, site, 3).cuda(), prompts(lm, 3).cuda()
     fp32 = optimize_batch(residual, targets, init, steps=100, lr=0.02)
     other = optimize_batch(residual, targets, init, steps=100, lr=0.02, precision=precision)
-    assert other.loss.dtype == np.float32 and other.prompt.dtype == np.float32
     np.testing.assert_allclose(other.final_mse, fp32.final_mse, rtol=0.1)
+    neox_lm.to("cpu")
+
+
+def test_capture_on_the_cpu_falls_back_to_the_same_eager_numbers(neox_lm):
+    site = Site("block_output", 2)
+    residual = residual_function(neox_lm, site)
+    targets, init = real_targets(neox_lm, site, 4), prompts(neox_lm, 4)
+    eager = optimize_batch(residual, targets, init, steps=40, lr=0.01)
+    captured = optimize_batch(residual, targets, init, steps=40, lr=0.01, capture=True)
+    for field in ("loss", "prompt", "final_mse", "cosine"):
+        np.testing.assert_array_equal(getattr(captured, field), getattr(eager, field))
+
+
+def test_undoing_warm_up_steps_restores_the_exact_start(neox_lm):
+    """Before capture the step runs a few times (the graph needs warm buffers); restore_start
+    must undo them completely (prompt, Adam moments and step count, loss history), or the
+    captured run would start from a different point than an eager one."""
+    site = Site("block_output", 2)
+    residual = residual_function(neox_lm, site)
+    target, init = real_targets(neox_lm, site, 2), prompts(neox_lm, 2)
+
+    def run(warmup: int) -> tuple[torch.Tensor, torch.Tensor]:
+        prompt = init.clone().requires_grad_(True)
+        adam = torch.optim.Adam([prompt], lr=0.01)
+        history, position = torch.zeros(25, 2), torch.zeros(1, dtype=torch.long)
+        for n in (warmup, 25):
+            for _ in range(n):
+                adam.zero_grad(set_to_none=False)
+                per_run = (residual(prompt) - target).pow(2).mean(dim=(1, 2))
+                per_run.sum().backward()
+                adam.step()
+                history.index_copy_(0, position, per_run.detach()[None])
+                position.add_(1)
+            if n == warmup:
+                optimize.restore_start(prompt, init, adam, history, position)
+        return history, prompt.detach()
+
+    fresh, warmed = run(0), run(optimize.WARMUP_STEPS)
+    torch.testing.assert_close(warmed[0], fresh[0], rtol=0, atol=0)
+    torch.testing.assert_close(warmed[1], fresh[1], rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+def test_a_captured_step_equals_the_eager_step_on_a_gpu(neox_lm):
+    site = Site("hidden_states", neox_lm.n_layers)
+    lm = neox_lm.to("cuda")
+    residual = residual_function(lm, site)
+    targets, init = real_targets(lm, site, 8).cuda(), prompts(lm, 8).cuda()
+    eager = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32")
+    captured = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32", capture=True)
+    np.testing.assert_allclose(captured.loss, eager.loss, rtol=1e-3)
+    np.testing.assert_allclose(captured.final_mse, eager.final_mse, rtol=1e-2)
+    neox_lm.to("cpu")
 
 
 def test_unknown_precision_and_wrong_shapes_are_refused(neox_lm):
@@ -129,3 +207,17 @@ def test_unknown_precision_and_wrong_shapes_are_refused(neox_lm):
         optimize_batch(residual, torch.zeros(1, SEQ, 32), torch.zeros(1, SEQ, 32), 1, 0.01, precision="fp8")
     with pytest.raises(ValueError, match=r"\[B, S, d\]"):
         optimize_batch(residual, torch.zeros(1, SEQ, 16), torch.zeros(1, SEQ, 32), 1, 0.01)
+
+
+@pytest.mark.gpu
+def test_a_run_alone_and_in_a_batch_of_1024_agree_on_a_gpu(neox_lm):
+    """tf32 and captured, as the study runs: the batch changes kernels, not the optimisation."""
+    site = Site("hidden_states", neox_lm.n_layers)
+    lm = neox_lm.to("cuda")
+    residual = residual_function(lm, site)
+    targets, init = real_targets(lm, site, 1024).cuda(), prompts(lm, 1024).cuda()
+    batch = optimize_batch(residual, targets, init, steps=300, lr=0.01, precision="tf32", capture=True)
+    alone = optimize_batch(residual, targets[7:8], init[7:8], steps=300, lr=0.01, precision="tf32", capture=True)
+    np.testing.assert_allclose(batch.loss[7], alone.loss[0], rtol=1e-2)
+    np.testing.assert_allclose(batch.final_mse[7], alone.final_mse[0], rtol=5e-2)
+    neox_lm.to("cpu")

@@ -74,3 +74,40 @@ def test_prompts_of_the_wrong_width_or_longer_than_the_context_are_refused(neox_
     with pytest.raises(ValueError, match="S <= 64"):
         residual(torch.zeros(1, 65, 32))
     assert residual(torch.zeros(1, 64, 32)).shape == (1, 64, 32)
+
+
+def test_transformer_lens_names_are_the_tensors_they_name(tiny_lm):
+    """resid_pre of block l = the input of block l; resid_post = its output; ln_final's
+    normalized = the final norm's output (with gain and bias): checked with hooks."""
+    from reachability.sites import site_entry
+
+    x = torch.randn(2, 7, tiny_lm.d_model)
+    inputs, outputs = {}, {}
+
+    def record(module, args, kwargs, out):
+        i = list(tiny_lm.blocks).index(module)
+        inputs[i] = args[0] if args else kwargs["hidden_states"]
+        outputs[i] = out[0] if isinstance(out, tuple) else out
+
+    hooks = [block.register_forward_hook(record, with_kwargs=True) for block in tiny_lm.blocks]
+    final = []
+    hooks.append(getattr(tiny_lm.base, tiny_lm.arch.final_norm).register_forward_hook(lambda m, a, out: final.append(out)))
+    try:
+        tiny_lm.model(inputs_embeds=x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+    def site(name):
+        entry = site_entry(name)
+        return Site(entry["kind"], tiny_lm.n_layers if entry["layer"] == "last" else entry["layer"])
+
+    for block in range(tiny_lm.n_layers):
+        pre = residual_function(tiny_lm, site(f"blocks.{block}.hook_resid_pre"))(x)
+        post = residual_function(tiny_lm, site(f"blocks.{block}.hook_resid_post"))(x)
+        torch.testing.assert_close(pre, inputs[block], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(post, outputs[block], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(residual_function(tiny_lm, site("ln_final.hook_normalized"))(x), final[0],
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(SiteError, match="hook_resid_mid"):
+        site_entry("blocks.0.hook_resid_mid")

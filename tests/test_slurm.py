@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
     reason="set REACHABILITY_TEST_SLURM=1 (as root, with SLURM installed) to start a real SLURM",
 )
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
-GPU_RULES = ("cache_residuals", "optimise_shard")
+GPU_RULES = ("cache_residuals", "optimise_pack")
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,17 @@ def scontrol_job(job_id: str) -> dict:
 
 
 def test_the_demo_runs_through_the_slurm_profile_and_gpu_rules_ask_slurm_for_a_gpu(slurm, demo, tmp_path):
-    config = demo_config(**AGENDA_ONLY, **{f"experiments.experiment{e}.enabled": False for e in ("2a", "3", "4")})
+    config = demo_config(**AGENDA_ONLY, **{f"experiments.experiment{e}.enabled": False for e in ("2a", "3", "4")},
+                         **{"engine.device": "auto"})  # the GPU pool is asked, and must step aside
     command = snakemake_command(
-        # --jobs above the shard count: array mode holds ready shards until all are ready (README)
+        # --jobs above the pack count: array mode holds ready packs until all are ready (README)
         tmp_path, config, "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "8",
         # test overrides: this node's partition and sizes, squeue for status (no accounting)
         "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=1500",
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs", "--latency-wait", "5",
-        # many small jobs: the shards go to SLURM as one job array (README, "On a cluster")
-        "--slurm-array-jobs", "optimise_shard",
+        # many small jobs: the packs go to SLURM as one job array (README, "On a cluster")
+        "--slurm-array-jobs", "optimise_pack",
     )
     result = subprocess.run(["timeout", "-k", "10", "900", *command], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -59,17 +60,18 @@ def test_the_demo_runs_through_the_slurm_profile_and_gpu_rules_ask_slurm_for_a_g
         logs = list((tmp_path / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
         submitted[rule] = [log.stem for log in logs]
         assert logs, f"no SLURM job log for rule {rule}"
-    assert len(submitted["optimise_shard"]) == 4 and len(submitted["cache_residuals"]) == 1
-    arrays = {job_id.split("_")[0] for job_id in submitted["optimise_shard"]}
-    assert all("_" in job_id for job_id in submitted["optimise_shard"]) and len(arrays) <= 2, submitted
+    assert len(submitted["optimise_pack"]) == 2 and len(submitted["cache_residuals"]) == 1
+    arrays = {job_id.split("_")[0] for job_id in submitted["optimise_pack"]}
+    assert all("_" in job_id for job_id in submitted["optimise_pack"]) and len(arrays) <= 2, submitted
     for rule in GPU_RULES:
         for job_id in submitted[rule]:
             job = scontrol_job(job_id)
             assert job["JobState"] == "COMPLETED" and "gpu:1" in job.get("TresPerJob", ""), job
     for job_id in submitted["aggregate"]:
         assert "gpu" not in scontrol_job(job_id).get("TresPerJob", "")
-    shard_logs = list((tmp_path / "results" / "logs" / "optimise").rglob("*.log"))
-    assert shard_logs and all("GPU pool: not used" in log.read_text() for log in shard_logs)
+    # SLURM set CUDA_VISIBLE_DEVICES for its (fake) GPU; the local pool stepped aside
+    pack_logs = list((tmp_path / "results" / "logs" / "optimise").rglob("*.log"))
+    assert pack_logs and all("s of waiting" in log.read_text() and "pool id" not in log.read_text() for log in pack_logs)
 
     # The same numbers as a local run of the same experiments.
     for experiment in ("experiment1", "experiment2b"):

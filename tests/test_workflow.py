@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from reachability.sites import Site
 from reachability.storage import read_attrs
-from workflow_helpers import ROOT, demo_config, planned_jobs, planned_outputs, snakemake
+from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
@@ -58,14 +58,18 @@ def test_real_targets_are_easier_than_isotropic_random_ones(demo):
 
 def test_exp3_endpoints_equal_exp1_targets(demo):
     """α = 1 of pair p is real target 2p: the same target tensor, built by two routes."""
-    from reachability.storage import read_h5
+    from reachability.storage import read_targets
 
-    site = "hs4"
-    a1, _ = read_h5(demo / "results" / "targets" / site / "experiment3" / "a1" / "t0-4.h5")
-    ablation, _ = read_h5(demo / "results" / "targets" / site / "ablation" / "no_ffn" / "t0-8.h5")
-    real, _ = read_h5(demo / "results" / "targets" / site / "experiment1" / "real" / "t0-8.h5")
-    np.testing.assert_allclose(a1["target"], real["target"][0::2], rtol=1e-6)
-    np.testing.assert_array_equal(ablation["target"], real["target"])
+    def targets(experiment):
+        return read_targets(sorted(map(str, (demo / "results" / "targets" / "hs4" / experiment).glob("*.h5"))), {})
+
+    real, exp3, ablation = targets("experiment1"), targets("experiment3"), targets("ablation")
+    assert len(real) == 8 and len(exp3) == 4 * 8 and len(ablation) == 8 * 2
+    for p in range(4):
+        np.testing.assert_allclose(exp3["a1", p], real["real", 2 * p], rtol=1e-6)
+        np.testing.assert_allclose(exp3["a0", p], real["real", 2 * p + 1], rtol=1e-6)
+    for t in range(8):
+        np.testing.assert_array_equal(ablation["no_ffn", t], real["real", t])
 
 
 def test_every_hdf5_file_records_what_made_it(demo):
@@ -75,7 +79,7 @@ def test_every_hdf5_file_records_what_made_it(demo):
         assert attrs["model"] == "resources/demo-model" and attrs["seq_len"] == 20, path
         assert attrs["site"] in sites if "pool" not in path.parts else "site" not in attrs, path
         if "runs" in path.parts and path.parent.name != "runs":
-            assert attrs["site"] == str(Site.from_tag(path.parts[-3])), path
+            assert attrs["site"] == str(Site.from_tag(path.parts[-2])), path
 
 
 def test_beyond_the_agenda_tables(demo):
@@ -86,14 +90,18 @@ def test_beyond_the_agenda_tables(demo):
     assert set(sweep) == {"experiment1", "experiment2b"} and set(sweep["experiment1"]) == {"hs1", "hs2", "hs3", "hs4", "block4"}
     solutions = json.loads((results / "experiment1" / "solutions.json").read_text())["conditions"]["real"]
     manifold, functional = solutions["manifold"], solutions["functional"]
-    assert 0 < manifold["nearest_token_cosine_median"] < 1 and len(manifold["decoded_examples"]) == 3
+    assert [len(e["tokens"]) for e in manifold["decoded_examples"]] == [20, 20, 20]
+    assert len(manifold["nearest_token_cosine_sample"]) == manifold["n_prompts"] * 20 == 16 * 20
     assert manifold["hard_median_mse"] > manifold["soft_median_mse"]  # text reaches less than a free vector
-    assert len(functional["kl_by_position_median"]) == 20 and len(functional["per_target_mean_kl"]) == 8
-    assert functional["median_kl"] >= 0
+    assert np.array(functional["kl"]).shape == np.array(functional["epsilon"]).shape == (8, 20)
+    isotropic = json.loads((results / "experiment2b" / "solutions.json").read_text())["conditions"]["isotropic"]
+    assert functional["median_kl"] < 0.1 * isotropic["functional"]["median_kl"]  # reached targets predict alike
+    assert functional["median_epsilon"] < isotropic["functional"]["median_epsilon"]
     curves = json.loads((results / "perturbation" / "kl_vs_epsilon.json").read_text())
     assert set(curves["curves"]) == {"block1", "block2", "block4", "hs4"}  # the study's site is added
     for by_kind in curves["curves"].values():
-        assert by_kind["isotropic"][0] == 0 and by_kind["isotropic"][-1] > by_kind["isotropic"][1]
+        for curve in (c for kind in by_kind.values() for c in kind.values()):
+            assert np.all(np.diff(curve) > 0)  # more perturbation, more change in the predictions
     assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 3 + 8 + 11
 
 
@@ -109,18 +117,44 @@ def test_the_html_report_holds_every_figure(demo):
 
 
 def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
-    """The default config, with no network and no weights: all 88 shards and every figure."""
+    """The default config, with no network and no weights: few big packs and every figure."""
     from workflow_helpers import ROOT
 
     result = snakemake(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()), "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
-    # agenda 88, ablation 2 x 3, sweep 5 more sites x 2 experiments x 2 restarts (hs12 is reused)
-    assert planned_jobs(result)["optimise_shard"] == 5 + 5 + 5 + 8 * 5 + 11 * 3 + 6 + 20
+    # one pack per experiment (Exp 4's 1650 runs too: the remainder joins the last pack), the
+    # ablation's 300 runs, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
+    assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 10
     text = result.stdout
     for name in [f"results/{e}/{f}" for e in EXPERIMENTS for f in (*FIGURES, "metrics.json")] + [
             "results/summary.png", "results/experiment4_transition.png", "results/comparison.md"] + [
             f"results/{b}" for b in BEYOND]:
         assert name in text, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runs_per_job", [1, 7, 1024])
+def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_path, runs_per_job):
+    """The plan's packs, for runs_per_job 1 (one job per run), 7 and the default."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["engine"]["runs_per_job"] = runs_per_job
+    for section in ("layer_sweep", "analysis", "perturbation"):
+        config[section]["enabled"] = False
+    result = snakemake(tmp_path, config, "--dry-run")
+    packs = {}
+    for out in planned_outputs(result, "optimise_pack"):
+        experiment, _, site, name = out.removeprefix("results/").removesuffix(".h5").split("/")
+        packs.setdefault((experiment, site), []).append(tuple(map(int, name.split("-"))))
+    runs = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
+            "experiment4": 1650, "ablation": 300}
+    assert result.returncode == 0 and {e for e, _ in packs} == set(runs)
+    for (experiment, _), bounds in packs.items():
+        bounds.sort()
+        assert bounds[0][0] == 0 and bounds[-1][1] == runs[experiment]
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # each run exactly once
+        assert all(stop - start >= runs_per_job or stop - start == runs[experiment] for start, stop in bounds)
+        if runs_per_job == 1:
+            assert len(bounds) == runs[experiment]
 
 
 def test_a_dry_run_after_the_demo_has_nothing_to_do(demo):
@@ -134,34 +168,125 @@ def test_reordering_config_keys_is_not_a_reason_to_rerun(demo):
     assert planned_jobs(snakemake(demo, reversed_keys(demo_config()), "--dry-run")) == {}
 
 
-def test_batch_size_is_not_a_reason_to_rerun(demo):
-    assert planned_jobs(snakemake(demo, demo_config(**{"engine.batch_size": 3}), "--dry-run")) == {}
+def test_batch_size_and_capture_are_no_reason_to_rerun(demo):
+    assert planned_jobs(snakemake(demo, demo_config(**{"engine.batch_size": 3, "engine.capture": False}),
+                                  "--dry-run")) == {}
 
 
 def test_a_plot_option_reruns_only_plots(demo):
     jobs = planned_jobs(snakemake(demo, demo_config(**{"plots.dpi": 90}), "--dry-run"))
-    assert set(jobs) <= {"plot_experiment", "plot_summary", "plot_transition", "ablation_table", "layer_sweep",
-                         "analysis_summary", "perturb_residuals", "place_errors", "all"}
-    assert jobs["plot_experiment"] == 6 and "optimise_shard" not in jobs and "aggregate" not in jobs
+    assert set(jobs) <= {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "ablation_table",
+                         "layer_sweep", "analysis_summary", "place_errors", "all"}
+    assert jobs["plot_experiment"] == 6 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
 def test_more_targets_add_only_the_new_runs(demo):
     result = snakemake(demo, demo_config(**{"experiments.experiment1.n_targets": 16}), "--dry-run")
     jobs = planned_jobs(result)
-    assert jobs["optimise_shard"] == 2 and jobs["build_targets"] == 1
-    assert sorted(planned_outputs(result, "optimise_shard")) == [
-        "results/experiment1/runs/hs4/real/r0_t8-16.h5", "results/experiment1/runs/hs4/real/r1_t8-16.h5"]
-    assert "extract_pool" not in jobs and "cache_residuals" not in jobs and jobs["aggregate"] == 1
+    assert planned_outputs(result, "optimise_pack") == ["results/experiment1/runs/hs4/16-32.h5"]
+    assert jobs["build_targets"] == 1 and jobs["aggregate"] == 1
+    assert "extract_pool" not in jobs and "cache_residuals" not in jobs
 
 
-def test_more_restarts_add_only_the_new_restart(demo):
+def test_more_targets_recompute_at_most_the_last_pack(demo):
+    """Exp 4's 44 runs are packs 0-16 and 16-44; one more target makes 55 runs: 16-44 becomes
+    16-32 and 32-55, and 0-16 is kept."""
+    result = snakemake(demo, demo_config(**{"experiments.experiment4.n_targets": 5}), "--dry-run")
+    assert sorted(planned_outputs(result, "optimise_pack")) == [
+        "results/experiment4/runs/hs4/16-32.h5", "results/experiment4/runs/hs4/32-55.h5"]
+
+
+def test_more_restarts_renumber_only_that_experiments_runs(demo):
     result = snakemake(demo, demo_config(**{"experiments.experiment4.restarts": 2}), "--dry-run")
-    outputs = planned_outputs(result, "optimise_shard")
-    assert len(outputs) == 11 and all("/r1_" in o for o in outputs)
-    assert "build_targets" not in planned_jobs(result)
+    outputs = planned_outputs(result, "optimise_pack")
+    assert len(outputs) == 5 and all(o.startswith("results/experiment4/runs/hs4/") for o in outputs)
+    assert planned_jobs(result)["aggregate"] == 1 and "cache_residuals" not in planned_jobs(result)
 
 
 @pytest.mark.parametrize("key,value", [("optimizer.steps", 301), ("optimizer.lr", 0.02), ("engine.precision", "bf16")])
 def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
     jobs = planned_jobs(snakemake(demo, demo_config(**{key: value}), "--dry-run"))
-    assert jobs["optimise_shard"] == 35 and "build_targets" not in jobs and "extract_pool" not in jobs
+    assert jobs["optimise_pack"] == 16 and "build_targets" not in jobs and "extract_pool" not in jobs
+
+
+def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
+    """Pack 16-44 of Exp 4 held 28 runs of 3 targets x 11 conditions; run 20 (target 1, f0.9)
+    optimised alone, from its own identity, gives the same curve and prompt."""
+    import torch
+
+    from reachability.forward import residual_function
+    from reachability.models import load_model
+    from reachability.optimize import initial_prompt, optimize_batch
+    from reachability.storage import read_targets
+    from reachability.runs import Layout
+    from reachability.storage import read_h5
+
+    config = demo_config()
+    pack, attrs = read_h5(demo / "results" / "experiment4" / "runs" / "hs4" / "16-44.h5")
+    run = Layout(tuple(attrs["conditions"]), attrs["restarts"]).run("experiment4", 20)
+    i = 20 - 16
+    assert (attrs["conditions"][pack["condition"][i]], pack["target_id"][i], pack["restart"][i]) == (
+        run.condition, run.target_id, run.restart) == ("f0.9", 1, 0)
+    target = read_targets([str(demo / "results" / "targets" / "hs4" / "experiment4" / "16-44.h5")], {})
+    lm = load_model(str(demo / config["model"]["name"]))
+    alone = optimize_batch(residual_function(lm, Site("hidden_states", 4)),
+                           torch.from_numpy(target[run.condition, run.target_id])[None],
+                           initial_prompt(run, 20, lm.d_model)[None], config["optimizer"]["steps"],
+                           config["optimizer"]["lr"])
+    np.testing.assert_allclose(pack["loss"][i], alone.loss[0], rtol=1e-4)
+    np.testing.assert_allclose(pack["prompt"][i], alone.prompt[0], rtol=1e-4, atol=1e-5)
+
+
+def test_rule_scripts_use_the_checkouts_library_not_an_installed_one(tmp_path):
+    """Another `reachability` first on the search path (an installed copy, another clone) must
+    not be what the rule scripts run."""
+    import os
+
+    impostor = tmp_path / "elsewhere" / "reachability"
+    impostor.mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise ImportError('the impostor library was imported')\n")
+    env = {**os.environ, "PYTHONPATH": str(impostor.parent)}
+    from workflow_helpers import snakemake_command
+
+    result = subprocess.run(snakemake_command(tmp_path / "work", demo_config(), "--cores", "1", "results/pool/tokens.h5"),
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "impostor" not in (tmp_path / "work" / "results" / "logs" / "extract_pool.log").read_text()
+
+
+@pytest.mark.slow
+def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_path):
+    """A copy of the workflow runs a small study; then one module of the copy's library
+    changes, and the dry run plans the rules whose scripts import it (and what depends on
+    their outputs), nothing else."""
+    import shutil
+
+    copy = tmp_path / "workflow"
+    copy.mkdir()
+    for name in ("Snakefile", "rules", "workflow_scripts", "schemas", "report", "demo", "envs"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, copy / name)
+    config = demo_config(**{**AGENDA_ONLY, **{f"experiments.{e}.enabled": False for e in
+                                              ("experiment2a", "experiment2b", "experiment3", "experiment4")}})
+
+    def run(*args):
+        command = [sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory",
+                   str(tmp_path / "work"), "--configfile", str(tmp_path / "study.yaml"), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    assert run("--cores", "2").returncode == 0
+    assert planned_jobs(run("--dry-run")) == {}
+    library = copy / "workflow_scripts" / "reachability"
+    with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
+        f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
+    assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1, "all": 1}
+    assert run("--cores", "2").returncode == 0
+    with open(library / "metrics.py", "a") as f:  # comments and docstrings are not code
+        f.write('\n# a remark\n\n\ndef spread_too(x):\n    """A docstring."""\n')
+    assert set(planned_jobs(run("--dry-run"))) == {"aggregate", "plot_experiment", "plot_summary", "all"}
+    assert run("--cores", "2").returncode == 0
+    (library / "metrics.py").write_text((library / "metrics.py").read_text().replace("# a remark", "# another"))
+    assert planned_jobs(run("--dry-run")) == {}
+    (library / "optimize.py").write_text((library / "optimize.py").read_text().replace("WARMUP_STEPS = 3", "WARMUP_STEPS = 4"))
+    jobs = planned_jobs(run("--dry-run"))
+    assert jobs["optimise_pack"] == 1 and "build_targets" not in jobs and "cache_residuals" not in jobs

@@ -1,20 +1,23 @@
 """Rule ablation_table: full model vs no-FFN vs no-attention on Exp 1's targets."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.pipeline import start_log
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
 
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
 
 def per_target(summary: dict) -> tuple[np.ndarray, np.ndarray]:
     """(mean cosine over positions, best final MSE) of each target's best restart."""
     cosine = np.nanmean(np.array(summary["per_target"]["cosine_by_position"], dtype=float), axis=1)
     return cosine, np.array(summary["per_target"]["best_final_mse"], dtype=float)
-
 
 with open(snakemake.input.full) as f:
     full_cos, full_mse = per_target(json.load(f)["conditions"]["real"])

@@ -1,20 +1,27 @@
-"""Rule aggregate: one experiment's shards -> runs.h5 ([condition, target, restart] arrays)
+"""Rule aggregate: one experiment's run packs -> runs.h5 ([condition, target, restart] arrays)
 and metrics.json (per target and per condition, with provenance)."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.config import site_of
-from reachability.pipeline import config_hash, library_versions, provenance, start_log
-from reachability.storage import read_attrs, write_h5
-from reachability.results import collect_runs, jsonable, summarise_condition
+from reachability.pipeline import start_log  # noqa: E402
 
-log = start_log(snakemake.log[0])
+log = start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability.config import site_of  # noqa: E402
+from reachability.pipeline import config_hash, library_versions, provenance  # noqa: E402
+from reachability.storage import jsonable, read_attrs, write_h5  # noqa: E402
+from reachability.results import collect_runs, summarise_condition  # noqa: E402
+
 cfg, p = snakemake.config, snakemake.params
 made_by = provenance(cfg, site_of(cfg))
 runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, made_by)
-shards = [read_attrs(path) for path in snakemake.input.runs]
+packs = [read_attrs(path) for path in snakemake.input.runs]
 m = cfg["metrics"]
 metrics = {
     "experiment": snakemake.wildcards.experiment,
@@ -29,11 +36,12 @@ metrics = {
         "config_hash": config_hash(cfg),
         "optimizer": cfg["optimizer"],
         "precision": cfg["engine"]["precision"],
-        "devices": sorted({s["device"] for s in shards}),
-        "optimisation_wall_s": float(sum(s["wall_s"] for s in shards)),
-        "n_shards": len(shards),
+        "devices": sorted({s["device"] for s in packs}),
+        "optimisation_wall_s": float(sum(s["optimising_s"] for s in packs)),
+        "device_held_s": float(sum(s["device_held_s"] for s in packs)),
+        "n_packs": len(packs),
         "versions": library_versions(),
-        "shard_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in shards}),
+        "pack_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in packs}),
     },
 }
 with open(snakemake.output.metrics, "w") as f:

@@ -1,9 +1,13 @@
 """Rule analyse_solutions: how far the optimised prompts are from the token embeddings, what
 their nearest hard tokens reach, and the next-token KL of the achieved residuals."""
 
-from reachability.gpu_pool import claim_for
+import sys
 
-GPU = claim_for(snakemake.config)  # one device per job under --resources gpu=N, before CUDA starts
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
 import json  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -14,35 +18,31 @@ import torch.nn.functional as F  # noqa: E402
 
 from reachability.config import site_of  # noqa: E402
 from reachability.forward import residual_function  # noqa: E402
-from reachability.functional import kl_divergence, logits_from_site  # noqa: E402
+from reachability.functional import kl_from_site  # noqa: E402
+from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.manifold import nearest_tokens, norm_summary  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
-from reachability.perturbation import epsilon_of_error  # noqa: E402
-from reachability.pipeline import load_study_model, provenance, start_log  # noqa: E402
-from reachability.results import jsonable  # noqa: E402
-from reachability.storage import read_h5  # noqa: E402
+from reachability.placement import epsilon_of_error  # noqa: E402
+from reachability.pipeline import load_study_model, provenance  # noqa: E402
+from reachability.storage import jsonable, read_h5, read_targets  # noqa: E402
 
-log = start_log(snakemake.log[0])
 cfg = snakemake.config
 site = site_of(cfg)
 made_by = provenance(cfg, site)
 lm = load_study_model(cfg)
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 
-targets = {}
-for path in snakemake.input.targets:
-    data, attrs = read_h5(path, expect=made_by)
-    targets.update({(attrs["condition"], int(t)): x for t, x in zip(data["target_id"], data["target"])})
+targets = read_targets(list(snakemake.input.targets), made_by)
 runs = defaultdict(lambda: defaultdict(list))
 for path in snakemake.input.runs:
-    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id"], expect=made_by)
-    for key in ("prompt", "achieved", "final_mse", "target_id"):
-        runs[attrs["condition"]][key].extend(data[key])
+    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id", "condition"], expect=made_by)
+    for i, c in enumerate(data["condition"]):
+        rec = runs[attrs["conditions"][c]]
+        for key in ("prompt", "achieved", "final_mse", "target_id"):
+            rec[key].append(data[key][i])
 
-embedding = lm.embedding.weight.detach()
-residual = residual_function(lm, site)
-out = {}
-for condition, rec in runs.items():
+def analyse(condition: str, rec: dict) -> dict:
+    """One condition's prompts: the manifold and functional summaries (on the held device)."""
     prompt, achieved = np.stack(rec["prompt"]), np.stack(rec["achieved"])
     final, ids_of_run = np.asarray(rec["final_mse"]), np.asarray(rec["target_id"])
     target = np.stack([targets[condition, int(t)] for t in ids_of_run])
@@ -64,11 +64,10 @@ for condition, rec in runs.items():
         if t not in best or final[i] < final[best[t]]:
             best[t] = i
     chosen = [best[t] for t in sorted(best)]
-    kl = kl_divergence(logits_from_site(lm, site, torch.from_numpy(target[chosen])),
-                       logits_from_site(lm, site, torch.from_numpy(achieved[chosen]))).numpy()
+    kl = kl_from_site(lm, site, torch.from_numpy(target[chosen]), torch.from_numpy(achieved[chosen])).numpy()
     eps = epsilon_of_error(achieved[chosen], target[chosen])
     k = snakemake.params.analysis["decoded_examples"]
-    out[condition] = {
+    summary = {
         "manifold": {
             "n_prompts": int(finite.sum()),
             "nearest_token_cosine_median": float(np.median(cos_values)) if cos_values.size else None,
@@ -84,17 +83,26 @@ for condition, rec in runs.items():
                 for i in np.flatnonzero(finite)[:k]
             ],
         },
-        "functional": {
+        "functional": {  # KL(target ‖ achieved) and ε of the error, per best run and position
             "target_ids": sorted(best),
+            "kl": kl,
+            "epsilon": eps,
             "kl_by_position_median": np.median(kl, axis=0),
             "per_target_mean_kl": kl.mean(axis=1),
             "median_kl": float(np.median(kl.mean(axis=1))),
-            "per_target_median_epsilon": np.median(eps, axis=1),
             "median_epsilon": float(np.median(eps)),
         },
     }
     log.info("%s: nearest-token cosine %.3f, hard/soft MSE %.3g/%.3g, median KL %.3g", condition,
-             out[condition]["manifold"]["nearest_token_cosine_median"], out[condition]["manifold"]["hard_median_mse"],
-             out[condition]["manifold"]["soft_median_mse"], out[condition]["functional"]["median_kl"])
+             summary["manifold"]["nearest_token_cosine_median"], summary["manifold"]["hard_median_mse"],
+             summary["manifold"]["soft_median_mse"], summary["functional"]["median_kl"])
+    return summary
+
+with claimed_device(cfg) as claim:
+    lm.to(claim.device)
+    embedding = lm.embedding.weight.detach()
+    residual = residual_function(lm, site)
+    out = {condition: analyse(condition, rec) for condition, rec in runs.items()}
 with open(snakemake.output.solutions, "w") as f:
-    json.dump(jsonable({"experiment": snakemake.wildcards.experiment, "site": str(site), "conditions": out}), f, indent=1)
+    json.dump(jsonable({"experiment": snakemake.wildcards.experiment, "site": str(site), "conditions": out,
+                       "device_held_s": claim.held_s}), f, indent=1)

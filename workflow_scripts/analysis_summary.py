@@ -1,14 +1,20 @@
 """Rule analysis_summary: the embedding-manifold and functional-reachability plots and tables
 over every experiment condition."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.pipeline import start_log
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
 dpi = snakemake.params.plots["dpi"]
 rows = {}
 for path in snakemake.input.solutions:

@@ -1,9 +1,15 @@
 """Rule build_demo_model: a tiny random GPT-NeoX and its tokenizer (offline demo)."""
 
-from reachability.demo_model import build_demo_model
-from reachability.pipeline import start_log
+import sys
 
-log = start_log(snakemake.log[0])
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+from reachability.demo_model import build_demo_model  # noqa: E402
+
 spec = dict(snakemake.params.spec)
 corpus = snakemake.input.corpus
 spec.pop("corpus")

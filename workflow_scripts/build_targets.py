@@ -1,18 +1,36 @@
-"""Rule build_targets: one experiment condition's targets for one block of target ids."""
+"""Rule build_targets: the targets of one pack's runs (each of its target ids in each of its
+conditions)."""
 
-from reachability.pipeline import provenance, start_log
-from reachability.runs import parse_block
-from reachability.sites import Site
-from reachability.storage import read_h5, write_h5
-from reachability.targets import build_targets
+import sys
 
-log = start_log(snakemake.log[0])
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+import numpy as np  # noqa: E402
+
+from reachability.pipeline import provenance  # noqa: E402
+from reachability.runs import Layout, parse_pack  # noqa: E402
+from reachability.sites import Site  # noqa: E402
+from reachability.storage import read_h5, write_h5  # noqa: E402
+from reachability.targets import build_targets  # noqa: E402
+
 w, cfg = snakemake.wildcards, snakemake.config
-ids = range(*parse_block(w.block))
+layout = Layout(tuple(snakemake.params.layout["conditions"]), snakemake.params.layout["restarts"])
+runs = layout.runs(w.experiment, *parse_pack(w.pack))
 site = Site.from_tag(w.site)
 cache, _ = read_h5(snakemake.input.cache, expect=provenance(cfg, site))
 real = cache.pop("residuals")
-targets = build_targets(w.experiment, w.condition, ids, real, cache)
-write_h5(snakemake.output.targets, {"target": targets, "target_id": list(ids)},
-         {**provenance(cfg, site), "experiment": w.experiment, "condition": w.condition})
-log.info("%s %s targets %s: %s", w.experiment, w.condition, w.block, targets.shape)
+targets, ids, conditions = [], [], []
+for c, condition in enumerate(layout.conditions):
+    wanted = sorted({r.target_id for r in runs if r.condition == condition})
+    if wanted:
+        targets.append(build_targets(w.experiment, condition, wanted, real, cache))
+        ids += wanted
+        conditions += [c] * len(wanted)
+write_h5(snakemake.output.targets,
+         {"target": np.concatenate(targets), "target_id": ids, "condition": conditions},
+         {**provenance(cfg, site), "experiment": w.experiment, "conditions": list(layout.conditions)})
+log.info("%s pack %s: %d targets (%d ids x conditions)", w.experiment, w.pack, len(ids), len(set(ids)))

@@ -1,14 +1,22 @@
 """Rule extract_pool: the first pool_size usable real sequences, as the agenda takes them."""
 
-from reachability.data import extract_sequences, load_texts
-from reachability.models import load_tokenizer
-from reachability.pipeline import provenance, start_log
-from reachability.storage import write_h5
+import sys
 
-log = start_log(snakemake.log[0])
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+from reachability.data import extract_sequences, load_texts  # noqa: E402
+from reachability.models import load_tokenizer  # noqa: E402
+from reachability.pipeline import provenance  # noqa: E402
+from reachability.storage import write_h5  # noqa: E402
+
 cfg, ds = snakemake.config, snakemake.params.dataset
 tokenizer = load_tokenizer(snakemake.params.model["name"], snakemake.params.model["revision"])
-texts = load_texts(ds["path"], ds["name"], ds["split"], snakemake.params.data_files, ds["text_field"])
+files = [*snakemake.input.data, *snakemake.params.remote_data_files] or None  # local ones are inputs
+texts = load_texts(ds["path"], ds["name"], ds["split"], files, ds["text_field"])
 tokens, sources = extract_sequences(texts, tokenizer, cfg["seq_len"], cfg["pool_size"], ds["min_chars"])
 write_h5(snakemake.output.pool, {"tokens": tokens, "text_index": sources},
          {**provenance(cfg), "dataset_spec": ds})

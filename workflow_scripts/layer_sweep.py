@@ -1,18 +1,25 @@
 """Rule layer_sweep: reachability of real and random targets at each site."""
 
-import json
-from collections import defaultdict
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.config import FIXED_CONDITION
-from reachability.pipeline import provenance, start_log
-from reachability.results import collect_runs, jsonable, summarise_condition
-from reachability.sites import Site
-from reachability.storage import read_attrs
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+from reachability.config import FIXED_CONDITION  # noqa: E402
+from reachability.pipeline import provenance  # noqa: E402
+from reachability.results import collect_runs, summarise_condition  # noqa: E402
+from reachability.storage import jsonable, read_attrs  # noqa: E402
+from reachability.sites import Site  # noqa: E402
+
 cfg, sweep, m = snakemake.config, snakemake.params.sweep, snakemake.params.metrics
 groups = defaultdict(list)
 for path in snakemake.input.runs:

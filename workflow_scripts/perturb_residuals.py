@@ -1,32 +1,39 @@
 """Rule perturb_residuals: KL of next-token distributions against a residual perturbation of
 ε × RMS at one token, isotropic and toward other real activations, at each site."""
 
-from reachability.gpu_pool import claim_for
+import sys
 
-GPU = claim_for(snakemake.config)  # one device per job under --resources gpu=N, before CUDA starts
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
 import json  # noqa: E402
 
 import torch  # noqa: E402
 
-from reachability import plots  # noqa: E402
+from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.perturbation import DIRECTIONS, kl_vs_epsilon  # noqa: E402
-from reachability.pipeline import load_study_model, provenance, start_log  # noqa: E402
+from reachability.pipeline import load_study_model, provenance  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 from reachability.storage import read_h5  # noqa: E402
 
-log = start_log(snakemake.log[0])
 cfg, p = snakemake.config, snakemake.params.perturbation
-lm = load_study_model(cfg)
 pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
 tokens = torch.from_numpy(pool["tokens"][: p["n_sequences"]])
+lm = load_study_model(cfg)
 curves = {}
-for tag in snakemake.params.sites:
-    site = Site.from_tag(tag)
-    curves[tag] = {kind: kl_vs_epsilon(lm, site, tokens, p["token_index"], p["epsilons"], p["n_directions"], kind,
-                                       p["seed"]).tolist() for kind in DIRECTIONS}
-    log.info("%s: %s", site, curves[tag])
+with claimed_device(cfg) as claim:
+    lm.to(claim.device)
+    for tag in snakemake.params.sites:
+        site = Site.from_tag(tag)
+        curves[tag] = {kind: {name: curve.tolist() for name, curve in kl_vs_epsilon(
+            lm, site, tokens, p["token_index"], p["epsilons"], p["n_directions"], kind, p["seed"]).items()}
+            for kind in DIRECTIONS}
+        log.info("%s: %s", site, curves[tag])
 with open(snakemake.output.curves, "w") as f:
     json.dump({"epsilons": p["epsilons"], "token_index": p["token_index"], "n_directions": p["n_directions"],
-               "n_sequences": len(tokens), "curves": curves}, f, indent=1)
-plots.kl_curves(snakemake.output.figure, curves, p["epsilons"], snakemake.params.plots["dpi"])
+               "n_sequences": len(tokens), "curves": curves, "device_held_s": claim.held_s,
+               "kl_after": "KL(perturbed ‖ unperturbed), mean over the perturbed token and the ones after it",
+               "kl_at_token": "KL(unperturbed ‖ perturbed) at the perturbed token"}, f, indent=1)

@@ -1,15 +1,22 @@
 """Rule plot_experiment: loss curves, final-MSE histogram and per-position cosine."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.config import site_of
-from reachability.pipeline import provenance, start_log
-from reachability.storage import read_h5
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+from reachability.config import site_of  # noqa: E402
+from reachability.pipeline import provenance  # noqa: E402
+from reachability.storage import read_h5  # noqa: E402
+
 cfg, dpi, out = snakemake.config, snakemake.params.plots["dpi"], snakemake.output
 exp = snakemake.wildcards.experiment
 runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=provenance(cfg, site_of(cfg)))

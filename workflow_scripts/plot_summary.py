@@ -1,14 +1,20 @@
 """Rule plot_summary: every condition's final MSE (summary.png) and the research log's
 comparison table (comparison.md)."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.pipeline import start_log
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
 dpi = snakemake.params.plots["dpi"]
 LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp 2b",
           "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation"}
@@ -24,10 +30,8 @@ for path in snakemake.input.metrics:
                      s["n_diverged"], s["plateau"]["needs_more_steps"]))
 plots.summary(snakemake.output.summary, groups, dpi)
 
-
 def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
-
 
 with open(snakemake.output.table, "w") as f:
     f.write("| condition | median cosine | median best MSE | reached | diverged runs | needs more steps |\n")

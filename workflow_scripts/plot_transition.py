@@ -1,13 +1,19 @@
 """Rule plot_transition: Exp 4's final MSE against the fraction of dimensions replaced."""
 
-import json
+import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability import plots
-from reachability.pipeline import start_log
+from reachability.pipeline import start_log  # noqa: E402
 
-start_log(snakemake.log[0])
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
 with open(snakemake.input.metrics) as f:
     conditions = json.load(f)["conditions"]
 fractions = [float(c[1:]) for c in conditions]

@@ -1,24 +1,32 @@
-"""One GPU per job on a multi-GPU machine: `snakemake --resources gpu=N` keeps N GPU jobs
-running, and this pool gives each its own device.
+"""One GPU per job, claimed late: start-up happens off the GPU's clock.
 
-A job takes the first free lock of `gpu{i}.lock` (non-blocking `flock`), holds it for its
-whole life (the kernel drops it when the process dies, even by SIGKILL) and sets
-CUDA_VISIBLE_DEVICES to that device before CUDA initialises. Under SLURM the pool steps aside:
-SLURM has already set the job's devices.
+`snakemake --resources gpu=N` keeps N GPU jobs running. Each does its CPU-side start-up first
+(imports, reading inputs, loading weights to host memory), and only then claims a device: it
+takes the first free lock of `gpu{id}.lock` (`flock`, held until released or until the
+process dies, even by SIGKILL), waiting while every device is taken. So with more GPU jobs
+in flight than devices (`--resources gpu=2` on one GPU), one job starts up while another
+computes. The device is addressed by its index among the visible devices (`cuda:{index}`),
+so nothing depends on when CUDA initialises. Under SLURM the pool steps aside: SLURM has
+already given the job its devices.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 LOCK_DIR = Path(os.environ.get("REACHABILITY_GPU_LOCKS", Path(tempfile.gettempdir()) / "reachability-gpu-locks"))
-
-_held: list = []  # open lock files: keep them (and so the locks) for the life of the process
+POOLED = ("auto", "cuda")  # engine.device values that take a device from the pool
+log = logging.getLogger(__name__)
 
 
 def visible_devices() -> list[str]:
@@ -32,18 +40,10 @@ def visible_devices() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
-def claim_for(config: dict) -> str | None:
-    """Claim a device for a rule script when the study runs on CUDA ('auto' or 'cuda');
-    an explicit device ('cpu', 'cuda:1') is left as configured."""
-    return claim_device() if config["engine"]["device"] in ("auto", "cuda") else None
-
-
-def claim_device(lock_dir: str | Path = LOCK_DIR, devices: list[str] | None = None, wait_s: float = 3600) -> str | None:
-    """Lock a free device, set CUDA_VISIBLE_DEVICES to it and return it.
-
-    Returns None (and changes nothing) under SLURM or where there is no GPU. Waits, polling,
-    while every device is taken (more jobs than GPUs), at most `wait_s` seconds.
-    """
+def lock_device(lock_dir: str | Path = LOCK_DIR, devices: list[str] | None = None,
+                wait_s: float = 6 * 3600) -> tuple[IO, int, str] | None:
+    """Lock a free device: (open lock file, index among `devices`, device id), waiting while
+    every device is taken, at most `wait_s` seconds. None under SLURM or without GPUs."""
     if os.environ.get("SLURM_JOB_ID"):
         return None
     devices = visible_devices() if devices is None else devices
@@ -51,18 +51,60 @@ def claim_device(lock_dir: str | Path = LOCK_DIR, devices: list[str] | None = No
         return None
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
+    deadline, told = time.monotonic() + wait_s, False
     while True:
-        for device in devices:
+        for index, device in enumerate(devices):
             handle = open(lock_dir / f"gpu{device}.lock", "a")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
                 continue
-            _held.append(handle)
-            os.environ["CUDA_VISIBLE_DEVICES"] = device
-            return device
+            return handle, index, device
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU among {devices} after {wait_s:.0f} s (locks in {lock_dir})")
-        time.sleep(0.5)
+        if not told:
+            log.info("every GPU among %s is taken; waiting for one (locks in %s)", devices, lock_dir)
+            told = True
+        time.sleep(0.2)
+
+
+@dataclass
+class Claim:
+    """The device a job computes on, and how long it waited for it and held it."""
+
+    device: str  # a torch device: 'cuda:0', 'cpu', ...
+    gpu: str | None  # the pool's device id; None where the pool was not used
+    waited_s: float
+    held_s: float = float("nan")  # set on release
+
+
+def torch_device(configured: str, index: int | None) -> str:
+    """engine.device resolved for this job: 'auto' is the claimed GPU, else the CPU."""
+    import torch
+
+    if configured in POOLED and (configured == "cuda" or torch.cuda.is_available()):
+        device = f"cuda:{index or 0}"
+        torch.cuda.set_device(device)
+        return device
+    return "cpu" if configured == "auto" else configured
+
+
+@contextmanager
+def claimed_device(config: dict, lock_dir: str | Path = LOCK_DIR, devices: list[str] | None = None) -> Iterator[Claim]:
+    """Hold a device of the study for the body: block until one is free ('auto' and 'cuda'
+    take one from the pool; an explicit 'cpu' or 'cuda:1' is used as configured)."""
+    configured = config["engine"]["device"]
+    start = time.monotonic()
+    locked = lock_device(lock_dir, devices) if configured in POOLED else None
+    handle, index, gpu = locked if locked else (None, None, None)
+    acquired = time.monotonic()
+    claim = Claim(torch_device(configured, index), gpu, waited_s=acquired - start)
+    log.info("device %s%s after %.1f s of waiting", claim.device, f" (pool id {gpu})" if gpu else "", claim.waited_s)
+    try:
+        yield claim
+    finally:
+        claim.held_s = time.monotonic() - acquired
+        if handle is not None:
+            handle.close()  # drops the lock: the next job may take the device
+        log.info("released %s after holding it %.1f s", claim.device, claim.held_s)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
+from .config import offline_message
+
 
 class ModelLoadError(RuntimeError):
     """The model could not be found or is not one this tool supports."""
@@ -31,12 +33,13 @@ class Architecture:
     final_norm: str
     attention: str
     ffn: str
+    positions: str | None = None  # learned absolute positions added to the input embedding
 
 
 _LLAMA_LIKE = Architecture("model", "embed_tokens", "layers", "norm", "self_attn", "mlp")
 ARCHITECTURES: dict[str, Architecture] = {
     "gpt_neox": Architecture("gpt_neox", "embed_in", "layers", "final_layer_norm", "attention", "mlp"),
-    "gpt2": Architecture("transformer", "wte", "h", "ln_f", "attn", "mlp"),
+    "gpt2": Architecture("transformer", "wte", "h", "ln_f", "attn", "mlp", positions="wpe"),
     "llama": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
@@ -81,6 +84,11 @@ class LanguageModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device: str | torch.device) -> LanguageModel:
+        """Move the weights (loaded in host memory) to the device a job was given."""
+        self.model.to(device)
+        return self
+
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids [..., S] -> input embeddings [..., S, d]."""
         return self.embedding(tokens.to(self.device))
@@ -100,23 +108,12 @@ def max_positions(config: PretrainedConfig) -> int:
     return int(config.max_position_embeddings)
 
 
-def _offline_message(name: str, revision: str | None, error: Exception) -> str:
-    rev = f" at revision {revision!r}" if revision else ""
-    return (
-        f"could not load model {name!r}{rev}: it is not a local directory, and the Hugging Face hub "
-        f"could not provide it (offline, a wrong id, or a missing revision) and no cached copy "
-        f"exists. Fix: set model.name to a local directory holding config.json and *.safetensors "
-        f"(e.g. made by `hf download {name} --local-dir DIR` on a machine with network), or set "
-        f"HF_HOME to a cache that holds it, or HF_ENDPOINT to a reachable mirror. ({error})"
-    )
-
-
 def load_config(name: str, revision: str | None = None) -> PretrainedConfig:
     """The model's config.json only (no weights): enough to check layers and context."""
     try:
         return AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(_offline_message(name, revision, error)) from error
+        raise ModelLoadError(offline_message(name, revision, error)) from error
 
 
 def load_model(
@@ -148,7 +145,7 @@ def load_model(
                 f"{name!r} has no safetensors weights; convert them, or set "
                 f"model.allow_pickle_weights: true if you trust the files ({error})"
             ) from error
-        raise ModelLoadError(_offline_message(name, revision, error)) from error
+        raise ModelLoadError(offline_message(name, revision, error)) from error
     model.eval().requires_grad_(False).to(device)
     return LanguageModel(model=model, arch=arch, name=name, revision=revision)
 
@@ -158,11 +155,4 @@ def load_tokenizer(name: str, revision: str | None = None):
     try:
         return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(_offline_message(name, revision, error)) from error
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        raise ModelLoadError(offline_message(name, revision, error)) from error

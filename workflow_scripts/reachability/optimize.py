@@ -2,15 +2,20 @@
 
 The loss is the sum over runs of each run's MSE, so each run gets exactly its own gradient,
 and Adam is element-wise: this *is* B independent optimisations of the agenda's
-`optimize_prompt`, up to float rounding (design notes §2). The loss history stays on the
-device and is copied once at the end; a run whose loss turns NaN/Inf is marked diverged and
-cannot disturb the others (every op is per sequence); a CUDA out-of-memory error halves the
-batch and carries on.
+`optimize_prompt`, up to float rounding. The loss history stays on the device and is copied
+once at the end; a run whose loss turns NaN/Inf is marked diverged and cannot disturb the
+others (every op is per sequence); a CUDA out-of-memory error halves the batch and carries on.
+
+On CUDA the whole step (forward, backward, Adam, the loss-history write) is captured once per
+batch in a CUDA graph and replayed: at the study's batch sizes an eager step is bound by
+kernel launches, a replay is one launch. On the CPU, or where capture fails, the same step
+runs eagerly.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .runs import RunId
+from .runs import RunId, batch_sizes
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+WARMUP_STEPS = 3  # eager steps before capture (allocator, cuBLAS, Adam state), then undone
 log = logging.getLogger(__name__)
 
 Residual = Callable[[torch.Tensor], torch.Tensor]
@@ -57,20 +63,47 @@ def initial_prompt(run: RunId, seq_len: int, d_model: int) -> torch.Tensor:
 
 @contextmanager
 def precision_mode(precision: str, device: torch.device) -> Iterator[None]:
-    """fp32: exact float32 matmuls; tf32: TensorFloat-32 matmuls on CUDA; bf16: autocast.
-
-    Prompts, targets and the loss stay float32 in every mode.
-    """
+    """The float32 matmul mode of `precision` on `device`: exact for fp32, TensorFloat-32 for
+    tf32 and bf16 (bf16 adds autocast inside the step). CPU matmuls stay exact float32. The
+    global setting is restored on exit."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     previous = torch.get_float32_matmul_precision()
-    if device.type == "cuda":  # TF32 is a CUDA notion; CPU matmuls stay exact float32
+    if device.type == "cuda":  # TF32 is a CUDA notion
         torch.set_float32_matmul_precision("highest" if precision == "fp32" else "high")
     try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            yield
+        yield
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def restore_start(prompt: torch.Tensor, init: torch.Tensor, optimizer: torch.optim.Adam,
+                  history: torch.Tensor, position: torch.Tensor) -> None:
+    """Undo warm-up steps in place: the initial prompt, fresh Adam moments and step count, an
+    empty loss history. In place, because a captured graph holds these very tensors."""
+    with torch.no_grad():
+        prompt.copy_(init)
+        for state in optimizer.state.values():
+            for value in state.values():
+                value.zero_()
+        history.zero_()
+        position.zero_()
+
+
+def capture_step(step: Callable[[], None], reset: Callable[[], None]) -> Callable[[], None]:
+    """`step` captured in a CUDA graph: warm up on a side stream, undo the warm-up, capture.
+    Returns the graph's replay."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(WARMUP_STEPS):
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    reset()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
 
 
 def optimize_batch(
@@ -81,25 +114,51 @@ def optimize_batch(
     lr: float,
     precision: str = "fp32",
     progress: bool = False,
+    capture: bool = False,
 ) -> BatchResult:
-    """Optimise B soft prompts toward B targets ([B, S, d] each) with Adam(lr) for `steps`."""
+    """Optimise B soft prompts toward B targets ([B, S, d] each) with Adam(lr) for `steps`.
+
+    `capture` replays the step from a CUDA graph on CUDA devices (eager elsewhere, or when
+    the model cannot be captured)."""
     if targets.shape != init_prompts.shape or targets.ndim != 3:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(init_prompts.shape)} must both be [B, S, d]")
     device = targets.device
     batch = targets.shape[0]
-    prompt = init_prompts.to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    graph = capture and device.type == "cuda"
+    init = init_prompts.to(device=device, dtype=torch.float32)
+    prompt = init.clone().requires_grad_(True)
     target = targets.float()
-    optimizer = torch.optim.Adam([prompt], lr=lr)
-    history = torch.empty(steps, batch, device=device)
+    optimizer = torch.optim.Adam([prompt], lr=lr, capturable=graph)
+    history = torch.zeros(steps, batch, device=device)
+    position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=False)  # in place: a captured graph keeps .grad
+        # autocast per step, so its cast cache never outlives an Adam update
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            achieved = residual(prompt)
+        per_run = (achieved.float() - target).pow(2).mean(dim=(1, 2))
+        per_run.sum().backward()
+        optimizer.step()
+        history.index_copy_(0, position, per_run.detach()[None])
+        position.add_(1)
+
+    def reset() -> None:
+        restore_start(prompt, init, optimizer, history, position)
+
     bar = tqdm(total=steps * batch, unit="run-step", unit_scale=True, mininterval=2.0,
                disable=not progress, file=sys.stderr, desc=f"optimise B={batch}")
     with precision_mode(precision, device):
-        for step in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            per_run = (residual(prompt).float() - target).pow(2).mean(dim=(1, 2))
-            per_run.sum().backward()
-            optimizer.step()
-            history[step] = per_run.detach()
+        replay = step
+        if graph and steps:
+            try:
+                replay = capture_step(step, reset)
+            except RuntimeError as error:  # a model the graph cannot hold: same step, eager
+                log.warning("CUDA graph capture failed (%s); running the step eagerly", error)
+                torch.cuda.synchronize(device)
+                reset()
+        for _ in range(steps):
+            replay()
             bar.update(batch)
     bar.close()
     with torch.no_grad(), precision_mode("fp32", device):
@@ -129,6 +188,7 @@ def optimize_runs(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    capture: bool = False,
 ) -> BatchResult:
     """Optimise any number of runs in batches of at most `batch_size`.
 
@@ -138,18 +198,18 @@ def optimize_runs(
     device = torch.device(device)
     total = targets.shape[0]
     parts: list[BatchResult] = []
-    start, size = 0, max(1, min(batch_size, total))
+    start, size = 0, max(batch_sizes(total, batch_size), default=1)
     while start < total:
         stop = min(start + size, total)
         try:
             parts.append(optimize_batch(
                 residual, targets[start:stop].to(device), init_prompts[start:stop].to(device),
-                steps, lr, precision, progress,
+                steps, lr, precision, progress, capture,
             ))
         except torch.OutOfMemoryError:
             if size == 1:
                 raise
-            size = (size + 1) // 2
+            size = max(batch_sizes(total - start, (size + 1) // 2))
             log.warning("CUDA out of memory at batch %d; retrying runs %d.. with batch %d", stop - start, start, size)
             if device.type == "cuda":
                 torch.cuda.empty_cache()

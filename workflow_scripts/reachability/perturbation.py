@@ -1,19 +1,25 @@
-"""How much does a residual perturbation of size ε·RMS change the predictions (notebook 004)?
+"""KL of next-token distributions against a residual perturbation of size ε × RMS (notebook 004).
 
 At one token of real sequences, the residual at a site is moved by ε × RMS(h) along a unit
-direction: either isotropic random (the notebook), or toward another real activation at the
-same site and token (the sharper baseline of the activation-plateau literature). The score is
-KL(perturbed ‖ unperturbed) of the next-token distributions at that token and the ones after
-it, averaged over positions, directions and sequences.
+direction, and the forward pass continues from there. Directions are isotropic (the
+notebook's random unit vectors) or point toward another sequence's residual at the same site
+and token (on the data manifold: the sharper baseline of the activation-plateau literature).
+The notebook's score is KL(perturbed ‖ unperturbed) of the next-token distributions at that
+token and the ones after it; for placing reachability errors on the curve (placement.py) the
+KL(unperturbed ‖ perturbed) at the perturbed token itself is kept too.
+
+Every (sequence, direction, ε) perturbation of a site goes through a few batched forwards
+that start at the site (`forward.logits_function`); logits, log-softmax and KL stay on the
+device.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .forward import residuals_of_tokens
-from .functional import kl_divergence, logits_from_site
+from .forward import logits_function, residuals_of_tokens
 from .models import LanguageModel
 from .sites import Site
 
@@ -21,22 +27,64 @@ DIRECTIONS = ("isotropic", "toward_real")
 
 
 def unit_directions(h: torch.Tensor, kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
-    """[N, n, d] unit vectors for residuals h [N, d]: random, or toward other sequences' h."""
+    """[N, n, d] unit vectors for residuals h [N, d]: random, or toward other sequences' h.
+
+    A partner whose residual equals h (two sequences that share their first tokens) gives no
+    direction: partners are drawn among the sequences whose residual differs."""
     count, d = h.shape
     if kind == "isotropic":
         v = torch.randn(count, n, d, generator=generator)
     elif kind == "toward_real":
-        offsets = torch.randint(1, count, (count, n), generator=generator)
-        other = (torch.arange(count)[:, None] + offsets) % count  # never the sequence itself
+        different = (h[:, None, :] != h[None, :, :]).any(-1)  # [N, N]; False on the diagonal
+        if not different.any(-1).all():
+            lonely = int(torch.nonzero(~different.any(-1))[0, 0])
+            raise ValueError(f"sequence {lonely}: every other sequence has the same residual at this token, "
+                             "so there is no direction toward real data; use more or other sequences")
+        other = torch.stack([
+            torch.nonzero(row).flatten()[torch.randint(int(row.sum()), (n,), generator=generator)] for row in different
+        ])
         v = h[other] - h[:, None, :]
     else:
         raise ValueError(f"direction {kind!r} is not one of {DIRECTIONS}")
-    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return v / v.norm(dim=-1, keepdim=True)
 
 
 def rms(h: torch.Tensor) -> torch.Tensor:
     """Root mean square over the last axis (the notebook's scale): ‖h‖ / sqrt(d)."""
     return h.pow(2).mean(-1).sqrt()
+
+
+@torch.no_grad()
+def perturbation_kl(
+    lm: LanguageModel,
+    site: Site,
+    residual: torch.Tensor,
+    token_index: int,
+    epsilons: list[float],
+    directions: torch.Tensor,
+    batch_size: int = 128,
+) -> dict[str, torch.Tensor]:
+    """KL of the next-token distributions, [E, N, n, S - token_index] in both directions —
+    'perturbed_base' = KL(perturbed ‖ base) (the notebook's) and 'base_perturbed' =
+    KL(base ‖ perturbed) — for residuals [N, S, d] at `site` moved at `token_index` by
+    ε × RMS along each of `directions` [N, n, d]."""
+    device = lm.device
+    residual = residual.to(device, torch.float32)
+    count, n = directions.shape[:2]
+    logits = logits_function(lm, site)
+    base = torch.cat([F.log_softmax(logits(chunk, token_index), -1) for chunk in residual.split(batch_size)])
+    step = rms(residual[:, token_index])[:, None, None] * directions.to(device)  # [N, n, d] at ε = 1
+    shape = (len(epsilons), count, n, residual.shape[1] - token_index)
+    out = {"perturbed_base": torch.zeros(shape), "base_perturbed": torch.zeros(shape)}
+    cases = [(e, i, k) for e, eps in enumerate(epsilons) if eps != 0 for i in range(count) for k in range(n)]
+    for chunk in torch.tensor(cases, dtype=torch.long).reshape(-1, 3).split(batch_size):
+        e, i, k = chunk.T
+        moved = residual[i.to(device)].clone()
+        moved[:, token_index] += torch.tensor(epsilons, device=device)[e.to(device), None] * step[i.to(device), k.to(device)]
+        log_p, log_base = F.log_softmax(logits(moved, token_index), -1), base[i.to(device)]
+        out["perturbed_base"][e, i, k] = (log_p.exp() * (log_p - log_base)).sum(-1).clamp_min(0.0).cpu()
+        out["base_perturbed"][e, i, k] = (log_base.exp() * (log_base - log_p)).sum(-1).clamp_min(0.0).cpu()
+    return out  # ε = 0 is the unperturbed run itself: KL 0, no forward
 
 
 def kl_vs_epsilon(
@@ -48,36 +96,13 @@ def kl_vs_epsilon(
     n_directions: int,
     kind: str = "isotropic",
     seed: int = 0,
-) -> np.ndarray:
-    """Mean KL(perturbed ‖ base) for each ε ([len(epsilons)]), over positions token_index..S-1,
-    directions and sequences."""
+) -> dict[str, np.ndarray]:
+    """Two curves over ε, each a mean over directions and sequences:
+    'kl_after': KL(perturbed ‖ base) averaged over positions token_index..S-1 (the notebook's
+    score), and 'kl_at_token': KL(base ‖ perturbed) at the perturbed token itself (what a
+    reachability error at one position is compared with: KL(target ‖ achieved) there)."""
     residual = residuals_of_tokens(lm, site, tokens)  # [N, S, d]
-    base = logits_from_site(lm, site, residual)[:, token_index:]
-    h = residual[:, token_index]
-    v = unit_directions(h, kind, n_directions, torch.Generator().manual_seed(seed))
-    scale = rms(h)[:, None, None]
-    out = []
-    for eps in epsilons:
-        if eps == 0:  # the unperturbed run itself: KL 0 by definition, no forward needed
-            out.append(0.0)
-            continue
-        kls = []
-        for k in range(n_directions):
-            moved = residual.clone()
-            moved[:, token_index] += eps * scale[:, 0] * v[:, k]
-            logits = logits_from_site(lm, site, moved)[:, token_index:]
-            kls.append(kl_divergence(logits, base).mean())
-        out.append(float(torch.stack(kls).mean()))
-    return np.array(out)
-
-
-def epsilon_of_error(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The ε a reachability error corresponds to, per position: ‖a − t‖ / RMS(t)."""
-    error = np.linalg.norm(achieved - target, axis=-1)
-    return error / np.sqrt((target.astype(np.float64) ** 2).mean(-1))
-
-
-def predicted_kl(epsilons: list[float], kl: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """KL the perturbation curve predicts at `eps` (linear interpolation, clamped at the ends)."""
-    order = np.argsort(epsilons)
-    return np.interp(eps, np.asarray(epsilons)[order], np.asarray(kl)[order])
+    v = unit_directions(residual[:, token_index], kind, n_directions, torch.Generator().manual_seed(seed))
+    kl = perturbation_kl(lm, site, residual, token_index, epsilons, v)
+    return {"kl_after": kl["perturbed_base"].mean(dim=(1, 2, 3)).numpy(),
+            "kl_at_token": kl["base_perturbed"][..., 0].mean(dim=(1, 2)).numpy()}

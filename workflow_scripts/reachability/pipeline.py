@@ -7,10 +7,14 @@ so a file made for another model, site or shape is refused instead of computed o
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import logging
+import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from .config import check_model_limits, digest, site_of
 from .sites import Site
@@ -18,23 +22,32 @@ from .sites import Site
 LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
 
 
-def start_log(path: str) -> logging.Logger:
-    """Send stderr (tracebacks, warnings, progress bars) and logging to the rule's log."""
-    sys.stderr = open(path, "a", buffering=1)
+def start_log(job) -> logging.Logger:
+    """Start a rule script (`job` is its `snakemake` object): a fresh log file (never appended
+    to) that receives stderr (tracebacks, warnings, progress bars) and logging, and the job's
+    thread budget for the numeric libraries. Call it first, before heavy imports or waiting for
+    a device, so that both show in the log."""
+    path = Path(job.log[0])
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(job.threads)  # read by torch and numpy when they load
+    sys.stderr = open(path, "w", buffering=1)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return logging.getLogger("reachability")
+    log = logging.getLogger("reachability")
+    log.info("started (%d threads, python %s, pid %d)", job.threads, platform.python_version(), os.getpid())
+    return log
 
 
 def load_study_model(config: dict):
-    """The study's model on its device, checked against the config's sites and seq_len.
-    (models is imported here, not above: CPU-only rules use this module without torch.)"""
-    from .models import load_model, resolve_device
+    """The study's model in host memory (a GPU job moves it once it holds a device), checked
+    against the config's sites and seq_len. (models is imported here, not above: CPU-only
+    rules use this module without torch.)"""
+    from .models import load_model
 
     m = config["model"]
-    lm = load_model(m["name"], m["revision"], resolve_device(config["engine"]["device"]), m["allow_pickle_weights"])
+    lm = load_model(m["name"], m["revision"], "cpu", m["allow_pickle_weights"])
     check_model_limits(config, lm.config)
     return lm
 
@@ -79,3 +92,46 @@ def device_name(device) -> str:
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
     return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def _imported_modules(tree: ast.AST) -> set[str]:
+    """Names of the package's modules that a script or module imports (anywhere in it)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 or node.module == "reachability":  # from . import x / from reachability import x
+                names |= {node.module} if node.level == 1 and node.module else {a.name for a in node.names}
+            elif node.module and node.module.startswith("reachability."):
+                names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("reachability.")}
+    return names
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_digest(script: str | Path, package: str | Path) -> str:
+    """A short hash of the package modules a rule script runs: those it imports, and theirs in
+    turn, as syntax trees (comments, docstrings and layout do not count). Passed as a param, it
+    makes a rule's outputs stale when its library code changes; Snakemake's own code trigger
+    sees only the script."""
+    package = Path(package)
+    seen, todo = {"__init__"}, [Path(script), package / "__init__.py"]
+    parts = []
+    while todo:
+        path = todo.pop()
+        tree = ast.parse(path.read_text())
+        for name in sorted(_imported_modules(tree) - seen):
+            if (package / f"{name}.py").exists():
+                seen.add(name)
+                todo.append(package / f"{name}.py")
+        if path.parent == package:
+            parts.append(f"{path.stem}:{ast.dump(_without_docstrings(tree))}")
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]

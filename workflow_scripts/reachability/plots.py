@@ -115,7 +115,7 @@ def layer_sweep(path: str, sites: list[str], rows: dict[str, dict[str, tuple[flo
 
 
 def kl_curves(path: str, curves: dict[str, dict[str, list[float]]], epsilons: list[float], dpi: int = 120) -> None:
-    """KL vs ε per site: `curves[site][direction] = KL per ε`."""
+    """KL vs ε per site (the notebook's score): `curves[site][direction] = KL per ε`."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (site, by_kind), color in zip(curves.items(), _colors(len(curves))):
         ax.plot(epsilons, by_kind["isotropic"], marker="o", color=color, label=f"{site} isotropic")
@@ -136,7 +136,8 @@ def placement(path: str, epsilons: list[float], curve: list[float], points: dict
     for (label, (e, k)), color in zip(points.items(), _colors(len(points))):
         if e > 0 and k > 0:
             ax.scatter([e], [k], color=color, label=label, zorder=3)
-    ax.set(xlabel="ε (× RMS)", ylabel="KL", xscale="log", yscale="log")
+    ax.set(xlabel="ε (× RMS) at one position", ylabel="KL(reference ‖ moved) at that position", xscale="log",
+           yscale="log")
     ax.legend(fontsize=6, ncol=2)
     ax.set_title("Reachability errors on the perturbation curve")
     _save(fig, path, dpi)

@@ -1,4 +1,4 @@
-"""Shards -> one experiment's [condition, target, restart] arrays -> its metrics.json.
+"""Run packs -> one experiment's [condition, target, restart] arrays -> its metrics.json.
 
 A missing run is an error (never a silently smaller sample); a diverged run stays in the
 arrays with NaN final MSE and is counted.
@@ -6,38 +6,36 @@ arrays with NaN final MSE and is counted.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import metrics
 from .storage import read_h5
 
-RUN_ARRAYS = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_id")
+RUN_ARRAYS = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_id", "condition", "restart")
+PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged")
 
 
 def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect: dict) -> dict:
-    """Read run shards into arrays indexed [condition, target, restart(, ...)].
+    """Read run packs into arrays indexed [condition, target, restart(, ...)].
 
-    Runs beyond the first `n_targets` targets or `restarts` restarts are left out, so a
-    smaller analysis (the layer sweep) can read a larger study's shards."""
+    Runs beyond the first `n_targets` targets or `restarts` restarts, or of other conditions,
+    are left out, so a smaller analysis (the layer sweep) can read a larger study's packs."""
     shape = (len(conditions), n_targets, restarts)
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(shape, dtype=bool)
     for path in paths:
         arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect)
-        c, r = conditions.index(attrs["condition"]), attrs["restart"]
-        if r >= restarts:
-            continue
+        names = attrs["conditions"]
         if not out:
-            out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in ("loss", "initial_mse", "final_mse", "cosine")}
+            out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in PER_RUN if k != "diverged"}
             out["diverged"] = np.zeros(shape, dtype=bool)
-        for i, t in enumerate(arrays["target_id"]):
-            if t >= n_targets:
+        for i, (c, t, r) in enumerate(zip(arrays["condition"], arrays["target_id"], arrays["restart"])):
+            if names[c] not in conditions or t >= n_targets or r >= restarts:
                 continue
-            for k in ("loss", "initial_mse", "final_mse", "cosine", "diverged"):
-                out[k][c, t, r] = arrays[k][i]
-            seen[c, t, r] = True
+            where = (conditions.index(names[c]), t, r)
+            for k in PER_RUN:
+                out[k][where] = arrays[k][i]
+            seen[where] = True
     if not seen.all():
         c, t, r = np.argwhere(~seen)[0]
         raise ValueError(f"{(~seen).sum()} runs missing, e.g. condition {conditions[c]} target {t} restart {r}")
@@ -74,20 +72,3 @@ def summarise_condition(runs: dict, c: int, threshold: float, tail: float, toler
             "cosine_by_position": best_cos,
         },
     }
-
-
-def jsonable(value):
-    """NumPy arrays and scalars -> lists and floats; NaN/Inf -> None (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    return value

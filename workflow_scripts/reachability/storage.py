@@ -3,12 +3,14 @@
 `write_h5` writes to a temporary name in the same folder and renames it into place (atomic on
 POSIX), so a file at the final path is always complete. `read_h5` opens read-only and, given
 `expect`, refuses a file whose provenance attributes differ (made for another model, site,
-shape, …) instead of computing on it.
+shape, …) instead of computing on it. `read_targets` reads packs' target files; `jsonable`
+turns NumPy values into strict JSON.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -67,3 +69,30 @@ def read_h5(
             check_provenance(path, attrs, expect)
         arrays = {k: f[k][()] for k in (keys if keys is not None else f.keys())}
     return arrays, attrs
+
+
+def read_targets(paths: list[str], expect: dict) -> dict[tuple[str, int], np.ndarray]:
+    """Target tensors [S, d] of pack target files, by (condition, target_id)."""
+    out = {}
+    for path in paths:
+        data, attrs = read_h5(path, expect=expect)
+        names = attrs["conditions"]
+        out.update({(names[c], int(t)): x for c, t, x in zip(data["condition"], data["target_id"], data["target"])})
+    return out
+
+
+def jsonable(value):
+    """NumPy arrays and scalars -> lists and floats; NaN/Inf -> None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value

@@ -1,0 +1,69 @@
+"""Rule optimise_pack: optimise every run of one pack (a range of an experiment's runs at a site).
+
+The CPU-side start-up comes first (imports, targets, weights in host memory, initial prompts);
+the device is claimed only then, and given back before the results are written, so with more
+GPU jobs in flight than devices one job starts up while another computes."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors and waits for a device land in the log
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from reachability.ablation import ablated  # noqa: E402
+from reachability.config import variants  # noqa: E402
+from reachability.forward import residual_function  # noqa: E402
+from reachability.gpu_pool import claimed_device  # noqa: E402
+from reachability.optimize import BatchResult, initial_prompt, optimize_runs  # noqa: E402
+from reachability.pipeline import device_name, library_versions, load_study_model, provenance  # noqa: E402
+from reachability.storage import read_targets, write_h5  # noqa: E402
+from reachability.runs import Layout, parse_pack  # noqa: E402
+from reachability.sites import Site  # noqa: E402
+
+w, cfg, p = snakemake.wildcards, snakemake.config, snakemake.params
+opt, engine = p.optimizer, cfg["engine"]
+site = Site.from_tag(w.site)
+layout = Layout(tuple(p.layout["conditions"]), p.layout["restarts"])
+runs = layout.runs(w.experiment, *parse_pack(w.pack))
+made_by = provenance(cfg, site)
+targets = read_targets([snakemake.input.targets], made_by)
+log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d restarts", w.pack, len(runs),
+         w.experiment, site, runs[0].target_id, runs[-1].target_id, len(layout.conditions), layout.restarts)
+
+lm = load_study_model(cfg)  # host memory: the device is not ours yet
+target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
+init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
+parts, order = [], []
+with claimed_device(cfg) as claim:
+    lm.to(claim.device)
+    start = time.perf_counter()
+    for variant, members in variants(runs).items():  # the ablation's model variants batch apart
+        with ablated(lm, variant):
+            parts.append(optimize_runs(
+                residual_function(lm, site), target[members], init[members], opt["steps"], opt["lr"],
+                opt["precision"], engine["batch_size"], claim.device, progress=True, capture=engine["capture"],
+            ))
+        order += members
+    optimising_s = time.perf_counter() - start
+    device = device_name(claim.device)
+result = BatchResult.concatenate(parts)
+back = np.argsort(order)  # variants were batched apart: back to the pack's run order
+write_h5(
+    snakemake.output.runs,
+    {**{k: v[back] for k, v in vars(result).items()},
+     "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
+     "condition": [layout.conditions.index(r.condition) for r in runs]},
+    {**made_by, **opt, "experiment": w.experiment, "conditions": list(layout.conditions),
+     "restarts": layout.restarts, "device": device, "optimising_s": optimising_s,
+     "device_wait_s": claim.waited_s, "device_held_s": claim.held_s, "versions": library_versions()},
+)
+log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged", len(runs),
+         opt["steps"], optimising_s, len(runs) * opt["steps"] / optimising_s, claim.held_s,
+         int(result.diverged.sum()))

@@ -1,0 +1,18 @@
+"""Rule plot_perturbation: KL vs ε at each site (the curves perturb_residuals computed)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
+with open(snakemake.input.curves) as f:
+    perturbation = json.load(f)
+notebook = {site: {kind: c["kl_after"] for kind, c in by_kind.items()} for site, by_kind in perturbation["curves"].items()}
+plots.kl_curves(snakemake.output.figure, notebook, perturbation["epsilons"], snakemake.params.plots["dpi"])
