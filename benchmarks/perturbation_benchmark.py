@@ -78,7 +78,7 @@ def main() -> None:
     h = residuals_of_tokens(lm, site, tokens)
     v = unit_directions(h[:, args.token_index], "isotropic", args.directions, generator)
     times, results = {}, {}
-    for name, run in (("batched, from the site", lambda: perturbation_kl(lm, site, h, args.token_index, args.epsilons, v).mean(-1)),
+    for name, run in (("batched, from the site", lambda: perturbation_kl(lm, site, h, args.token_index, args.epsilons, v)["perturbed_base"].mean(-1)),
                       ("notebook 004 loop", lambda: notebook_loop(lm, site, tokens, args.token_index, args.epsilons, v))):
         run()  # warm-up
         sync(args.device)

@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     args = parser.parse_args()
-    packs = sorted(args.results.glob("*/runs/*/*.h5"))
+    packs = sorted([*args.results.glob("*/runs/*/*.h5"), *args.results.glob("*/runs_extended/*/*.h5")])
     if not packs:
         raise SystemExit(f"no finished optimisation packs under {args.results}")
     held = optimising = run_steps = 0.0
@@ -53,9 +53,10 @@ def main() -> None:
         attrs = read_attrs(path)
         held += attrs["device_held_s"]
         optimising += attrs["optimising_s"]
-        run_steps += attrs["steps"] * len(read_h5(path, ["target_id"])[0]["target_id"])
+        steps = attrs["steps"] - attrs.get("continued_from_steps", 0)  # a continuation's own steps
+        run_steps += steps * len(read_h5(path, ["target_id"])[0]["target_id"])
     other = held_by_other_gpu_jobs(args.results)
-    print(f"{len(packs)} optimisation packs held the device {held:.1f} s, {optimising:.1f} s of it optimising: "
+    print(f"{len(packs)} optimisation jobs (packs and continuations) held the device {held:.1f} s, {optimising:.1f} s of it optimising: "
           f"claimed but not optimising {1 - optimising / held:.1%}")
     print(f"run-steps/s: {run_steps / optimising:,.0f} in the loop, {run_steps / held:,.0f} while holding the device")
     total = held + sum(other.values())

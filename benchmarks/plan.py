@@ -45,12 +45,16 @@ from reachability.sites import Site  # noqa: E402
 DEFAULT_RATES = ROOT / "benchmarks" / "rates" / "h100_landed_2026-11-26.json"
 
 
-def gpu_jobs(configfile: Path) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job that claims a GPU, from a dry run in an empty folder."""
+def gpu_jobs(config: dict) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job that claims a GPU, from a dry run in an empty folder. The
+    step budget is left undecided (extend_steps: null): every pack at the configured steps."""
+    listing = {**config, "optimizer": {**config["optimizer"], "extend_steps": None}}
     with tempfile.TemporaryDirectory() as workdir:
+        configfile = Path(workdir) / "plan.yaml"
+        configfile.write_text(yaml.safe_dump(listing))
         result = subprocess.run(
             [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", workdir,
-             "--configfile", str(configfile.resolve()), "--dry-run"],
+             "--configfile", str(configfile), "--dry-run"],
             capture_output=True, text=True,
         )
     if result.returncode:
@@ -114,7 +118,7 @@ def main() -> None:
     steps, engine = config["optimizer"]["steps"], config["engine"]
     startup = rates.table.get("startup", {})
     device_s, cpu_s = startup.get("device_s", 0.0), startup.get("cpu_s", 0.0)
-    jobs, rows = gpu_jobs(args.configfile), []
+    jobs, rows = gpu_jobs(config), []
     for rule, w in jobs:
         if rule == "optimise_pack":
             runs = study.layout(config, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
@@ -128,7 +132,8 @@ def main() -> None:
                 how.add(kind)
             rows.append(dict(rule=rule, job=f"{w['experiment']} {w['site']} {w['pack']}", runs=len(runs),
                              run_steps=len(runs) * steps, batches=batches, seconds=seconds, optimising_s=optimising,
-                             how=", ".join(sorted(how))))
+                             how=", ".join(sorted(how)),
+                             decides_budget=w["experiment"] == "experiment1" and w["site"] == study.site_of(config).tag))
         else:  # a measured whole-job wall time; its start-up now happens before the claim
             measured = rates.table.get("jobs", {}).get(rule)
             seconds = None if measured is None else max(measured - cpu_s, 0.0) + device_s
@@ -156,9 +161,19 @@ def main() -> None:
     print(f"{len(rows) - len(packs)} other GPU jobs: {other / 60:.1f} min" + (f" (no rate for {unknown})" if unknown else ""))
     print(f"projected wall time on one {rates.table['device']}: {total / 60:.1f} min "
           f"(first start-up {cpu_s:.0f} s; later start-ups hidden behind compute with --resources gpu=2)")
+    extend = config["optimizer"]["extend_steps"]
+    extended = None
+    if extend is not None and config["experiments"]["experiment1"]["enabled"]:
+        # Exp 1's packs run `steps` and decide; if they decide to extend, they continue to
+        # extend_steps and every other pack runs extend_steps from the start
+        extra = sum(r["optimising_s"] * (extend - steps) / steps for r in packs)
+        extended = total + extra + sum(device_s for r in packs if r["decides_budget"])
+        print(f"step budget pending (optimizer.extend_steps = {extend}): if Exp 1's curves still fall at {steps} "
+              f"steps, every run goes to {extend} and the projection is {extended / 60:.1f} min")
     if args.json:
         args.json.write_text(json.dumps({"rates": str(args.rates), "jobs": rows, "optimise_s": optimise,
-                                         "other_gpu_s": other, "total_s": total}, indent=1))
+                                         "other_gpu_s": other, "total_s": total, "total_if_extended_s": extended},
+                                        indent=1))
 
 
 if __name__ == "__main__":

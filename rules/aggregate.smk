@@ -1,6 +1,7 @@
 rule aggregate:
     input:
-        runs=lambda w: run_files(w.experiment),
+        runs=lambda w: final_run_files(w.experiment),
+        budget=[BUDGET] if EXTENDING else [],  # which budget, and why, for the provenance
     output:
         metrics="results/{experiment}/metrics.json",
         runs="results/{experiment}/runs.h5",

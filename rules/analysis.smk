@@ -4,11 +4,6 @@ rule ablation_table:
         full="results/experiment1/metrics.json",
         ablated="results/ablation/metrics.json",
     output:
-        figure=report(
-            "results/ablation.png",
-            caption="../report/ablation.rst",
-            category="Beyond the agenda",
-        ),
         table="results/ablation.md",
     log:
         "results/logs/analysis/ablation.log",
@@ -17,20 +12,36 @@ rule ablation_table:
     threads: 1
     params:
         code=code("ablation_table.py"),
-        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/ablation_table.py"
 
 
-rule layer_sweep:
+rule plot_ablation:
     input:
-        runs=sweep_run_files(),
+        full="results/experiment1/metrics.json",
+        ablated="results/ablation/metrics.json",
     output:
         figure=report(
-            "results/layer_sweep.png",
-            caption="../report/layer_sweep.rst",
+            "results/ablation.png",
+            caption="../report/ablation.rst",
             category="Beyond the agenda",
         ),
+    log:
+        "results/logs/plots/ablation.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_ablation.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_ablation.py"
+
+
+rule layer_sweep:
+    input:
+        runs=sweep_run_files,
+    output:
         table="results/layer_sweep.md",
         metrics="results/layer_sweep.json",
     log:
@@ -42,14 +53,34 @@ rule layer_sweep:
         code=code("layer_sweep.py"),
         sweep=canonical(config["layer_sweep"]),
         metrics=canonical(config["metrics"]),
-        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/layer_sweep.py"
 
 
+rule plot_layer_sweep:
+    input:
+        metrics="results/layer_sweep.json",
+    output:
+        figure=report(
+            "results/layer_sweep.png",
+            caption="../report/layer_sweep.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/layer_sweep.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_layer_sweep.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_layer_sweep.py"
+
+
 rule analyse_solutions:
     input:
-        runs=lambda w: run_files(w.experiment),
+        runs=lambda w: final_run_files(w.experiment),
         targets=lambda w: target_files(w.experiment),
         model=model_files(),
     output:
@@ -74,17 +105,7 @@ rule analysis_summary:
     input:
         solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
     output:
-        manifold=report(
-            "results/embedding_manifold.png",
-            caption="../report/embedding_manifold.rst",
-            category="Beyond the agenda",
-        ),
         manifold_table="results/embedding_manifold.md",
-        functional=report(
-            "results/functional_reachability.png",
-            caption="../report/functional_reachability.rst",
-            category="Beyond the agenda",
-        ),
         functional_table="results/functional_reachability.md",
     log:
         "results/logs/analysis/summary.log",
@@ -93,9 +114,34 @@ rule analysis_summary:
     threads: 1
     params:
         code=code("analysis_summary.py"),
-        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/analysis_summary.py"
+
+
+rule plot_analysis:
+    input:
+        solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
+    output:
+        manifold=report(
+            "results/embedding_manifold.png",
+            caption="../report/embedding_manifold.rst",
+            category="Beyond the agenda",
+        ),
+        functional=report(
+            "results/functional_reachability.png",
+            caption="../report/functional_reachability.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/analysis.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_analysis.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_analysis.py"
 
 
 rule perturb_residuals:
@@ -147,12 +193,8 @@ rule place_errors:
         curves="results/perturbation/kl_vs_epsilon.json",
         solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
     output:
-        figure=report(
-            "results/perturbation/placement.png",
-            caption="../report/placement.rst",
-            category="Beyond the agenda",
-        ),
         table="results/perturbation/placement.md",
+        points="results/perturbation/placement.json",
     log:
         "results/logs/analysis/placement.log",
     conda:
@@ -161,6 +203,26 @@ rule place_errors:
     params:
         code=code("place_errors.py"),
         site=SITE,
-        plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/place_errors.py"
+
+
+rule plot_placement:
+    input:
+        points="results/perturbation/placement.json",
+    output:
+        figure=report(
+            "results/perturbation/placement.png",
+            caption="../report/placement.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/placement.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_placement.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_placement.py"

@@ -1,7 +1,9 @@
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -35,6 +37,7 @@ def model_config():
         return SimpleNamespace(
             num_hidden_layers=build["num_layers"],
             max_position_embeddings=build["max_positions"],
+            hidden_size=build["hidden_size"],
         )
     try:
         from transformers import AutoConfig
@@ -59,15 +62,30 @@ EXPERIMENTS = study.enabled_experiments(config)
 ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
-# A pack is a range of an experiment's runs at a site, numbered target-major (runs.py).
+# A pack is a range of an experiment's runs at a site, numbered target-major (runs.py),
+# optimised for a number of steps.
 TARGETS = "results/targets/{site}/{experiment}/{pack}.h5"
-RUNS = "results/{experiment}/runs/{site}/{pack}.h5"
+RUNS = "results/{experiment}/runs/{site}/{pack}_s{steps}.h5"
+# The step budget (the agenda: if Exp 1's curves still fall, more steps everywhere): Exp 1's
+# packs at the study's site run the configured steps and decide (a checkpoint); the analyses
+# then ask for every other pack at the budget, and for Exp 1's continued to it from their
+# saved state. A decision that does not change asks for the same files: nothing reruns.
+EXTENDED = "results/{experiment}/runs_extended/{site}/{pack}_s{steps}.h5"
+BUDGET = "results/step_budget.json"
+EXTENDING = (
+    config["optimizer"]["extend_steps"] is not None and "experiment1" in EXPERIMENTS
+)
+if EXTENDING:
+    logger.info(
+        study.budget_status(BUDGET, config["optimizer"])
+    )  # on every start, dry runs too
 
 
 wildcard_constraints:
     experiment=r"experiment(1|2a|2b|3|4)|ablation",
     site=r"(hs|block)\d+",
     pack=r"\d+-\d+",
+    steps=r"\d+",
 
 
 def code(script):
@@ -106,16 +124,42 @@ def packs(experiment, site=SITE):
     ]
 
 
-def pack_files(pattern, experiment, site=SITE):
+def pack_files(pattern, experiment, site=SITE, steps=None):
+    steps = config["optimizer"]["steps"] if steps is None else steps
     return [
-        pattern.format(experiment=experiment, site=site, pack=pack)
+        pattern.format(experiment=experiment, site=site, pack=pack, steps=steps)
         for pack in packs(experiment, site)
     ]
 
 
-def run_files(experiment, site=SITE):
-    """Every run pack of an experiment at a site."""
-    return pack_files(RUNS, experiment, site)
+def run_files(experiment, site=SITE, steps=None):
+    """Every run pack of an experiment at a site, optimised for `steps` (default: the
+    configured steps)."""
+    return pack_files(RUNS, experiment, site, steps)
+
+
+def decides_budget(experiment, site):
+    """Exp 1 at the study's site decides the step budget (when one is to be decided)."""
+    return EXTENDING and experiment == "experiment1" and site == SITE
+
+
+def step_budget():
+    """The decided number of steps (an IncompleteCheckpointException until it is decided:
+    Snakemake then plans what depends on it once Exp 1 has run)."""
+    if not EXTENDING:
+        return config["optimizer"]["steps"]
+    with open(checkpoints.step_budget.get().output.budget) as f:
+        return json.load(f)["steps"]
+
+
+def final_run_files(experiment, site=SITE):
+    """The packs an analysis reads, at the step budget: Exp 1's deciding packs continued to
+    it when it is larger than the configured steps, every other pack optimised for it.
+    """
+    steps = step_budget()
+    if decides_budget(experiment, site) and steps > config["optimizer"]["steps"]:
+        return pack_files(EXTENDED, experiment, site, steps)
+    return run_files(experiment, site, steps)
 
 
 def target_files(experiment):
@@ -129,14 +173,14 @@ def layout_of(wildcards):
     return {"conditions": list(layout.conditions), "restarts": layout.restarts}
 
 
-def sweep_run_files():
+def sweep_run_files(wildcards):
     """The layer sweep's packs; at the study's own site these are the experiment's packs."""
     sweep = config["layer_sweep"]
     return [
         path
         for site in study.sweep_sites(config)
         for experiment in sweep["experiments"]
-        for path in run_files(experiment, site.tag)
+        for path in final_run_files(experiment, site.tag)
     ]
 
 
@@ -152,7 +196,13 @@ def final_outputs():
         )
     ]
     if EXPERIMENTS:
-        outputs += ["results/summary.png", "results/comparison.md"]
+        outputs += [
+            "results/summary.png",
+            "results/comparison.md",
+            "results/findings.md",
+        ]
+    if "experiment3" in EXPERIMENTS:
+        outputs.append("results/experiment3/reachability_curves.png")
     if "experiment4" in EXPERIMENTS:
         outputs.append("results/experiment4_transition.png")
     if "ablation" in EXPERIMENTS and "experiment1" in EXPERIMENTS:

@@ -5,9 +5,9 @@ rule optimise_pack:
     output:
         runs=RUNS,
     log:
-        "results/logs/optimise/{experiment}/{site}/{pack}.log",
+        "results/logs/optimise/{experiment}/{site}/{pack}_s{steps}.log",
     benchmark:
-        "results/benchmarks/optimise_pack/{experiment}/{site}/{pack}.tsv"
+        "results/benchmarks/optimise_pack/{experiment}/{site}/{pack}_s{steps}.tsv"
     conda:
         "../envs/reachability.yaml"
     threads: 1
@@ -16,11 +16,59 @@ rule optimise_pack:
     params:
         code=code("optimise_pack.py"),
         layout=layout_of,
-        # Only what changes the numbers: batch size, capture and job size are left out on purpose.
+        # Only what changes the numbers (steps are in the path): batch size, capture and job
+        # size are left out on purpose.
         optimizer={
-            "steps": config["optimizer"]["steps"],
             "lr": config["optimizer"]["lr"],
             "precision": config["engine"]["precision"],
         },
+        keep_state=lambda w: decides_budget(w.experiment, w.site),  # Adam's state, to continue
     script:
         "../workflow_scripts/optimise_pack.py"
+
+
+checkpoint step_budget:
+    input:
+        runs=run_files("experiment1"),
+    output:
+        budget=BUDGET,
+    log:
+        "results/logs/step_budget.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("decide_step_budget.py"),
+        optimizer=canonical(config["optimizer"]),
+        metrics=canonical(config["metrics"]),
+        layout=lambda w: layout_of(SimpleNamespace(experiment="experiment1", site=SITE)),
+        n_targets=study.n_targets(config, "experiment1"),
+    script:
+        "../workflow_scripts/decide_step_budget.py"
+
+
+rule extend_pack:
+    input:
+        runs=lambda w: RUNS.format(
+            experiment=w.experiment,
+            site=w.site,
+            pack=w.pack,
+            steps=config["optimizer"]["steps"],
+        ),
+        targets=TARGETS,
+        model=model_files(),
+    output:
+        runs=EXTENDED,
+    log:
+        "results/logs/extend/{experiment}/{site}/{pack}_s{steps}.log",
+    benchmark:
+        "results/benchmarks/extend_pack/{experiment}/{site}/{pack}_s{steps}.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        code=code("extend_pack.py"),
+    script:
+        "../workflow_scripts/extend_pack.py"

@@ -30,6 +30,42 @@ rule plot_experiment:
         "../workflow_scripts/plot_experiment.py"
 
 
+rule compare_conditions:
+    input:
+        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+    output:
+        table="results/comparison.md",
+    log:
+        "results/logs/analysis/comparison.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("compare_conditions.py"),
+    script:
+        "../workflow_scripts/compare_conditions.py"
+
+
+rule findings:
+    input:
+        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+    output:
+        table=report(
+            "results/findings.md", caption="../report/findings.rst", category="Summary"
+        ),
+        json="results/findings.json",
+    log:
+        "results/logs/analysis/findings.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("write_findings.py"),
+        findings=canonical(config["findings"]),
+    script:
+        "../workflow_scripts/write_findings.py"
+
+
 rule plot_summary:
     input:
         metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
@@ -37,7 +73,6 @@ rule plot_summary:
         summary=report(
             "results/summary.png", caption="../report/summary.rst", category="Summary"
         ),
-        table="results/comparison.md",
     log:
         "results/logs/plots/summary.log",
     conda:
@@ -53,6 +88,7 @@ rule plot_summary:
 rule plot_transition:
     input:
         metrics="results/experiment4/metrics.json",
+        findings="results/findings.json",
     output:
         transition=report(
             "results/experiment4_transition.png",
@@ -69,3 +105,24 @@ rule plot_transition:
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_transition.py"
+
+
+rule plot_reachability_curves:
+    input:
+        metrics="results/experiment3/metrics.json",
+    output:
+        figure=report(
+            "results/experiment3/reachability_curves.png",
+            caption="../report/reachability_curves.rst",
+            category="experiment3",
+        ),
+    log:
+        "results/logs/plots/reachability_curves.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_reachability_curves.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_reachability_curves.py"

@@ -43,6 +43,7 @@ BAD = [
     ({"dataset.split": "validation"}, r"dataset.split = 'validation', but data files .* set dataset.split: train"),
     ({"site": "blocks.0.hook_resid_mid"}, r"site: 'blocks.0.hook_resid_mid' is not a site name this tool knows"),
     ({"perturbation.sites": ["blocks.9.hook_resid_post"]}, r"perturbation.sites: site.layer 10 is out of range"),
+    ({"pool_size": 64}, r"pool_size = 64 is too small for Exp 2a: .* at least 65"),
     ({"layer_sweep.restarts": 3}, r"layer_sweep reads experiments.experiment1's runs .*layer_sweep.restarts = 3"),
 ]
 
@@ -56,9 +57,9 @@ def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, mes
 
 
 def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
-    result = snakemake(tmp_path, demo_config(), "--dry-run")
+    result = snakemake(tmp_path, demo_config(**{"optimizer.extend_steps": None}), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 8
+    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 4
 
 
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
@@ -69,7 +70,7 @@ def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     validate(filled, SCHEMA)
     assert filled == defaults  # nothing in config.yaml departs from the schema's defaults
     assert given["model"]["name"] == "EleutherAI/pythia-160m" and given["site"] == {"kind": "hidden_states", "layer": 12}
-    assert given["optimizer"] == {"lr": 0.01, "steps": 2000} and given["seq_len"] == 20
+    assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000} and given["seq_len"] == 20
     assert (given["dataset"]["path"], given["dataset"]["name"], given["dataset"]["split"]) == ("Salesforce/wikitext", "wikitext-2-raw-v1", "train")
     assert conditions(filled, "experiment3") == ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"]
     assert conditions(filled, "experiment4")[:3] == ["f0", "f0.1", "f0.2"] and len(conditions(filled, "experiment4")) == 11
@@ -120,7 +121,7 @@ def test_editing_the_local_corpus_makes_the_pool_stale(tmp_path):
 
 
 def test_transformer_lens_names_and_last_plan_the_same_sites(tmp_path):
-    named = demo_config(**{"site": "ln_final.hook_normalized",
+    named = demo_config(**{"site": "ln_final.hook_normalized", "optimizer.extend_steps": None,
                            "layer_sweep.sites": ["blocks.0.hook_resid_post", {"kind": "hidden_states", "layer": "last"}]})
     result = snakemake(tmp_path, named, "--dry-run")
     assert result.returncode == 0, result.stdout[-2000:]
@@ -150,3 +151,12 @@ def test_condition_names_are_exact_so_close_values_never_collide():
     assert len(set(conditions(config, "experiment4"))) == 2
     for value in (0.1, 1e-7, 123456.7, 0.30000000000000004, -2.5):
         assert float(exact_name(value)) == value
+
+
+def test_a_pool_under_the_agendas_thousand_is_a_warning_for_exp_2a():
+    from reachability.config import pool_warnings
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert pool_warnings(config, "experiment2a") == []
+    config["pool_size"] = 999
+    assert "at least 1000" in pool_warnings(config, "experiment2a")[0] and pool_warnings(config, "experiment1") == []

@@ -35,8 +35,12 @@ def running_pack(log_root: Path):
     return None
 
 
+SMALL = {**AGENDA_ONLY, **{f"experiments.{e}.enabled": False
+                           for e in ("experiment2a", "experiment2b", "experiment3", "experiment4")}}
+
+
 def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_run(demo, tmp_path):
-    config = demo_config(**AGENDA_ONLY)
+    config = demo_config(**SMALL)
     proc = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "2", "--keep-going"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.time() + 600
@@ -55,18 +59,21 @@ def test_a_killed_job_loses_only_itself_and_the_rerun_equals_an_uninterrupted_ru
     experiment, site, name = relative.parts
     lost = f"results/{experiment}/runs/{site}/{name}"
     assert not (tmp_path / lost).exists()
-    assert re.search(r"pack \d+-\d+ holds (16|28) runs", victim.read_text())
+    assert re.search(r"pack 0-16 holds 16 runs", victim.read_text())
     for path in (tmp_path / "results").rglob("*.h5"):  # nothing at a final path is half-written
         with h5py.File(path, "r") as f:
             assert len(f.keys()) > 0
 
     plan = snakemake(tmp_path, config, "--dry-run")
-    assert planned_outputs(plan, "optimise_pack") == [lost]
-    assert planned_jobs(plan)["aggregate"] == 1
+    finished = {str(p.relative_to(tmp_path)) for p in (tmp_path / "results").glob("*/runs/*/*.h5")}
+    planned = planned_outputs(plan, "optimise_pack")  # the lost pack, and packs that never started
+    assert lost in planned and not set(planned) & finished
+    assert all(p == lost or not (tmp_path / p.replace("results/", "results/logs/optimise/", 1)
+                                 .replace("/runs/", "/").replace(".h5", ".log")).exists() for p in planned)
 
     rerun = snakemake(tmp_path, config, "--cores", "2")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    for e in EXPERIMENTS:  # same config, same numbers: two runs from clean, one interrupted
+    for e in ("experiment1",):  # same config, same numbers: two runs from clean, one interrupted
         ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]
         theirs = json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"]
         assert ours == theirs, e
@@ -77,8 +84,7 @@ def test_a_killed_snakemake_is_unlocked_and_resumed_with_equal_numbers(demo, tmp
     """The whole Snakemake process group dies (node crash, kill -9) while a pack optimises:
     the README's recovery (--unlock, then --rerun-incomplete) recomputes the lost pack and
     what never ran, keeps what finished, and gives the numbers of an uninterrupted run."""
-    config = demo_config(**{**AGENDA_ONLY, "experiments.experiment2a.enabled": False,
-                            "experiments.experiment2b.enabled": False, "experiments.experiment3.enabled": False})
+    config = demo_config(**SMALL)
     proc = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "2"), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.time() + 600
@@ -94,10 +100,12 @@ def test_a_killed_snakemake_is_unlocked_and_resumed_with_equal_numbers(demo, tmp
     assert locked.returncode != 0 and "unlock" in (locked.stdout + locked.stderr)
     assert snakemake(tmp_path, config, "--unlock").returncode == 0
     plan = planned_outputs(snakemake(tmp_path, config, "--dry-run", "--rerun-incomplete"), "optimise_pack")
-    assert plan and not set(plan) & set(finished) and len(plan) + len(finished) == 3
+    lost = str(victim[1].relative_to(tmp_path / "results" / "logs" / "optimise").with_suffix(".h5"))
+    experiment, site, name = lost.split("/")
+    assert f"results/{experiment}/runs/{site}/{name}" in plan and not set(plan) & set(finished)
     rerun = snakemake(tmp_path, config, "--cores", "2", "--rerun-incomplete")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    for e in ("experiment1", "experiment4"):
+    for e in ("experiment1",):
         ours = json.loads((tmp_path / "results" / e / "metrics.json").read_text())["conditions"]
         theirs = json.loads((demo / "results" / e / "metrics.json").read_text())["conditions"]
         assert ours == theirs, e
@@ -122,7 +130,8 @@ def test_diverged_runs_are_counted_not_dropped(tmp_path):
         }, {"conditions": ["real"]})
         paths.append(str(path))
     runs = collect_runs(paths, ["real"], n_targets=2, restarts=2, expect={})
-    summary = summarise_condition(runs, 0, threshold=0.5, tail=0.2, tolerance=0.05)
+    summary = summarise_condition(runs, 0, {"reached_threshold": 0.5, "plateau_tail": 0.2, "plateau_tolerance": 0.05,
+                                              "plateau_fraction": 0.5})
     assert summary["n_diverged"] == 1
     np.testing.assert_allclose(summary["per_target"]["best_final_mse"], [0.1, 0.2], rtol=1e-6)
     assert summary["reached_fraction"] == 1.0
@@ -146,6 +155,8 @@ def test_a_rerun_starts_a_fresh_log(tmp_path, monkeypatch):
     from reachability.pipeline import start_log
 
     job = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=3)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(variable, "1")  # start_log sets them; this restores them after the test
     for attempt in range(2):
         monkeypatch.setattr(sys, "stderr", sys.stderr)  # restored after the test
         start_log(job).info("attempt %d", attempt)

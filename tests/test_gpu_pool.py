@@ -77,7 +77,7 @@ def test_with_two_jobs_on_one_device_one_starts_up_while_the_other_computes(tmp_
     """Three packs, `--resources gpu=2`, one (pretend) device: the device is held by one job
     at a time, and a job's start-up runs while another job holds the device."""
     config = demo_config(**{
-        "engine.device": "auto", "experiments.experiment1.n_targets": 24,
+        "engine.device": "auto", "experiments.experiment1.n_targets": 24, "optimizer.extend_steps": None,
         **{f"experiments.{e}.enabled": False for e in ("experiment2a", "experiment2b", "experiment3", "experiment4",
                                                        "ablation")},
         **{f"{s}.enabled": False for s in ("layer_sweep", "analysis", "perturbation")},

@@ -36,6 +36,12 @@ def prompts(lm, n, experiment="test"):
     return torch.stack([initial_prompt(RunId(experiment, "c", t, 0), SEQ, lm.d_model) for t in range(n)])
 
 
+@pytest.fixture
+def gpu_lm(neox_lm):
+    """The tiny GPT-NeoX on the GPU for one test, back on the CPU after it."""
+    yield neox_lm.to("cuda")
+
+
 def test_one_run_reproduces_the_agenda_loop_over_200_steps(neox_lm):
     site = Site("hidden_states", neox_lm.n_layers)  # the agenda's final-layer site
     target = real_targets(neox_lm, site, 1)
@@ -138,15 +144,14 @@ def test_bf16_autocast_runs_on_the_cpu_and_differs_from_fp32(neox_lm):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
-def test_reduced_precisions_track_fp32_on_a_gpu(neox_lm, precision):
+def test_reduced_precisions_track_fp32_on_a_gpu(gpu_lm, precision):
     site = Site("hidden_states", 2)
-    lm = neox_lm.to("cuda")
+    lm = gpu_lm
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 3).cuda(), prompts(lm, 3).cuda()
     fp32 = optimize_batch(residual, targets, init, steps=100, lr=0.02)
     other = optimize_batch(residual, targets, init, steps=100, lr=0.02, precision=precision)
     np.testing.assert_allclose(other.final_mse, fp32.final_mse, rtol=0.1)
-    neox_lm.to("cpu")
 
 
 def test_capture_on_the_cpu_falls_back_to_the_same_eager_numbers(neox_lm):
@@ -189,16 +194,15 @@ def test_undoing_warm_up_steps_restores_the_exact_start(neox_lm):
 
 
 @pytest.mark.gpu
-def test_a_captured_step_equals_the_eager_step_on_a_gpu(neox_lm):
-    site = Site("hidden_states", neox_lm.n_layers)
-    lm = neox_lm.to("cuda")
+def test_a_captured_step_equals_the_eager_step_on_a_gpu(gpu_lm):
+    lm = gpu_lm
+    site = Site("hidden_states", lm.n_layers)
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 8).cuda(), prompts(lm, 8).cuda()
     eager = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32")
     captured = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32", capture=True)
     np.testing.assert_allclose(captured.loss, eager.loss, rtol=1e-3)
     np.testing.assert_allclose(captured.final_mse, eager.final_mse, rtol=1e-2)
-    neox_lm.to("cpu")
 
 
 def test_unknown_precision_and_wrong_shapes_are_refused(neox_lm):
@@ -210,14 +214,32 @@ def test_unknown_precision_and_wrong_shapes_are_refused(neox_lm):
 
 
 @pytest.mark.gpu
-def test_a_run_alone_and_in_a_batch_of_1024_agree_on_a_gpu(neox_lm):
+def test_a_run_alone_and_in_a_batch_of_1024_agree_on_a_gpu(gpu_lm):
     """tf32 and captured, as the study runs: the batch changes kernels, not the optimisation."""
-    site = Site("hidden_states", neox_lm.n_layers)
-    lm = neox_lm.to("cuda")
+    lm = gpu_lm
+    site = Site("hidden_states", lm.n_layers)
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 1024).cuda(), prompts(lm, 1024).cuda()
     batch = optimize_batch(residual, targets, init, steps=300, lr=0.01, precision="tf32", capture=True)
     alone = optimize_batch(residual, targets[7:8], init[7:8], steps=300, lr=0.01, precision="tf32", capture=True)
     np.testing.assert_allclose(batch.loss[7], alone.loss[0], rtol=1e-2)
     np.testing.assert_allclose(batch.final_mse[7], alone.final_mse[0], rtol=5e-2)
-    neox_lm.to("cpu")
+
+
+def test_continuing_from_the_saved_state_equals_one_longer_run(neox_lm):
+    """What the step budget relies on: 25 steps, stopped and continued from the final prompt
+    and Adam's moments and step count for 35 more, are 60 steps in one go (fp32, CPU)."""
+    site = Site("hidden_states", neox_lm.n_layers)
+    residual = residual_function(neox_lm, site)
+    targets, init = real_targets(neox_lm, site, 3), prompts(neox_lm, 3)
+    fresh = optimize_batch(residual, targets, init, steps=60, lr=0.01)
+    first = optimize_batch(residual, targets, init, steps=25, lr=0.01)
+    assert first.adam_step.tolist() == [25, 25, 25]
+    rest = optimize_runs(residual, targets, torch.from_numpy(first.prompt), steps=35, lr=0.01, batch_size=2,
+                         resume=(torch.from_numpy(first.exp_avg), torch.from_numpy(first.exp_avg_sq), 25))
+    np.testing.assert_allclose(np.concatenate([first.loss, rest.loss], axis=1), fresh.loss, rtol=1e-5)
+    np.testing.assert_allclose(rest.prompt, fresh.prompt, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rest.final_mse, fresh.final_mse, rtol=1e-5)
+    assert rest.adam_step.tolist() == [60, 60, 60]
+    restarted = optimize_batch(residual, targets, torch.from_numpy(first.prompt), steps=35, lr=0.01)
+    assert not np.allclose(restarted.loss, rest.loss)  # without the moments it is another run

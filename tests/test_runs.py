@@ -14,6 +14,20 @@ def test_seeds_are_stable_across_processes():
     assert stable_seed("a", 1) != stable_seed("a", 2) and 0 <= stable_seed("x") < 2**63
 
 
+def test_paired_runs_share_their_initial_prompt():
+    """Ablation run (t, r) starts where Exp 1's (t, r) does; Exp 3's α and Exp 4's f of one
+    (target, restart) start alike; different targets or restarts never do."""
+    def same(a, b):
+        return torch.equal(initial_prompt(a, 20, 16), initial_prompt(b, 20, 16))
+
+    assert same(RunId("ablation", "no_ffn", 3, 1), RunId("experiment1", "real", 3, 1))
+    assert same(RunId("ablation", "no_attention", 3, 1), RunId("ablation", "no_ffn", 3, 1))
+    assert same(RunId("experiment4", "f0.3", 2, 0), RunId("experiment4", "f0.9", 2, 0))
+    assert same(RunId("experiment3", "a-0.5", 1, 2), RunId("experiment3", "a2", 1, 2))
+    assert not same(RunId("experiment4", "f0.3", 2, 0), RunId("experiment4", "f0.3", 2, 1))
+    assert not same(RunId("experiment2a", "matched", 3, 1), RunId("experiment1", "real", 3, 1))
+
+
 def test_initial_prompt_depends_only_on_the_run_identity():
     a = RunId("experiment3", "a0.5", 2, 1)
     assert torch.equal(initial_prompt(a, 20, 16), initial_prompt(RunId("experiment3", "a0.5", 2, 1), 20, 16))

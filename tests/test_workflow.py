@@ -10,7 +10,7 @@ import yaml
 from matplotlib.image import imread
 
 from reachability.sites import Site
-from reachability.storage import read_attrs
+from reachability.storage import read_attrs, read_h5
 from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation")
@@ -21,13 +21,35 @@ FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png
 
 def test_every_output_exists_and_every_png_decodes(demo):
     pngs = [demo / "results" / e / f for e in EXPERIMENTS for f in FIGURES]
-    pngs += [demo / "results" / "summary.png", demo / "results" / "experiment4_transition.png"]
+    pngs += [demo / "results" / "summary.png", demo / "results" / "experiment4_transition.png",
+             demo / "results" / "experiment3" / "reachability_curves.png"]
     pngs += [demo / "results" / name for name in BEYOND]
     for png in pngs:
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "comparison.md").read_text()
-    assert table.count("\n") == 2 + 3 + 8 + 11 + 2 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    assert table.startswith("Step budget: ")
+
+
+GUIDE = ("Exp 1 all converge to ~0", "Exp 1 some don't converge", "Exp 2a ≈ Exp 1", "Exp 2b much worse than 2a",
+         "Exp 2b ≈ Exp 2a", "Exp 3 smooth across α ∈ [0, 1]", "Exp 3 sharp degradation at α > 1",
+         "Exp 4 sharp transition at f ≈", "Exp 4 gradual degradation")
+
+
+def test_findings_answer_every_line_of_the_guide(demo):
+    findings = json.loads((demo / "results" / "findings.json").read_text())
+    rows = {r["observation"]: r for r in findings["findings"]}
+    for line in GUIDE:
+        row = next(r for o, r in rows.items() if o.startswith(line))
+        assert row["verdict"] in ("holds", "does not hold", "inconclusive"), line
+        assert "not measured" not in row["note"], line
+    assert rows["Exp 1 all converge to ~0"]["verdict"] != rows["Exp 1 some don't converge"]["verdict"]
+    fit = findings["experiment4_fit"]
+    assert 0 <= fit["f0_interval"][0] <= fit["f0"] <= fit["f0_interval"][1] <= 1
+    table = (demo / "results" / "findings.md").read_text()
+    assert all(line in table for line in GUIDE) and table.count("| **") == len(rows)
+    assert any(o.startswith("Ablation no ffn") for o in rows)
 
 
 def test_metrics_have_their_fields_and_provenance(demo):
@@ -46,6 +68,8 @@ def test_metrics_have_their_fields_and_provenance(demo):
             assert len(summary["cosine_by_position"]["mean"]) == 20
             assert 0 <= summary["reached_fraction"] <= 1 and "needs_more_steps" in summary["plateau"]
             assert summary["n_diverged"] == 0
+        assert metrics["warnings"] == ([] if experiment != "experiment2a" else metrics["warnings"][:1])
+    assert "at least 1000" in json.loads((demo / "results" / "experiment2a" / "metrics.json").read_text())["warnings"][0]
 
 
 def test_real_targets_are_easier_than_isotropic_random_ones(demo):
@@ -73,7 +97,7 @@ def test_exp3_endpoints_equal_exp1_targets(demo):
 
 
 def test_every_hdf5_file_records_what_made_it(demo):
-    sites = {"hidden_states[1]", "hidden_states[2]", "hidden_states[3]", "hidden_states[4]", "block_output[4]"}
+    sites = {"hidden_states[2]", "hidden_states[4]", "block_output[4]"}
     for path in (demo / "results").rglob("*.h5"):
         attrs = read_attrs(path)
         assert attrs["model"] == "resources/demo-model" and attrs["seq_len"] == 20, path
@@ -87,7 +111,7 @@ def test_beyond_the_agenda_tables(demo):
     ablation = (results / "ablation.md").read_text()
     assert "| no ffn |" in ablation and "| no attention |" in ablation and "| full model |" in ablation
     sweep = json.loads((results / "layer_sweep.json").read_text())
-    assert set(sweep) == {"experiment1", "experiment2b"} and set(sweep["experiment1"]) == {"hs1", "hs2", "hs3", "hs4", "block4"}
+    assert set(sweep) == {"experiment1", "experiment2b"} and list(sweep["experiment1"]) == ["hs2", "hs4", "block4"]
     solutions = json.loads((results / "experiment1" / "solutions.json").read_text())["conditions"]["real"]
     manifold, functional = solutions["manifold"], solutions["functional"]
     assert [len(e["tokens"]) for e in manifold["decoded_examples"]] == [20, 20, 20]
@@ -111,7 +135,8 @@ def test_the_html_report_holds_every_figure(demo):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     html = (demo / "report.html").read_text(errors="replace")
-    for name in (*FIGURES, "summary.png", "experiment4_transition.png", *(b.split("/")[-1] for b in BEYOND)):
+    for name in (*FIGURES, "summary.png", "experiment4_transition.png", "reachability_curves.png", "findings.md",
+                 *(b.split("/")[-1] for b in BEYOND)):
         assert name in html, name
     assert "Beyond the agenda" in html and "experiment3" in html and "Summary" in html
 
@@ -120,7 +145,13 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
     """The default config, with no network and no weights: few big packs and every figure."""
     from workflow_helpers import ROOT
 
-    result = snakemake(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()), "--dry-run")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    pending = snakemake(tmp_path, config, "--dry-run")  # Exp 1 first; the rest once it decided the budget
+    assert pending.returncode == 0, pending.stderr[-3000:]
+    assert planned_jobs(pending)["optimise_pack"] == 1 and planned_jobs(pending)["step_budget"] == 1
+    assert "step budget: pending" in pending.stdout + pending.stderr
+    config["optimizer"]["extend_steps"] = None  # no budget to decide: every pack is planned at once
+    result = snakemake(tmp_path, config, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     # one pack per experiment (Exp 4's 1650 runs too: the remainder joins the last pack), the
     # ablation's 300 runs, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
@@ -138,13 +169,14 @@ def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_
     """The plan's packs, for runs_per_job 1 (one job per run), 7 and the default."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["engine"]["runs_per_job"] = runs_per_job
+    config["optimizer"]["extend_steps"] = None  # every pack planned at once
     for section in ("layer_sweep", "analysis", "perturbation"):
         config[section]["enabled"] = False
     result = snakemake(tmp_path, config, "--dry-run")
     packs = {}
     for out in planned_outputs(result, "optimise_pack"):
         experiment, _, site, name = out.removeprefix("results/").removesuffix(".h5").split("/")
-        packs.setdefault((experiment, site), []).append(tuple(map(int, name.split("-"))))
+        packs.setdefault((experiment, site), []).append(tuple(map(int, name.split("_s")[0].split("-"))))
     runs = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
             "experiment4": 1650, "ablation": 300}
     assert result.returncode == 0 and {e for e, _ in packs} == set(runs)
@@ -175,25 +207,27 @@ def test_batch_size_and_capture_are_no_reason_to_rerun(demo):
 
 def test_a_plot_option_reruns_only_plots(demo):
     jobs = planned_jobs(snakemake(demo, demo_config(**{"plots.dpi": 90}), "--dry-run"))
-    assert set(jobs) <= {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "ablation_table",
-                         "layer_sweep", "analysis_summary", "place_errors", "all"}
+    assert set(jobs) == {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "plot_ablation",
+                         "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
+                         "all"}  # drawing only
     assert jobs["plot_experiment"] == 6 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
 def test_more_targets_add_only_the_new_runs(demo):
     result = snakemake(demo, demo_config(**{"experiments.experiment1.n_targets": 16}), "--dry-run")
     jobs = planned_jobs(result)
-    assert planned_outputs(result, "optimise_pack") == ["results/experiment1/runs/hs4/16-32.h5"]
-    assert jobs["build_targets"] == 1 and jobs["aggregate"] == 1
+    assert planned_outputs(result, "optimise_pack") == ["results/experiment1/runs/hs4/16-32_s300.h5"]
+    assert jobs["build_targets"] == 1 and jobs["step_budget"] == 1  # Exp 1 grew: its verdict is asked again
     assert "extract_pool" not in jobs and "cache_residuals" not in jobs
 
 
 def test_more_targets_recompute_at_most_the_last_pack(demo):
     """Exp 4's 44 runs are packs 0-16 and 16-44; one more target makes 55 runs: 16-44 becomes
     16-32 and 32-55, and 0-16 is kept."""
+    steps = json.loads((demo / "results" / "step_budget.json").read_text())["steps"]
     result = snakemake(demo, demo_config(**{"experiments.experiment4.n_targets": 5}), "--dry-run")
     assert sorted(planned_outputs(result, "optimise_pack")) == [
-        "results/experiment4/runs/hs4/16-32.h5", "results/experiment4/runs/hs4/32-55.h5"]
+        f"results/experiment4/runs/hs4/16-32_s{steps}.h5", f"results/experiment4/runs/hs4/32-55_s{steps}.h5"]
 
 
 def test_more_restarts_renumber_only_that_experiments_runs(demo):
@@ -205,8 +239,12 @@ def test_more_restarts_renumber_only_that_experiments_runs(demo):
 
 @pytest.mark.parametrize("key,value", [("optimizer.steps", 301), ("optimizer.lr", 0.02), ("engine.precision", "bf16")])
 def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
+    """Exp 1's packs rerun and decide the budget again; the other packs wait for it (and then
+    rerun: their params or their steps changed). Without a budget to decide, all rerun at once."""
     jobs = planned_jobs(snakemake(demo, demo_config(**{key: value}), "--dry-run"))
-    assert jobs["optimise_pack"] == 16 and "build_targets" not in jobs and "extract_pool" not in jobs
+    assert jobs["optimise_pack"] == 1 and jobs["step_budget"] == 1 and "build_targets" not in jobs
+    no_budget = planned_jobs(snakemake(demo, demo_config(**{key: value, "optimizer.extend_steps": None}), "--dry-run"))
+    assert no_budget["optimise_pack"] == 12 and "extract_pool" not in no_budget
 
 
 def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
@@ -219,10 +257,9 @@ def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
     from reachability.optimize import initial_prompt, optimize_batch
     from reachability.storage import read_targets
     from reachability.runs import Layout
-    from reachability.storage import read_h5
-
     config = demo_config()
-    pack, attrs = read_h5(demo / "results" / "experiment4" / "runs" / "hs4" / "16-44.h5")
+    (path,) = (demo / "results" / "experiment4" / "runs" / "hs4").glob("16-44_s*.h5")
+    pack, attrs = read_h5(path)
     run = Layout(tuple(attrs["conditions"]), attrs["restarts"]).run("experiment4", 20)
     i = 20 - 16
     assert (attrs["conditions"][pack["condition"][i]], pack["target_id"][i], pack["restart"][i]) == (
@@ -231,8 +268,7 @@ def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
     lm = load_model(str(demo / config["model"]["name"]))
     alone = optimize_batch(residual_function(lm, Site("hidden_states", 4)),
                            torch.from_numpy(target[run.condition, run.target_id])[None],
-                           initial_prompt(run, 20, lm.d_model)[None], config["optimizer"]["steps"],
-                           config["optimizer"]["lr"])
+                           initial_prompt(run, 20, lm.d_model)[None], attrs["steps"], config["optimizer"]["lr"])
     np.testing.assert_allclose(pack["loss"][i], alone.loss[0], rtol=1e-4)
     np.testing.assert_allclose(pack["prompt"][i], alone.prompt[0], rtol=1e-4, atol=1e-5)
 
@@ -265,8 +301,9 @@ def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_p
     copy.mkdir()
     for name in ("Snakefile", "rules", "workflow_scripts", "schemas", "report", "demo", "envs"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, copy / name)
-    config = demo_config(**{**AGENDA_ONLY, **{f"experiments.{e}.enabled": False for e in
-                                              ("experiment2a", "experiment2b", "experiment3", "experiment4")}})
+    config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 50, "optimizer.extend_steps": None,
+                            **{f"experiments.{e}.enabled": False for e in
+                               ("experiment2a", "experiment2b", "experiment3", "experiment4")}})
 
     def run(*args):
         command = [sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory",
@@ -279,14 +316,40 @@ def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_p
     library = copy / "workflow_scripts" / "reachability"
     with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
         f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
-    assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1, "all": 1}
-    assert run("--cores", "2").returncode == 0
-    with open(library / "metrics.py", "a") as f:  # comments and docstrings are not code
-        f.write('\n# a remark\n\n\ndef spread_too(x):\n    """A docstring."""\n')
-    assert set(planned_jobs(run("--dry-run"))) == {"aggregate", "plot_experiment", "plot_summary", "all"}
-    assert run("--cores", "2").returncode == 0
-    (library / "metrics.py").write_text((library / "metrics.py").read_text().replace("# a remark", "# another"))
-    assert planned_jobs(run("--dry-run")) == {}
+    assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1,
+                                              "compare_conditions": 1, "findings": 1, "all": 1}
     (library / "optimize.py").write_text((library / "optimize.py").read_text().replace("WARMUP_STEPS = 3", "WARMUP_STEPS = 4"))
     jobs = planned_jobs(run("--dry-run"))
     assert jobs["optimise_pack"] == 1 and "build_targets" not in jobs and "cache_residuals" not in jobs
+
+
+def budget_config(fraction: float) -> dict:
+    """A small study whose Exp 1 verdict is forced: plateau_fraction 0 extends whenever any run
+    still improves, 1 never extends."""
+    return demo_config(**{**AGENDA_ONLY, "optimizer.steps": 40, "optimizer.extend_steps": 60,
+                          "metrics.plateau_fraction": fraction, "experiments.experiment1.n_targets": 4,
+                          **{f"experiments.{e}.enabled": False for e in ("experiment2a", "experiment3", "experiment4")},
+                          "experiments.experiment2b.n_targets": 2, "experiments.experiment2b.restarts": 1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction,steps", [(0.0, 60), (1.0, 40)])
+def test_exp_1_decides_the_step_budget_of_every_experiment(tmp_path, fraction, steps):
+    config = budget_config(fraction)
+    before = snakemake(tmp_path, config, "--dry-run")
+    jobs = planned_jobs(before)
+    assert jobs["step_budget"] == 1 and "extend_pack" not in jobs and "step budget: pending" in before.stdout + before.stderr
+    result = snakemake(tmp_path, config, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    budget = json.loads((tmp_path / "results" / "step_budget.json").read_text())
+    assert budget["steps"] == steps and budget["extended"] == (steps == 60)
+    for experiment in ("experiment1", "experiment2b"):
+        metrics = json.loads((tmp_path / "results" / experiment / "metrics.json").read_text())
+        assert metrics["provenance"]["step_budget"] == {"steps": steps, "reason": budget["reason"]}
+        runs, _ = read_h5(tmp_path / "results" / experiment / "runs.h5", ["loss"])
+        assert runs["loss"].shape[-1] == steps
+    extended = list((tmp_path / "results" / "experiment1" / "runs_extended").rglob("*.h5"))
+    assert len(extended) == (1 if steps == 60 else 0)
+    assert f"Step budget: {steps} steps" in (tmp_path / "results" / "comparison.md").read_text()
+    after = snakemake(tmp_path, config, "--dry-run")
+    assert planned_jobs(after) == {} and f"step budget: {steps} steps" in after.stdout + after.stderr

@@ -12,20 +12,14 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from reachability import plots  # noqa: E402
-
-def per_target(summary: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(mean cosine over positions, best final MSE) of each target's best restart."""
-    cosine = np.nanmean(np.array(summary["per_target"]["cosine_by_position"], dtype=float), axis=1)
-    return cosine, np.array(summary["per_target"]["best_final_mse"], dtype=float)
+from reachability.results import best_runs  # noqa: E402
 
 with open(snakemake.input.full) as f:
-    full_cos, full_mse = per_target(json.load(f)["conditions"]["real"])
+    full_cos, full_mse = best_runs(json.load(f)["conditions"]["real"])
 with open(snakemake.input.ablated) as f:
-    ablated = {c: per_target(s) for c, s in json.load(f)["conditions"].items()}
+    ablated = {c: best_runs(s) for c, s in json.load(f)["conditions"].items()}
 n = min(len(cos) for cos, _ in ablated.values())
 full_cos, full_mse = full_cos[:n], full_mse[:n]
-groups = {"full": full_cos, **{name.replace("_", " "): cos for name, (cos, _) in ablated.items()}}
 with open(snakemake.output.table, "w") as f:
     f.write("| variant | median cosine | Δ from full | median best MSE | better than full (lower MSE) |\n")
     f.write("|---|---|---|---|---|\n")
@@ -35,5 +29,3 @@ with open(snakemake.output.table, "w") as f:
         better = float(np.mean(mse < full_mse))
         f.write(f"| {name.replace('_', ' ')} | {np.nanmedian(cos):.5f} | {delta:+.5f} | {np.nanmedian(mse):.4g} "
                 f"| {better:.0%} |\n")
-plots.boxes(snakemake.output.figure, groups, "per-target mean cosine (best restart)",
-            f"Ablations on {n} of Exp 1's targets", dpi=snakemake.params.plots["dpi"])

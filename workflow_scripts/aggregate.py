@@ -13,7 +13,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from reachability.config import site_of  # noqa: E402
+from reachability.config import pool_warnings, site_of  # noqa: E402
 from reachability.pipeline import config_hash, library_versions, provenance  # noqa: E402
 from reachability.storage import jsonable, read_attrs, write_h5  # noqa: E402
 from reachability.results import collect_runs, summarise_condition  # noqa: E402
@@ -23,10 +23,23 @@ made_by = provenance(cfg, site_of(cfg))
 runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, made_by)
 packs = [read_attrs(path) for path in snakemake.input.runs]
 m = cfg["metrics"]
+if snakemake.input.budget:
+    with open(snakemake.input.budget[0]) as f:
+        budget = json.load(f)
+else:
+    why = "Exp 1 is disabled" if cfg["optimizer"]["extend_steps"] is not None else "optimizer.extend_steps is null"
+    budget = {"steps": cfg["optimizer"]["steps"], "reason": f"the configured steps ({why}: no budget to decide)"}
+steps = sorted({int(s["steps"]) for s in packs})
+if steps != [budget["steps"]]:
+    raise ValueError(f"the packs ran {steps} steps, but the step budget is {budget['steps']}: rerun them")
+warnings = pool_warnings(cfg, snakemake.wildcards.experiment)
+for warning in warnings:
+    log.warning(warning)
 metrics = {
     "experiment": snakemake.wildcards.experiment,
+    "warnings": warnings,
     "conditions": {
-        name: summarise_condition(runs, c, m["reached_threshold"], m["plateau_tail"], m["plateau_tolerance"])
+        name: summarise_condition(runs, c, m)
         for c, name in enumerate(p.conditions)
     },
     "provenance": {
@@ -35,10 +48,12 @@ metrics = {
         "layer": cfg["site"]["layer"],
         "config_hash": config_hash(cfg),
         "optimizer": cfg["optimizer"],
+        "step_budget": {k: budget[k] for k in ("steps", "reason")},
         "precision": cfg["engine"]["precision"],
         "devices": sorted({s["device"] for s in packs}),
-        "optimisation_wall_s": float(sum(s["optimising_s"] for s in packs)),
-        "device_held_s": float(sum(s["device_held_s"] for s in packs)),
+        # a continued pack's times are its continuation's; its first part's are kept beside
+        "optimisation_wall_s": float(sum(s["optimising_s"] + s.get("base_optimising_s", 0.0) for s in packs)),
+        "device_held_s": float(sum(s["device_held_s"] + s.get("base_device_held_s", 0.0) for s in packs)),
         "n_packs": len(packs),
         "versions": library_versions(),
         "pack_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in packs}),

@@ -41,6 +41,7 @@ for path in snakemake.input.runs:
         for key in ("prompt", "achieved", "final_mse", "target_id"):
             rec[key].append(data[key][i])
 
+
 def analyse(condition: str, rec: dict) -> dict:
     """One condition's prompts: the manifold and functional summaries (on the held device)."""
     prompt, achieved = np.stack(rec["prompt"]), np.stack(rec["achieved"])

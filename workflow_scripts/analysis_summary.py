@@ -1,5 +1,5 @@
-"""Rule analysis_summary: the embedding-manifold and functional-reachability plots and tables
-over every experiment condition."""
+"""Rule analysis_summary: the embedding-manifold and functional-reachability tables over every
+experiment condition."""
 
 import sys
 
@@ -9,23 +9,9 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+from reachability.results import read_solutions  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from reachability import plots  # noqa: E402
-
-dpi = snakemake.params.plots["dpi"]
-rows = {}
-for path in snakemake.input.solutions:
-    with open(path) as f:
-        solutions = json.load(f)
-    for condition, s in solutions["conditions"].items():
-        rows[f"{solutions['experiment']} {condition}"] = s
-
-plots.boxes(snakemake.output.manifold,
-            {k: np.array(s["manifold"]["nearest_token_cosine_sample"], dtype=float) for k, s in rows.items()},
-            "cosine to the nearest token embedding", "Optimised prompts vs the token embeddings", dpi=dpi)
+rows = read_solutions(snakemake.input.solutions)
 with open(snakemake.output.manifold_table, "w") as f:
     f.write("| condition | nearest-token cosine (median) | > 0.9 | prompt / token norm | soft MSE | hard-token MSE "
             "| soft cosine | hard-token cosine | nearest tokens of one prompt |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -37,10 +23,6 @@ with open(snakemake.output.manifold_table, "w") as f:
                 f"| {m['prompt_norm_mean']:.3g} / {m['token_norm_mean']:.3g} | {m['soft_median_mse']:.3g} "
                 f"| {m['hard_median_mse']:.3g} | {m['soft_median_cosine']:.4f} | {m['hard_median_cosine']:.4f} "
                 f"| `{example}` |\n")
-
-plots.boxes(snakemake.output.functional,
-            {k: np.array(s["functional"]["per_target_mean_kl"], dtype=float) for k, s in rows.items()},
-            "KL(target ‖ achieved), mean over positions", "Functional reachability", log=True, dpi=dpi)
 with open(snakemake.output.functional_table, "w") as f:
     f.write("| condition | median KL | median ε of the error | KL by position (median over targets) |\n|---|---|---|---|\n")
     for k, s in rows.items():

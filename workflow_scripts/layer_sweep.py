@@ -13,7 +13,6 @@ from collections import defaultdict  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from reachability import plots  # noqa: E402
 from reachability.config import FIXED_CONDITION  # noqa: E402
 from reachability.pipeline import provenance  # noqa: E402
 from reachability.results import collect_runs, summarise_condition  # noqa: E402
@@ -26,20 +25,19 @@ for path in snakemake.input.runs:
     attrs = read_attrs(path)
     groups[attrs["experiment"], attrs["site"]].append(path)
 sites = [Site(s["kind"], s["layer"]) for s in sweep["sites"]]
-rows, results = defaultdict(dict), defaultdict(dict)
+results = defaultdict(dict)
 for experiment in sweep["experiments"]:
     for site in sites:
         condition = FIXED_CONDITION[experiment]
         runs = collect_runs(groups[experiment, str(site)], [condition], sweep["n_targets"], sweep["restarts"],
                             provenance(cfg, site))
-        s = summarise_condition(runs, 0, m["reached_threshold"], m["plateau_tail"], m["plateau_tolerance"])
+        s = summarise_condition(runs, 0, m)
         relative = np.asarray(s["per_target"]["best_final_mse"]) / np.asarray(s["per_target"]["initial_mse"])
         results[experiment][site.tag] = {
             "site": str(site), "median_cosine": s["median_cosine"], "median_best_final_mse": s["median_best_final_mse"],
             "median_relative_final_mse": float(np.nanmedian(relative)), "reached_fraction": s["reached_fraction"],
             "n_diverged": s["n_diverged"],
         }
-        rows[experiment][site.tag] = (s["median_cosine"], float(np.nanmedian(relative)))
 with open(snakemake.output.metrics, "w") as f:
     json.dump(jsonable(results), f, indent=1)
 with open(snakemake.output.table, "w") as f:
@@ -49,4 +47,3 @@ with open(snakemake.output.table, "w") as f:
         for r in by_site.values():
             f.write(f"| {experiment} | {r['site']} | {r['median_cosine']:.4f} | {r['median_best_final_mse']:.4g} "
                     f"| {r['median_relative_final_mse']:.3g} | {r['reached_fraction']:.0%} |\n")
-plots.layer_sweep(snakemake.output.figure, [s.tag for s in sites], rows, snakemake.params.plots["dpi"])

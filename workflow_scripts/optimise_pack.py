@@ -28,7 +28,7 @@ from reachability.runs import Layout, parse_pack  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 
 w, cfg, p = snakemake.wildcards, snakemake.config, snakemake.params
-opt, engine = p.optimizer, cfg["engine"]
+opt, engine = {**p.optimizer, "steps": int(w.steps)}, cfg["engine"]
 site = Site.from_tag(w.site)
 layout = Layout(tuple(p.layout["conditions"]), p.layout["restarts"])
 runs = layout.runs(w.experiment, *parse_pack(w.pack))
@@ -55,13 +55,14 @@ with claimed_device(cfg) as claim:
     device = device_name(claim.device)
 result = BatchResult.concatenate(parts)
 back = np.argsort(order)  # variants were batched apart: back to the pack's run order
+dropped = () if p.keep_state else ("exp_avg", "exp_avg_sq")  # Adam's moments: kept to continue from
 write_h5(
     snakemake.output.runs,
-    {**{k: v[back] for k, v in vars(result).items()},
+    {**{k: v[back] for k, v in vars(result).items() if k not in dropped},
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
-    {**made_by, **opt, "experiment": w.experiment, "conditions": list(layout.conditions),
-     "restarts": layout.restarts, "device": device, "optimising_s": optimising_s,
+    {**made_by, "steps": opt["steps"], "lr": opt["lr"], "precision": opt["precision"], "experiment": w.experiment,
+     "conditions": list(layout.conditions), "restarts": layout.restarts, "device": device, "optimising_s": optimising_s,
      "device_wait_s": claim.waited_s, "device_held_s": claim.held_s, "versions": library_versions()},
 )
 log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged", len(runs),

@@ -12,24 +12,20 @@ start_log(snakemake)  # first: import errors land in the log
 
 import json  # noqa: E402
 
-from reachability import plots  # noqa: E402
 from reachability.placement import place  # noqa: E402
+from reachability.results import read_solutions  # noqa: E402
 
 with open(snakemake.input.curves) as f:
     perturbation = json.load(f)
 site, epsilons = snakemake.params.site, perturbation["epsilons"]
 curves = {kind: c["kl_at_token"] for kind, c in perturbation["curves"][site].items()}
 points, rows = {}, []
-for path in snakemake.input.solutions:
-    with open(path) as f:
-        solutions = json.load(f)
-    for condition, s in solutions["conditions"].items():
-        label = f"{solutions['experiment']} {condition}"
-        eps, measured = s["functional"]["epsilon"], s["functional"]["kl"]
-        iso, real = (place(epsilons, curves[kind], eps, measured) for kind in ("isotropic", "toward_real"))
-        points[label] = (iso["median_epsilon"], iso["median_measured_kl"])
-        rows.append(f"| {label} | {iso['median_epsilon']:.3g} | {iso['beyond_curve']:.0%} | {iso['median_predicted_kl']:.3g} "
-                    f"| {real['median_predicted_kl']:.3g} | {iso['median_measured_kl']:.3g} |")
+for label, s in read_solutions(snakemake.input.solutions).items():
+    eps, measured = s["functional"]["epsilon"], s["functional"]["kl"]
+    iso, real = (place(epsilons, curves[kind], eps, measured) for kind in ("isotropic", "toward_real"))
+    points[label] = (iso["median_epsilon"], iso["median_measured_kl"])
+    rows.append(f"| {label} | {iso['median_epsilon']:.3g} | {iso['beyond_curve']:.0%} | {iso['median_predicted_kl']:.3g} "
+                f"| {real['median_predicted_kl']:.3g} | {iso['median_measured_kl']:.3g} |")
 with open(snakemake.output.table, "w") as f:
     f.write(
         f"Reachability errors on the perturbation curve at {site}, per position. Curve: KL(unperturbed ‖ perturbed) "
@@ -41,5 +37,5 @@ with open(snakemake.output.table, "w") as f:
         "random direction. ε beyond the curve's range is clamped to its last point.\n\n")
     f.write("| condition | ε of the error | ε beyond the curve | KL predicted (isotropic) | KL predicted (toward real) "
             "| KL measured |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
-isotropic = perturbation["curves"][site]["isotropic"]["kl_at_token"]
-plots.placement(snakemake.output.figure, epsilons, isotropic, points, site, snakemake.params.plots["dpi"])
+with open(snakemake.output.points, "w") as f:
+    json.dump({"site": site, "epsilons": epsilons, "curve": curves["isotropic"], "points": points}, f, indent=1)

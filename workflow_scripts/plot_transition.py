@@ -18,4 +18,6 @@ with open(snakemake.input.metrics) as f:
     conditions = json.load(f)["conditions"]
 fractions = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)
-plots.transition(snakemake.output.transition, fractions, best, snakemake.params.plots["dpi"])
+with open(snakemake.input.findings) as f:
+    fit = json.load(f)["experiment4_fit"]
+plots.transition(snakemake.output.transition, fractions, best, fit, snakemake.params.plots["dpi"])

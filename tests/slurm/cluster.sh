@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node SLURM for tests (root, no systemd): munged, slurmctld, slurmd, no
 # accounting database, and a fake `gpu` gres (File=/dev/null) so that jobs asking for a GPU
-# are scheduled on a CPU-only node. Recipe and pitfalls: shared/reference/local-slurm.md.
+# are scheduled on a CPU-only node. Pitfalls found on the way are noted where they matter below.
 #   cluster.sh start STATE_DIR    write /etc/slurm/{slurm,gres}.conf, start, wait until idle
 #   cluster.sh stop STATE_DIR     stop every daemon it started, by its pid file, and remove the
 #                                 config files it wrote (a slurm.conf naming a stopped controller
@@ -32,7 +32,7 @@ start)
     exit 2
   fi
   host=$(hostname -s)
-  cpus=$(nproc)
+  cpus=$(slurmd -C | grep -o 'CPUs=[0-9]*' | cut -d= -f2)  # not nproc: it follows OMP_NUM_THREADS
   memory=$(( $(slurmd -C | grep -o 'RealMemory=[0-9]*' | cut -d= -f2) - 1024 ))
   rm -rf "$dir"
   mkdir -p "$dir"/{state,spool,log,run}

@@ -169,6 +169,10 @@ def check_config(config: dict, model_config=None) -> None:
             f"experiments.ablation.n_targets = {exps['ablation']['n_targets']} must not exceed "
             f"experiments.experiment1.n_targets = {real}: the ablation is compared target by target with Exp 1"
         )
+    extend = config["optimizer"]["extend_steps"]
+    if extend is not None and extend <= config["optimizer"]["steps"]:
+        raise ConfigError(f"optimizer.extend_steps = {extend} must exceed optimizer.steps = "
+                          f"{config['optimizer']['steps']} (or be null: no step budget to decide)")
     sweep = config["layer_sweep"]
     if sweep["enabled"] and sweep["n_targets"] > pool:
         raise ConfigError(f"layer_sweep.n_targets = {sweep['n_targets']} is above pool_size = {pool}")
@@ -216,6 +220,15 @@ def check_model_limits(config: dict, model_config) -> None:
             check_site(site, model_config.num_hidden_layers)
         except SiteError as error:
             raise ConfigError(f"{key}: {error}") from None
+    d_model = getattr(model_config, "hidden_size", None)
+    uses_2a = config["experiments"]["experiment2a"]["enabled"] or (
+        config["layer_sweep"]["enabled"] and "experiment2a" in config["layer_sweep"]["experiments"])
+    if uses_2a and d_model is not None and config["pool_size"] < d_model + 1:
+        raise ConfigError(
+            f"pool_size = {config['pool_size']} is too small for Exp 2a: each position's covariance over "
+            f"{config['pool_size']} sequences in {d_model} dimensions is rank-deficient (it needs at least "
+            f"{d_model + 1}; the agenda asks for 1000 or more): raise pool_size, or disable experiment2a"
+        )
     limit = int(model_config.max_position_embeddings)
     if config["seq_len"] > limit:
         raise ConfigError(
@@ -295,3 +308,24 @@ def check_hub(config: dict, model_is_local: bool, pool_exists: bool) -> None:
     if needs and not hub_reachable():
         raise ConfigError("the Hugging Face hub is not reachable from this machine, and the study needs it:\n- "
                           + "\n- ".join(needs))
+
+
+AGENDA_POOL = 1000  # the agenda: Exp 2a's statistics from 1000+ real sequences
+
+
+def pool_warnings(config: dict, experiment: str) -> list[str]:
+    """What a reader of an experiment's metrics should know about its pool."""
+    if experiment == "experiment2a" and config["pool_size"] < AGENDA_POOL:
+        return [f"Exp 2a's per-position statistics come from pool_size = {config['pool_size']} sequences; the agenda "
+                f"asks for at least {AGENDA_POOL}"]
+    return []
+
+
+def budget_status(path: str, optimizer: dict) -> str:
+    """One line on the step budget: pending until Exp 1 has decided it, then the decision."""
+    if not Path(path).exists():
+        return (f"step budget: pending. Exp 1 runs {optimizer['steps']} steps first; if its loss curves still "
+                f"fall, every experiment runs {optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
+    with open(path) as f:
+        budget = json.load(f)
+    return f"step budget: {budget['steps']} steps. {budget['reason']}"

@@ -1,4 +1,4 @@
-"""How close the runs got: best of restarts, spread, reached fraction, plateau check.
+"""How close the runs got: best of restarts, spread, reached fraction, plateau verdict.
 
 Arrays are [targets, restarts] (or [targets, restarts, steps] for loss curves). A diverged
 run carries NaN: it never counts as a best, and a target all of whose restarts diverged has a
@@ -57,22 +57,26 @@ def plateau_improvement(loss: np.ndarray, tail: float = 0.2) -> np.ndarray:
         return (begin - end) / begin
 
 
-def plateau_check(best_loss: np.ndarray, reached: np.ndarray, tail: float = 0.2, tolerance: float = 0.05) -> dict:
-    """Is the optimisation still improving at the end, where it matters?
+def plateau_check(loss: np.ndarray, reached_runs: np.ndarray, tail: float = 0.2, tolerance: float = 0.05,
+                  fraction: float = 0.5) -> dict:
+    """Have the loss curves flattened? The agenda's question, asked of every run ([runs, steps]).
 
-    A reached target whose loss keeps falling toward float precision needs no more steps, so
-    the verdict looks at the unreached targets only: more steps are needed when their median
-    relative improvement over the last `tail` of the steps is above `tolerance`.
-    """
-    improvement = plateau_improvement(best_loss, tail)
+    A run is still improving when its loss fell by more than `tolerance` (relative) over the
+    last `tail` of the steps, reached or not; more steps are needed when more than `fraction`
+    of the runs are still improving. The same share among runs not yet reached is reported
+    beside it (`fraction_still_improving_unreached`), since a reached run falling toward float
+    precision is a different thing from an unreached one still on its way."""
+    improvement = plateau_improvement(loss, tail)
     finite = np.isfinite(improvement)
-    open_ = finite & ~reached
-    median_open = float(np.median(improvement[open_])) if open_.any() else float("nan")
+    still = improvement[finite] > tolerance
+    open_ = finite & ~reached_runs
+    share = float(still.mean()) if finite.any() else float("nan")
     return {
         "tail_fraction": tail,
         "tolerance": tolerance,
+        "fraction_threshold": fraction,
         "median_relative_improvement": float(np.median(improvement[finite])) if finite.any() else float("nan"),
-        "fraction_still_improving": float((improvement[finite] > tolerance).mean()) if finite.any() else float("nan"),
-        "median_relative_improvement_unreached": median_open,
-        "needs_more_steps": bool(open_.any() and median_open > tolerance),
+        "fraction_still_improving": share,
+        "fraction_still_improving_unreached": float((improvement[open_] > tolerance).mean()) if open_.any() else None,
+        "needs_more_steps": bool(finite.any() and share > fraction),
     }

@@ -46,6 +46,9 @@ class BatchResult:
     final_mse: np.ndarray  # [B] MSE of the final prompt (fp32 forward)
     cosine: np.ndarray  # [B, S] per-position cosine(achieved, target)
     diverged: np.ndarray  # [B] bool: loss became NaN/Inf
+    exp_avg: np.ndarray  # [B, S, d] Adam's first moment after the last step (to continue from)
+    exp_avg_sq: np.ndarray  # [B, S, d] Adam's second moment
+    adam_step: np.ndarray  # [B] Adam's step count
 
     @staticmethod
     def concatenate(parts: list[BatchResult]) -> BatchResult:
@@ -77,15 +80,16 @@ def precision_mode(precision: str, device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def restore_start(prompt: torch.Tensor, init: torch.Tensor, optimizer: torch.optim.Adam,
-                  history: torch.Tensor, position: torch.Tensor) -> None:
-    """Undo warm-up steps in place: the initial prompt, fresh Adam moments and step count, an
-    empty loss history. In place, because a captured graph holds these very tensors."""
+def restore_start(prompt: torch.Tensor, init: torch.Tensor, optimizer: torch.optim.Adam, history: torch.Tensor,
+                  position: torch.Tensor, start: dict[str, torch.Tensor] | None = None) -> None:
+    """Undo warm-up steps in place: the initial prompt, Adam's moments and step count as they
+    were at the start (`start`, or zero for a fresh run), an empty loss history. In place,
+    because a captured graph holds these very tensors."""
     with torch.no_grad():
         prompt.copy_(init)
         for state in optimizer.state.values():
-            for value in state.values():
-                value.zero_()
+            for key, value in state.items():
+                value.copy_(start[key]) if start else value.zero_()
         history.zero_()
         position.zero_()
 
@@ -115,11 +119,14 @@ def optimize_batch(
     precision: str = "fp32",
     progress: bool = False,
     capture: bool = False,
+    resume: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> BatchResult:
     """Optimise B soft prompts toward B targets ([B, S, d] each) with Adam(lr) for `steps`.
 
     `capture` replays the step from a CUDA graph on CUDA devices (eager elsewhere, or when
-    the model cannot be captured)."""
+    the model cannot be captured). `resume` = (exp_avg, exp_avg_sq, step count) continues runs
+    whose prompts are `init_prompts` from Adam's saved state, exactly as if they had never
+    stopped; the loss history then holds the new steps only."""
     if targets.shape != init_prompts.shape or targets.ndim != 3:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(init_prompts.shape)} must both be [B, S, d]")
     device = targets.device
@@ -129,6 +136,13 @@ def optimize_batch(
     prompt = init.clone().requires_grad_(True)
     target = targets.float()
     optimizer = torch.optim.Adam([prompt], lr=lr, capturable=graph)
+    start = None
+    if resume is not None:  # Adam then skips its lazy initialisation and continues from here
+        exp_avg, exp_avg_sq, done = resume
+        start = {"step": torch.tensor(float(done), device=device if graph else "cpu"),
+                 "exp_avg": exp_avg.to(device, torch.float32).clone(),
+                 "exp_avg_sq": exp_avg_sq.to(device, torch.float32).clone()}
+        optimizer.state[prompt] = {k: v.clone() for k, v in start.items()}
     history = torch.zeros(steps, batch, device=device)
     position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next
 
@@ -144,7 +158,7 @@ def optimize_batch(
         position.add_(1)
 
     def reset() -> None:
-        restore_start(prompt, init, optimizer, history, position)
+        restore_start(prompt, init, optimizer, history, position, start)
 
     bar = tqdm(total=steps * batch, unit="run-step", unit_scale=True, mininterval=2.0,
                disable=not progress, file=sys.stderr, desc=f"optimise B={batch}")
@@ -167,6 +181,8 @@ def optimize_batch(
         cosine = F.cosine_similarity(achieved, target, dim=-1)
     diverged = ~torch.isfinite(history).all(dim=0) | ~torch.isfinite(final_mse)
     initial_mse = history[0] if steps else final_mse
+    adam = optimizer.state.get(prompt) or {"exp_avg": torch.zeros_like(prompt), "exp_avg_sq": torch.zeros_like(prompt),
+                                           "step": torch.tensor(0.0)}
     return BatchResult(
         prompt=prompt.detach().cpu().numpy(),
         achieved=achieved.cpu().numpy(),
@@ -175,6 +191,9 @@ def optimize_batch(
         final_mse=final_mse.cpu().numpy(),
         cosine=cosine.cpu().numpy(),
         diverged=diverged.cpu().numpy(),
+        exp_avg=adam["exp_avg"].detach().cpu().numpy(),
+        exp_avg_sq=adam["exp_avg_sq"].detach().cpu().numpy(),
+        adam_step=np.full(batch, int(adam["step"].item()), dtype=np.int64),
     )
 
 
@@ -189,8 +208,10 @@ def optimize_runs(
     device: torch.device | str = "cpu",
     progress: bool = False,
     capture: bool = False,
+    resume: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> BatchResult:
-    """Optimise any number of runs in batches of at most `batch_size`.
+    """Optimise any number of runs in batches of at most `batch_size` (`resume`: as in
+    optimize_batch, with moments for all runs).
 
     `targets` and `init_prompts` ([R, S, d]) may live on the CPU; each batch moves to `device`.
     On CUDA out-of-memory the batch size halves and the failed batch is retried.
@@ -202,9 +223,10 @@ def optimize_runs(
     while start < total:
         stop = min(start + size, total)
         try:
+            part = None if resume is None else (resume[0][start:stop], resume[1][start:stop], resume[2])
             parts.append(optimize_batch(
                 residual, targets[start:stop].to(device), init_prompts[start:stop].to(device),
-                steps, lr, precision, progress, capture,
+                steps, lr, precision, progress, capture, part,
             ))
         except torch.OutOfMemoryError:
             if size == 1:

@@ -74,17 +74,38 @@ def summary(path: str, groups: dict[str, np.ndarray], dpi: int = 120) -> None:
     _save(fig, path, dpi)
 
 
-def transition(path: str, fractions: list[float], best: np.ndarray, dpi: int = 120) -> None:
+def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | None = None, dpi: int = 120) -> None:
     """Exp 4: final MSE against the fraction of dimensions replaced; a light line per target
-    ([F, T]) and the median in bold."""
+    ([F, T]), the median in bold, and the fitted logistic with its elbow (interval shaded)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = np.argsort(fractions)
     f, values = np.asarray(fractions)[order], best[order]
     ax.plot(f, values, color="tab:blue", alpha=0.25, lw=0.8)
     ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median")
+    if fit:
+        grid = np.linspace(f.min(), f.max(), 200)
+        curve = fit["low"] + (fit["high"] - fit["low"]) / (1 + np.exp(-(grid - fit["f0"]) / fit["width"]))
+        ax.plot(grid, 10 ** curve, color="tab:red", lw=1.8, label=f"logistic fit (width {fit['width']:.3g})")
+        ax.axvline(fit["f0"], color="tab:red", ls="--", lw=1, label=f"elbow f0 = {fit['f0']:.2f}")
+        ax.axvspan(*fit["f0_interval"], color="tab:red", alpha=0.12, label="elbow, 95 % interval")
     ax.set(xlabel="fraction of dimensions replaced", ylabel="best-of-restarts final MSE", yscale="log",
            title="Experiment 4: dimension replacement")
-    ax.legend()
+    ax.legend(fontsize=8)
+    _save(fig, path, dpi)
+
+
+def reachability_curves(path: str, alphas: list[float], best: np.ndarray, dpi: int = 120) -> None:
+    """Exp 3: best final MSE against α, a light line per pair ([A, P]), the median in bold,
+    the interpolation range [0, 1] shaded."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    order = np.argsort(alphas)
+    a, values = np.asarray(alphas)[order], best[order]
+    ax.axvspan(0, 1, color="tab:green", alpha=0.1, label="interpolation, α ∈ [0, 1]")
+    ax.plot(a, values, color="tab:blue", alpha=0.3, lw=0.8)
+    ax.plot(a, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median over pairs")
+    ax.set(xlabel="α (target = α A + (1 − α) B)", ylabel="best-of-restarts final MSE", yscale="log",
+           title="Experiment 3: reachability curve of each pair")
+    ax.legend(fontsize=8)
     _save(fig, path, dpi)
 
 

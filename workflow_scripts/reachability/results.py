@@ -6,6 +6,8 @@ arrays with NaN final MSE and is counted.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import metrics
@@ -43,8 +45,10 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
     return out
 
 
-def summarise_condition(runs: dict, c: int, threshold: float, tail: float, tolerance: float) -> dict:
-    """metrics.json entry of one condition: per target, then over targets."""
+def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
+    """metrics.json entry of one condition: per target, then over targets. `settings` is the
+    config's `metrics` section."""
+    threshold = settings["reached_threshold"]
     final = runs["final_mse"][c]
     best = metrics.best_restart(final)
     best_final = metrics.best_of_restarts(final)
@@ -52,6 +56,10 @@ def summarise_condition(runs: dict, c: int, threshold: float, tail: float, toler
     best_cos = metrics.take_best(runs["cosine"][c], best)
     best_cos[~np.isfinite(best_final)] = np.nan
     reached = metrics.reached(best_final, best_initial, threshold)
+    loss = runs["loss"][c].reshape(-1, runs["loss"].shape[-1])  # every run, [targets x restarts, steps]
+    reached_runs = metrics.reached(final.reshape(-1), runs["initial_mse"][c].reshape(-1), threshold)
+    plateau = metrics.plateau_check(loss, reached_runs, settings["plateau_tail"], settings["plateau_tolerance"],
+                                    settings["plateau_fraction"])
     return {
         "n_targets": int(final.shape[0]),
         "n_restarts": int(final.shape[1]),
@@ -60,7 +68,7 @@ def summarise_condition(runs: dict, c: int, threshold: float, tail: float, toler
         "median_cosine": float(np.nanmedian(np.nanmean(best_cos, axis=1))) if np.isfinite(best_final).any() else None,
         "reached_fraction": float(reached.mean()),
         "reached_threshold": threshold,
-        "plateau": metrics.plateau_check(metrics.take_best(runs["loss"][c], best), reached, tail, tolerance),
+        "plateau": plateau,
         "cosine_by_position": {"mean": np.nanmean(best_cos, axis=0), "std": np.nanstd(best_cos, axis=0)},
         "per_target": {
             "best_final_mse": best_final,
@@ -72,3 +80,45 @@ def summarise_condition(runs: dict, c: int, threshold: float, tail: float, toler
             "cosine_by_position": best_cos,
         },
     }
+
+
+def best_runs(summary: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(mean cosine over positions, best final MSE) of each target's best restart, from one
+    condition's metrics.json entry."""
+    cosine = np.nanmean(np.array(summary["per_target"]["cosine_by_position"], dtype=float), axis=1)
+    return cosine, np.array(summary["per_target"]["best_final_mse"], dtype=float)
+
+
+def read_solutions(paths: list[str]) -> dict[str, dict]:
+    """Every condition's solution analysis (solutions.json files), labelled 'experiment condition'."""
+    rows = {}
+    for path in paths:
+        with open(path) as f:
+            solutions = json.load(f)
+        rows.update({f"{solutions['experiment']} {c}": s for c, s in solutions["conditions"].items()})
+    return rows
+
+
+LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp 2b",
+          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation"}
+
+
+def read_metrics(paths: list[str]) -> list[dict]:
+    """metrics.json files, in order."""
+    out = []
+    for path in paths:
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def read_conditions(paths: list[str]) -> dict[str, dict]:
+    """Every condition's metrics.json entry, in order, labelled as the summary shows it
+    ('Exp 1 real', 'Exp 3 α=0.5', 'Exp 4 f=0.3')."""
+    rows = {}
+    for metrics in read_metrics(paths):
+        experiment = metrics["experiment"]
+        for condition, summary in metrics["conditions"].items():
+            value = experiment in ("experiment3", "experiment4")
+            rows[LABELS[experiment] + (condition[1:] if value else f" {condition}")] = summary
+    return rows

@@ -41,6 +41,13 @@ class RunId:
 
     @property
     def seed(self) -> int:
+        """The seed of the run's initial prompt. Runs that are compared pairwise start from the
+        same prompt: every α of an Exp 3 pair and every f of an Exp 4 target (target, restart),
+        and an ablation run and Exp 1's run of the same (target, restart)."""
+        if self.experiment == "ablation":
+            return stable_seed("prompt", "experiment1", "real", self.target_id, self.restart)
+        if self.experiment in ("experiment3", "experiment4"):
+            return stable_seed("prompt", self.experiment, self.target_id, self.restart)
         return stable_seed("prompt", self.experiment, self.condition, self.target_id, self.restart)
 
 

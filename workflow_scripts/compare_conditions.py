@@ -1,0 +1,30 @@
+"""Rule compare_conditions: the research log's comparison table (comparison.md)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+from reachability.results import read_conditions, read_metrics  # noqa: E402
+
+
+def fmt(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+rows = read_conditions(snakemake.input.metrics)
+budgets = {json.dumps(m["provenance"]["step_budget"], sort_keys=True) for m in read_metrics(snakemake.input.metrics)}
+with open(snakemake.output.table, "w") as f:
+    for budget in map(json.loads, sorted(budgets)):
+        f.write(f"Step budget: {budget['steps']} steps. {budget['reason']}.\n\n")
+    f.write("| condition | median cosine | median best MSE | reached | diverged runs | needs more steps |\n")
+    f.write("|---|---|---|---|---|---|\n")
+    for label, s in rows.items():
+        more = "yes" if s["plateau"]["needs_more_steps"] else "no"
+        f.write(f"| {label} | {fmt(s['median_cosine'], '.4f')} | {fmt(s['median_best_final_mse'], '.4g')} "
+                f"| {s['reached_fraction']:.0%} | {s['n_diverged']} | {more} |\n")

@@ -1,0 +1,54 @@
+"""Rule extend_pack: continue a pack's runs from their saved state (final prompt, Adam's moments
+and step count) to the step budget, as if they had never stopped."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from reachability.forward import residual_function  # noqa: E402
+from reachability.gpu_pool import claimed_device  # noqa: E402
+from reachability.optimize import optimize_runs  # noqa: E402
+from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
+from reachability.sites import Site  # noqa: E402
+from reachability.storage import read_h5, read_targets, write_h5  # noqa: E402
+
+cfg, w = snakemake.config, snakemake.wildcards
+budget = int(w.steps)
+site = Site.from_tag(w.site)
+pack, attrs = read_h5(snakemake.input.runs)
+done = int(attrs["steps"])
+if "exp_avg" not in pack or budget <= done:
+    raise ValueError(f"{snakemake.input.runs} holds no saved state to continue from {done} to {budget} steps")
+names = attrs["conditions"]
+targets = read_targets([snakemake.input.targets], {k: attrs[k] for k in ("model", "revision", "seq_len", "site")})
+target = torch.from_numpy(np.stack([targets[names[c], int(t)] for c, t in zip(pack["condition"], pack["target_id"])]))
+log.info("continuing %d runs of %s from %d to %d steps", len(target), snakemake.input.runs, done, budget)
+lm = load_study_model(cfg)  # host memory: the device is not ours yet
+with claimed_device(cfg) as claim:
+    lm.to(claim.device)
+    start = time.perf_counter()
+    more = optimize_runs(residual_function(lm, site), target, torch.from_numpy(pack["prompt"]), budget - done,
+                         attrs["lr"], attrs["precision"], cfg["engine"]["batch_size"], claim.device, progress=True,
+                         capture=cfg["engine"]["capture"],
+                         resume=(torch.from_numpy(pack["exp_avg"]), torch.from_numpy(pack["exp_avg_sq"]), done))
+    optimising_s = time.perf_counter() - start
+    device = device_name(claim.device)
+arrays = {**vars(more), "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
+          "diverged": pack["diverged"] | more.diverged,
+          **{k: pack[k] for k in ("target_id", "restart", "condition")}}
+write_h5(snakemake.output.runs, arrays,
+         {**attrs, "steps": budget, "continued_from_steps": done, "device": device, "optimising_s": optimising_s,
+          "device_held_s": claim.held_s, "device_wait_s": claim.waited_s,
+          "base_optimising_s": attrs["optimising_s"], "base_device_held_s": attrs["device_held_s"],
+          "versions": library_versions()})
+log.info("%d runs continued by %d steps in %.1f s; %d diverged", len(target), budget - done, optimising_s,
+         int(arrays["diverged"].sum()))

@@ -1,0 +1,22 @@
+"""Rule plot_analysis: the embedding-manifold and functional-reachability figures."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+from reachability.results import read_solutions  # noqa: E402
+
+rows, dpi = read_solutions(snakemake.input.solutions), snakemake.params.plots["dpi"]
+plots.boxes(snakemake.output.manifold,
+            {k: np.array(s["manifold"]["nearest_token_cosine_sample"], dtype=float) for k, s in rows.items()},
+            "cosine to the nearest token embedding", "Optimised prompts vs the token embeddings", dpi=dpi)
+plots.boxes(snakemake.output.functional,
+            {k: np.array(s["functional"]["per_target_mean_kl"], dtype=float) for k, s in rows.items()},
+            "KL(target ‖ achieved), mean over positions", "Functional reachability", log=True, dpi=dpi)

@@ -1,0 +1,20 @@
+"""Rule plot_layer_sweep: median cosine and relative final MSE against the site."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
+with open(snakemake.input.metrics) as f:
+    results = json.load(f)
+sites = list(next(iter(results.values())))  # in the sweep's order
+rows = {e: {site: (r["median_cosine"], r["median_relative_final_mse"]) for site, r in by_site.items()}
+        for e, by_site in results.items()}
+plots.layer_sweep(snakemake.output.figure, sites, rows, snakemake.params.plots["dpi"])

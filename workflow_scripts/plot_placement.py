@@ -1,0 +1,19 @@
+"""Rule plot_placement: each condition's reachability error on the perturbation curve."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
+with open(snakemake.input.points) as f:
+    placed = json.load(f)
+plots.placement(snakemake.output.figure, placed["epsilons"], placed["curve"],
+                {label: tuple(point) for label, point in placed["points"].items()}, placed["site"],
+                snakemake.params.plots["dpi"])

@@ -1,0 +1,21 @@
+"""Rule plot_reachability_curves: Exp 3's reachability curve of each pair (best MSE against α)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
+with open(snakemake.input.metrics) as f:
+    conditions = json.load(f)["conditions"]
+alphas = [float(c[1:]) for c in conditions]
+best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)  # [α, pair]
+plots.reachability_curves(snakemake.output.figure, alphas, best, snakemake.params.plots["dpi"])
