@@ -1,7 +1,7 @@
 # Soft-prompt reachability of residual-stream targets: the research agenda as a DAG.
-#   pool extraction -> residual cache (HDF5) -> targets -> optimisation shards (GPU)
-#   -> aggregation (metrics.json) -> the agenda's plots
-# Run: snakemake --cores 1 --resources gpu=1   (demo: --configfile demo.yaml)
+#   pool extraction -> residual cache (HDF5) -> targets -> optimisation packs (GPU; Exp 1
+#   first, deciding the step budget) -> aggregation (metrics.json) -> findings and plots
+# Run: snakemake --cores 4 --resources gpu=2   (demo: --cores 2 --configfile demo.yaml)
 
 
 configfile: "config.yaml"

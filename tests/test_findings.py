@@ -69,3 +69,10 @@ def test_a_steady_rise_in_f_is_gradual():
     steady = np.stack([10 ** (-3 + 2 * fi + rng.normal(0, 0.05, 30)) for fi in f])
     rows, _ = F.transition(f, steady, SETTINGS)
     assert [r.verdict for r in rows] == [F.FAILS, F.HOLDS]
+
+
+def test_too_little_data_is_not_measured_rather_than_an_error():
+    rows, fit = F.transition([0.0, 1.0], np.ones((2, 5)), SETTINGS)
+    assert fit is None and all(r.verdict == F.OPEN and "not measured" in r.note for r in rows)
+    with pytest.raises(ValueError, match="at least two finite values"):
+        F.similar("x", [1.0], [1.0, 2.0], ("a", "b"), False, SETTINGS)

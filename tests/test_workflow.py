@@ -163,11 +163,16 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
         assert name in text, name
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("runs_per_job", [1, 7, 1024])
-def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_path, runs_per_job):
-    """The plan's packs, for runs_per_job 1 (one job per run), 7 and the default."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+AGENDA_RUNS = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
+               "experiment4": 1650, "ablation": 300}
+DEMO_RUNS = {"experiment1": 16, "experiment2a": 16, "experiment2b": 16, "experiment3": 32, "experiment4": 44,
+             "ablation": 16}
+
+
+@pytest.mark.parametrize("source,runs_per_job", [("config.yaml", 7), ("config.yaml", 1024), ("demo.yaml", 1)])
+def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_path, source, runs_per_job):
+    """The plan's packs: the agenda's at 7 and 1024 runs per job, the demo's at one job per run."""
+    config = yaml.safe_load((ROOT / source).read_text())
     config["engine"]["runs_per_job"] = runs_per_job
     config["optimizer"]["extend_steps"] = None  # every pack planned at once
     for section in ("layer_sweep", "analysis", "perturbation"):
@@ -177,8 +182,7 @@ def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_
     for out in planned_outputs(result, "optimise_pack"):
         experiment, _, site, name = out.removeprefix("results/").removesuffix(".h5").split("/")
         packs.setdefault((experiment, site), []).append(tuple(map(int, name.split("_s")[0].split("-"))))
-    runs = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
-            "experiment4": 1650, "ablation": 300}
+    runs = AGENDA_RUNS if source == "config.yaml" else DEMO_RUNS
     assert result.returncode == 0 and {e for e, _ in packs} == set(runs)
     for (experiment, _), bounds in packs.items():
         bounds.sort()

@@ -13,7 +13,7 @@ Modules, one idea each:
   storage       HDF5 files that carry their provenance; targets and JSON
   config        checks of a study config beyond its JSON schema
   plots         the agenda's figures
-  results       shards -> [condition, target, restart] arrays -> metrics.json
+  results       run packs -> [condition, target, restart] arrays -> metrics.json
   pipeline      what rule scripts share: logs, provenance, versions, code digests
   gpu_pool      the late, blocking device claim; one GPU per job
   demo_model    the offline demo's tiny GPT-NeoX and tokenizer

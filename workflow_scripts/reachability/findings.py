@@ -137,14 +137,23 @@ def fit_transition(fractions, best) -> np.ndarray:
     return params
 
 
-def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict]:
+def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict | None]:
     """Exp 4's two lines of the guide (sharp transition at some f / gradual degradation) from a
     logistic fit with bootstrap intervals over targets; and the fit, for the figure."""
     best = np.asarray(best, dtype=float)  # [F, T]
-    params = fit_transition(fractions, best)
+    lines = ("Exp 4 sharp transition at f ≈ ?", "Exp 4 gradual degradation")
+    if len(set(fractions)) < 4 or best.shape[1] < 2:
+        return [not_measured(line, "the fit needs 4 or more fractions and 2 or more targets") for line in lines], None
+    try:
+        params = fit_transition(fractions, best)
+    except (RuntimeError, ValueError) as error:  # no convergence, or no finite values
+        return [not_measured(line, f"the logistic fit failed ({error})") for line in lines], None
 
     def refit(targets):
-        return fit_transition(fractions, best[:, targets.astype(int)])[2:]
+        try:
+            return fit_transition(fractions, best[:, targets.astype(int)])[2:]
+        except (RuntimeError, ValueError):
+            return np.full(2, np.nan)  # this resample has no fit: the interval is then undefined
 
     (f0_low, w_low), (f0_high, w_high) = _interval((np.arange(best.shape[1]),), refit, False, settings)
     sharp = settings["sharp_width"]
