@@ -24,13 +24,6 @@ def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def logits_from_site(lm: LanguageModel, site: Site, residual: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Logits [B, S, V] (float32, on the CPU) of the model continued from `residual` [B, S, d]."""
-    logits = logits_function(lm, site)
-    return torch.cat([logits(chunk.to(lm.device, torch.float32)).cpu() for chunk in residual.split(batch_size)])
-
-
-@torch.no_grad()
 def kl_from_site(lm: LanguageModel, site: Site, residual_p: torch.Tensor, residual_q: torch.Tensor,
                  first: int = 0, batch_size: int = 64) -> torch.Tensor:
     """KL(p ‖ q) [B, S - first] (on the CPU) of the next-token distributions continued from
