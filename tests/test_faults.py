@@ -15,7 +15,7 @@ import pytest
 
 from reachability.results import collect_runs, summarise_condition
 from reachability.storage import write_h5
-from workflow_helpers import AGENDA_ONLY, demo_config, planned_jobs, planned_outputs, snakemake, snakemake_command
+from workflow_helpers import AGENDA_ONLY, demo_config, planned_outputs, snakemake, snakemake_command
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from workflow_helpers import demo_config, snakemake
+from workflow_helpers import demo_config, snakemake_command
 
 CHILD = """
 import sys, time
@@ -84,8 +84,6 @@ def test_with_two_jobs_on_one_device_one_starts_up_while_the_other_computes(tmp_
     })
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "REACHABILITY_GPU_LOCKS": str(tmp_path / "locks")}
     env.pop("SLURM_JOB_ID", None)
-    from workflow_helpers import snakemake_command
-
     result = subprocess.run(snakemake_command(tmp_path, config, "--cores", "2", "--resources", "gpu=2"),
                             capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,15 +10,16 @@ start_log(snakemake)  # first: import errors land in the log
 
 import json  # noqa: E402
 
-from reachability.results import read_conditions, read_metrics  # noqa: E402
+from reachability.results import label_conditions, read_metrics  # noqa: E402
 
 
 def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 
-rows = read_conditions(snakemake.input.metrics)
-budgets = {json.dumps(m["provenance"]["step_budget"], sort_keys=True) for m in read_metrics(snakemake.input.metrics)}
+loaded = read_metrics(snakemake.input.metrics)
+rows = label_conditions(loaded)
+budgets = {json.dumps(m["provenance"]["step_budget"], sort_keys=True) for m in loaded}
 with open(snakemake.output.table, "w") as f:
     for budget in map(json.loads, sorted(budgets)):
         f.write(f"Step budget: {budget['steps']} steps. {budget['reason']}.\n\n")

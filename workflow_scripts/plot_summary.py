@@ -11,8 +11,8 @@ start_log(snakemake)  # first: import errors land in the log
 import numpy as np  # noqa: E402
 
 from reachability import plots  # noqa: E402
-from reachability.results import read_conditions  # noqa: E402
+from reachability.results import label_conditions, read_metrics  # noqa: E402
 
-rows = read_conditions(snakemake.input.metrics)
+rows = label_conditions(read_metrics(snakemake.input.metrics))
 groups = {label: np.array(s["per_target"]["best_final_mse"], dtype=float) for label, s in rows.items()}
 plots.summary(snakemake.output.summary, groups, snakemake.params.plots["dpi"])

@@ -14,14 +14,11 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reachability import findings as F  # noqa: E402
+from reachability.results import read_metrics  # noqa: E402
 from reachability.storage import jsonable  # noqa: E402
 
 settings = snakemake.params.findings
-metrics = {}
-for path in snakemake.input.metrics:
-    with open(path) as f:
-        m = json.load(f)
-    metrics[m["experiment"]] = m["conditions"]
+metrics = {m["experiment"]: m["conditions"] for m in read_metrics(snakemake.input.metrics)}
 
 
 def best(experiment: str, condition: str) -> np.ndarray:
@@ -58,7 +55,7 @@ if "experiment3" in metrics:
         middle = np.max([best("experiment3", alphas[a]) for a in inside], axis=0)
         row = judged(smooth, F.much_worse, ends, middle, ("α ∈ {0, 1}", "α inside (0, 1), the worst"), True, settings)
         if row.estimate is not None:
-            row.verdict = {F.HOLDS: F.FAILS, F.FAILS: F.HOLDS, F.OPEN: F.OPEN}[row.verdict]
+            row.verdict = F.opposite(row.verdict)
             row.note = f"smooth means no interior α much worse (more than {settings['much_ratio']:g}×) than the endpoints"
         rows.append(row)
     else:

@@ -28,6 +28,11 @@ from scipy import optimize, stats
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 
 
+def opposite(verdict: str) -> str:
+    """The verdict of the complementary line ('sharp' vs 'gradual'; 'smooth' vs 'much worse')."""
+    return {HOLDS: FAILS, FAILS: HOLDS, OPEN: OPEN}[verdict]
+
+
 @dataclass
 class Finding:
     observation: str  # the guide's line
@@ -161,7 +166,7 @@ def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict | N
     note = (f"logistic in f on log10 MSE: rise {rise:.2f} decades, elbow f0 = {params[2]:.3f} "
             f"[{f0_low:.3f}, {f0_high:.3f}]; sharp means width < {sharp:g}")
     verdict_sharp = HOLDS if w_high < sharp else FAILS if w_low > sharp else OPEN
-    verdict_gradual = {HOLDS: FAILS, FAILS: HOLDS, OPEN: OPEN}[verdict_sharp]
+    verdict_gradual = opposite(verdict_sharp)
     if rise < settings["min_rise_decades"]:
         verdict_sharp = verdict_gradual = OPEN
         note += f"; the MSE rises less than {settings['min_rise_decades']:g} decades: no transition to judge"

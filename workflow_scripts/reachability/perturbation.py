@@ -77,11 +77,13 @@ def perturbation_kl(
     shape = (len(epsilons), count, n, residual.shape[1] - token_index)
     out = {"perturbed_base": torch.zeros(shape), "base_perturbed": torch.zeros(shape)}
     cases = [(e, i, k) for e, eps in enumerate(epsilons) if eps != 0 for i in range(count) for k in range(n)]
+    scales = torch.tensor(epsilons, device=device)
     for chunk in torch.tensor(cases, dtype=torch.long).reshape(-1, 3).split(batch_size):
-        e, i, k = chunk.T
-        moved = residual[i.to(device)].clone()
-        moved[:, token_index] += torch.tensor(epsilons, device=device)[e.to(device), None] * step[i.to(device), k.to(device)]
-        log_p, log_base = F.log_softmax(logits(moved, token_index), -1), base[i.to(device)]
+        e, i, k = chunk.T  # on the CPU, to index `out`; their copies on the device index the rest
+        de, di, dk = chunk.to(device).T
+        moved = residual[di].clone()
+        moved[:, token_index] += scales[de, None] * step[di, dk]
+        log_p, log_base = F.log_softmax(logits(moved, token_index), -1), base[di]
         out["perturbed_base"][e, i, k] = (log_p.exp() * (log_p - log_base)).sum(-1).clamp_min(0.0).cpu()
         out["base_perturbed"][e, i, k] = (log_base.exp() * (log_base - log_p)).sum(-1).clamp_min(0.0).cpu()
     return out  # ε = 0 is the unperturbed run itself: KL 0, no forward

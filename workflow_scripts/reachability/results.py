@@ -112,13 +112,13 @@ def read_metrics(paths: list[str]) -> list[dict]:
     return out
 
 
-def read_conditions(paths: list[str]) -> dict[str, dict]:
-    """Every condition's metrics.json entry, in order, labelled as the summary shows it
-    ('Exp 1 real', 'Exp 3 α=0.5', 'Exp 4 f=0.3')."""
+def label_conditions(loaded: list[dict]) -> dict[str, dict]:
+    """Every condition's entry of loaded metrics.json files, in order, labelled as the summary
+    shows it ('Exp 1 real', 'Exp 3 α=0.5', 'Exp 4 f=0.3')."""
     rows = {}
-    for metrics in read_metrics(paths):
-        experiment = metrics["experiment"]
-        for condition, summary in metrics["conditions"].items():
-            value = experiment in ("experiment3", "experiment4")
-            rows[LABELS[experiment] + (condition[1:] if value else f" {condition}")] = summary
+    for one in loaded:  # (not `metrics`: that is the module)
+        experiment = one["experiment"]
+        valued = experiment in ("experiment3", "experiment4")
+        for condition, summary in one["conditions"].items():
+            rows[LABELS[experiment] + (condition[1:] if valued else f" {condition}")] = summary
     return rows
