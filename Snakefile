@@ -14,6 +14,8 @@ include: "rules/optimise.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
 include: "rules/analysis.smk"
+include: "rules/hard_prompt.smk"
+include: "rules/compare.smk"
 
 
 onstart:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow_scripts"))
 
 from reachability import config as study  # noqa: E402
+from reachability.comparison import model_study, module_name  # noqa: E402
 from reachability.runs import batch_sizes, parse_pack  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 
@@ -105,6 +106,18 @@ class Rates:
         return seconds, optimising, kind + (" (no capture rows)" if capture and captured is None else "")
 
 
+def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict, str]:
+    """A job's rule as the workflow names it once, the config of its model and how to label
+    it: a compared model's rules carry its module's prefix (compare.models), its site is the job's."""
+    for entry in config["compare"]["models"]:
+        if rule.startswith(module_name(entry["label"])):
+            theirs = model_study(config, entry)
+            if site_tag:  # its only site ('layer: last' is resolved by its own model)
+                theirs["site"] = {"kind": Site.from_tag(site_tag).kind, "layer": Site.from_tag(site_tag).layer}
+            return rule.removeprefix(module_name(entry["label"])), theirs, f"{entry['label']}: "
+    return rule, config, ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", type=Path, default=ROOT / "config.yaml")
@@ -119,9 +132,10 @@ def main() -> None:
     startup = rates.table.get("startup", {})
     device_s, cpu_s = startup.get("device_s", 0.0), startup.get("cpu_s", 0.0)
     jobs, rows = gpu_jobs(config), []
-    for rule, w in jobs:
+    for named, w in jobs:
+        rule, job_cfg, model = job_config(config, named, w.get("site"))
         if rule == "optimise_pack":
-            runs = study.layout(config, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
+            runs = study.layout(job_cfg, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
             batches = [b for members in study.variants(runs).values() for b in batch_sizes(len(members), engine["batch_size"])]
             layer = Site.from_tag(w["site"]).layer
             seconds, optimising, how = device_s, 0.0, set()
@@ -130,14 +144,14 @@ def main() -> None:
                 seconds += batch_s
                 optimising += optimising_s
                 how.add(kind)
-            rows.append(dict(rule=rule, job=f"{w['experiment']} {w['site']} {w['pack']}", runs=len(runs),
+            rows.append(dict(rule=rule, job=f"{model}{w['experiment']} {w['site']} {w['pack']}", runs=len(runs),
                              run_steps=len(runs) * steps, batches=batches, seconds=seconds, optimising_s=optimising,
                              how=", ".join(sorted(how)),
-                             decides_budget=w["experiment"] == "experiment1" and w["site"] == study.site_of(config).tag))
+                             decides_budget=w["experiment"] == "experiment1" and w["site"] == study.site_of(job_cfg).tag))
         else:  # a measured whole-job wall time; its start-up now happens before the claim
             measured = rates.table.get("jobs", {}).get(rule)
             seconds = None if measured is None else max(measured - cpu_s, 0.0) + device_s
-            rows.append(dict(rule=rule, job=" ".join(w.values()) or "-", runs=0, run_steps=0, batches=[],
+            rows.append(dict(rule=rule, job=model + (" ".join(w.values()) or "-"), runs=0, run_steps=0, batches=[],
                              seconds=seconds, how="measured job - start-up" if measured is not None else "no rate"))
 
     print(f"config: {args.configfile}; rates: {args.rates.name} ({rates.table['device']}; {rates.table['engine']})")

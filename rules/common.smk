@@ -14,6 +14,7 @@ min_version("9.0")
 # first, and so does every rule script, in its first lines (sys.path.insert(0, scriptdir)).
 LIBRARY = str(Path(workflow.basedir) / "workflow_scripts")
 sys.path.insert(0, LIBRARY)
+from reachability import comparison  # noqa: E402
 from reachability import config as study  # noqa: E402
 from reachability.pipeline import code_digest  # noqa: E402
 from reachability.runs import pack_bounds, pack_name  # noqa: E402
@@ -54,12 +55,14 @@ def model_config():
 study.resolve_last_layers(config, getattr(model_config(), "num_hidden_layers", None))
 study.check_config(config, model_config())
 study.check_dataset(config, local_path)
+comparison.check_comparison(config)
 
 
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
-# the ablation's runs are on another model: no manifold/functional analysis of them
-ANALYSED = [e for e in EXPERIMENTS if e != "ablation"]
+# the ablation's runs are on another model, hard prompts are tokens already: no
+# manifold/functional analysis of them
+ANALYSED = [e for e in EXPERIMENTS if e not in ("ablation", "hard_prompt")]
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
 # A pack is a range of an experiment's runs at a site, numbered target-major (runs.py),
@@ -82,7 +85,7 @@ if EXTENDING:
 
 
 wildcard_constraints:
-    experiment=r"experiment(1|2a|2b|3|4)|ablation",
+    experiment=r"experiment(1|2a|2b|3|4)|ablation|hard_prompt",
     site=r"(hs|block)\d+",
     pack=r"\d+-\d+",
     steps=r"\d+",
@@ -184,6 +187,20 @@ def sweep_run_files(wildcards):
     ]
 
 
+def compared_metrics():
+    """Each compared model's metrics.json files: {label: [path, ...]}. The study's own model
+    joins with the compared experiments it runs."""
+    chosen = config["compare"]["experiments"]
+    return {
+        m["label"]: [
+            f"{m['folder']}{e}/metrics.json"
+            for e in chosen
+            if m["folder"] != "results/" or e in EXPERIMENTS
+        ]
+        for m in comparison.compared_models(config)
+    }
+
+
 def final_outputs():
     outputs = [
         f"results/{experiment}/{name}"
@@ -207,6 +224,16 @@ def final_outputs():
         outputs.append("results/experiment4_transition.png")
     if "ablation" in EXPERIMENTS and "experiment1" in EXPERIMENTS:
         outputs += ["results/ablation.png", "results/ablation.md"]
+    if "hard_prompt" in EXPERIMENTS:
+        outputs += [
+            "results/hard_prompt/hard_prompts.md",
+            "results/hard_prompt/hard_vs_soft.png",
+        ]
+    if config["compare"]["models"]:
+        outputs += [
+            "results/compare/models.md",
+            "results/compare/reachability_across_models.png",
+        ]
     if config["layer_sweep"]["enabled"]:
         outputs += ["results/layer_sweep.png", "results/layer_sweep.md"]
     if config["analysis"]["enabled"] and ANALYSED:

@@ -45,6 +45,12 @@ BAD = [
     ({"perturbation.sites": ["blocks.9.hook_resid_post"]}, r"perturbation.sites: site.layer 10 is out of range"),
     ({"pool_size": 64}, r"pool_size = 64 is too small for Exp 2a: .* at least 65"),
     ({"layer_sweep.restarts": 3}, r"layer_sweep reads experiments.experiment1's runs .*layer_sweep.restarts = 3"),
+    ({"experiments.hard_prompt.n_targets": 9}, r"hard_prompt.n_targets = 9 needs as many of Exp 1's targets"),
+    ({"compare.models": [{"label": "demo-model", "name": "resources/other"}]}, r"labels \['demo-model', 'demo-model'\] must be distinct"),
+    ({"compare.axis": "step"}, r"compare.axis: step needs each model's training step; \['demo-model', 'tiny-32'\]"),
+    ({"compare.models": [{"label": "wide", "build": {"hidden_size": 48}}]}, r"each built model needs its own name"),
+    ({"compare.models": [{"label": "a/b"}]}, r"label"),
+    ({"compare.models": [{"label": "x", "name": "resources/x", "build": {"hidden_size": 30}}]}, r"hidden_size"),
 ]
 
 
@@ -59,7 +65,7 @@ def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, mes
 def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     result = snakemake(tmp_path, demo_config(**{"optimizer.extend_steps": None}), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 4
+    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 1 + 4
 
 
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():

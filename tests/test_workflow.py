@@ -13,9 +13,10 @@ from reachability.sites import Site
 from reachability.storage import read_attrs, read_h5
 from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
 
-EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation")
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
-          "perturbation/kl_vs_epsilon.png", "perturbation/placement.png")
+          "perturbation/kl_vs_epsilon.png", "perturbation/placement.png", "hard_prompt/hard_vs_soft.png",
+          "compare/reachability_across_models.png")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
 
 
@@ -28,7 +29,7 @@ def test_every_output_exists_and_every_png_decodes(demo):
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "comparison.md").read_text()
-    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 + 1 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert table.startswith("Step budget: ")
 
 
@@ -154,8 +155,8 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
     result = snakemake(tmp_path, config, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     # one pack per experiment (Exp 4's 1650 runs too: the remainder joins the last pack), the
-    # ablation's 300 runs, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
-    assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 10
+    # ablation's 300 runs, the hard prompts' 150, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
+    assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 1 + 10
     text = result.stdout
     for name in [f"results/{e}/{f}" for e in EXPERIMENTS for f in (*FIGURES, "metrics.json")] + [
             "results/summary.png", "results/experiment4_transition.png", "results/comparison.md"] + [
@@ -164,9 +165,9 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
 
 
 AGENDA_RUNS = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
-               "experiment4": 1650, "ablation": 300}
+               "experiment4": 1650, "ablation": 300, "hard_prompt": 150}
 DEMO_RUNS = {"experiment1": 16, "experiment2a": 16, "experiment2b": 16, "experiment3": 32, "experiment4": 44,
-             "ablation": 16}
+             "ablation": 16, "hard_prompt": 4}
 
 
 @pytest.mark.parametrize("source,runs_per_job", [("config.yaml", 7), ("config.yaml", 1024), ("demo.yaml", 1)])
@@ -213,8 +214,8 @@ def test_a_plot_option_reruns_only_plots(demo):
     jobs = planned_jobs(snakemake(demo, demo_config(**{"plots.dpi": 90}), "--dry-run"))
     assert set(jobs) == {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "plot_ablation",
                          "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
-                         "all"}  # drawing only
-    assert jobs["plot_experiment"] == 6 and "optimise_pack" not in jobs and "aggregate" not in jobs
+                         "plot_hard_prompts", "plot_models", "all"}  # drawing only
+    assert jobs["plot_experiment"] == 7 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
 def test_more_targets_add_only_the_new_runs(demo):
@@ -248,7 +249,7 @@ def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
     jobs = planned_jobs(snakemake(demo, demo_config(**{key: value}), "--dry-run"))
     assert jobs["optimise_pack"] == 1 and jobs["step_budget"] == 1 and "build_targets" not in jobs
     no_budget = planned_jobs(snakemake(demo, demo_config(**{key: value, "optimizer.extend_steps": None}), "--dry-run"))
-    assert no_budget["optimise_pack"] == 12 and "extract_pool" not in no_budget
+    assert no_budget["optimise_pack"] == 13 and "extract_pool" not in no_budget
 
 
 def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
@@ -357,3 +358,55 @@ def test_exp_1_decides_the_step_budget_of_every_experiment(tmp_path, fraction, s
     assert f"Step budget: {steps} steps" in (tmp_path / "results" / "comparison.md").read_text()
     after = snakemake(tmp_path, config, "--dry-run")
     assert planned_jobs(after) == {} and f"step budget: {steps} steps" in after.stdout + after.stderr
+
+
+def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
+    report = json.loads((demo / "results" / "hard_prompt" / "hard_prompts.json").read_text())
+    exp1 = json.loads((demo / "results" / "experiment1" / "metrics.json").read_text())["conditions"]["real"]
+    solutions = json.loads((demo / "results" / "experiment1" / "solutions.json").read_text())
+    projected = solutions["conditions"]["real"]["manifold"]["projected_by_target"]
+    pool = read_h5(demo / "results" / "pool" / "tokens.h5", ["tokens"])[0]["tokens"]
+    rows = report["targets"]
+    assert [r["target_id"] for r in rows] == [0, 1, 2, 3]
+    for r in rows:
+        t = r["target_id"]
+        assert r["soft_mse"] == exp1["per_target"]["best_final_mse"][t]
+        assert r["projected_mse"] == projected["best_mse"][projected["target_id"].index(t)]
+        assert r["hard_mse"] >= 0 and r["hard_text"] and len(r["hard_tokens"]) == 20
+        same = np.array(r["hard_tokens"]) == pool[t]  # recovery against the target's own pool sequence
+        assert r["position_match"] == pytest.approx(same.mean()) and r["exact"] == bool(same.all())
+    summary = report["summary"]
+    assert summary["exact_match_rate"] == np.mean([r["exact"] for r in rows])
+    # the nearest tokens of a soft prompt are far from its target; the PEZ search does far better
+    assert summary["hard_median_mse"] < summary["projected_median_mse"]
+    table = (demo / "results" / "hard_prompt" / "hard_prompts.md").read_text()
+    assert table.count("\n| ") == 2 + 4 and "exact match in" in table
+
+
+def test_a_second_model_runs_in_its_own_folder_and_is_compared(demo):
+    theirs = json.loads((demo / "results" / "models" / "tiny-32" / "experiment1" / "metrics.json").read_text())
+    ours = json.loads((demo / "results" / "experiment1" / "metrics.json").read_text())
+    assert theirs["provenance"]["model"] == "resources/demo-model-32" and ours["provenance"]["model"] == "resources/demo-model"
+    assert theirs["provenance"]["n_parameters"] < ours["provenance"]["n_parameters"]
+    assert read_attrs(demo / "results" / "models" / "tiny-32" / "pool" / "tokens.h5")["model"] == "resources/demo-model-32"
+    assert not (demo / "results" / "models" / "tiny-32" / "experiment2a").exists()  # only compare.experiments
+    table = json.loads((demo / "results" / "compare" / "models.json").read_text())
+    rows = {(r["model"], r["condition"]): r for r in table["rows"]}
+    assert set(rows) == {(m, c) for m in ("demo-model", "tiny-32") for c in ("Exp 1 real", "Exp 2b isotropic")}
+    assert rows["demo-model", "Exp 1 real"]["median_best_final_mse"] == pytest.approx(
+        ours["conditions"]["real"]["median_best_final_mse"])
+    assert rows["tiny-32", "Exp 1 real"]["median_best_final_mse"] == pytest.approx(
+        theirs["conditions"]["real"]["median_best_final_mse"])
+    for r in rows.values():
+        assert r["median_low"] <= r["median_best_final_mse"] <= r["median_high"]
+
+
+def test_adding_a_model_adds_only_its_jobs(demo):
+    """A third model: its own chain of jobs and the comparison; nothing of the other two."""
+    models = demo_config()["compare"]["models"] + [
+        {"label": "tiny-48", "name": "resources/demo-model-48", "build": {"hidden_size": 48}}]
+    jobs = planned_jobs(snakemake(demo, demo_config(**{"compare.models": models}), "--dry-run"))
+    assert {"compare_models", "plot_models", "all"} <= set(jobs)
+    theirs = {rule for rule in jobs if rule.startswith("model_tiny_48_")}
+    assert {"model_tiny_48_build_demo_model", "model_tiny_48_extract_pool", "model_tiny_48_optimise_pack"} <= theirs
+    assert set(jobs) == theirs | {"compare_models", "plot_models", "all"}, jobs

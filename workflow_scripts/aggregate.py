@@ -50,6 +50,7 @@ metrics = {
         "optimizer": cfg["optimizer"],
         "step_budget": {k: budget[k] for k in ("steps", "reason")},
         "precision": cfg["engine"]["precision"],
+        "n_parameters": packs[0].get("n_parameters"),
         "devices": sorted({s["device"] for s in packs}),
         # a continued pack's times are its continuation's; its first part's are kept beside
         "optimisation_wall_s": float(sum(s["optimising_s"] + s.get("base_optimising_s", 0.0) for s in packs)),

@@ -79,6 +79,12 @@ def analyse(condition: str, rec: dict) -> dict:
             "soft_median_cosine": float(np.median(soft_cos[finite])),
             "hard_median_mse": float(np.median(hard_mse[finite])),
             "hard_median_cosine": float(np.median(hard_cos[finite])),
+            # each target's best nearest-token projection over its restarts (hard_prompts compares)
+            "projected_by_target": {
+                "target_id": sorted(best),
+                "best_mse": [float(np.nanmin(hard_mse[ids_of_run == t])) for t in sorted(best)],
+                "cosine": [float(hard_cos[ids_of_run == t][np.nanargmin(hard_mse[ids_of_run == t])]) for t in sorted(best)],
+            },
             "decoded_examples": [
                 {"target_id": int(ids_of_run[i]), "tokens": [tokenizer.decode([int(x)]) for x in token_ids[i]]}
                 for i in np.flatnonzero(finite)[:k]

@@ -42,7 +42,7 @@ with claimed_device(cfg) as claim:
                          resume=(torch.from_numpy(pack["exp_avg"]), torch.from_numpy(pack["exp_avg_sq"]), done))
     optimising_s = time.perf_counter() - start
     device = device_name(claim.device)
-arrays = {**vars(more), "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
+arrays = {**more.arrays(), "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
           "diverged": pack["diverged"] | more.diverged,
           **{k: pack[k] for k in ("target_id", "restart", "condition")}}
 write_h5(snakemake.output.runs, arrays,

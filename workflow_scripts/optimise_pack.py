@@ -21,7 +21,8 @@ from reachability.ablation import ablated  # noqa: E402
 from reachability.config import variants  # noqa: E402
 from reachability.forward import residual_function  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.optimize import BatchResult, initial_prompt, optimize_runs  # noqa: E402
+from reachability.models import load_tokenizer  # noqa: E402
+from reachability.optimize import BatchResult, initial_prompt, optimize_runs, random_token_prompt  # noqa: E402
 from reachability.pipeline import device_name, library_versions, load_study_model, provenance  # noqa: E402
 from reachability.storage import read_targets, write_h5  # noqa: E402
 from reachability.runs import Layout, parse_pack  # noqa: E402
@@ -38,8 +39,16 @@ log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d
          w.experiment, site, runs[0].target_id, runs[-1].target_id, len(layout.conditions), layout.restarts)
 
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
+n_parameters = sum(t.numel() for t in lm.model.parameters())  # the model's size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
-init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
+hard = w.experiment == "hard_prompt"  # PEZ: token prompts, from random tokens
+if hard:  # the tokenizer's tokens only (an embedding may have padding rows that are no text)
+    n_tokens = len(load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"]))
+    vocabulary = lm.embedding.weight.detach()[:n_tokens]
+else:
+    vocabulary = None
+init = torch.stack([random_token_prompt(r, cfg["seq_len"], vocabulary) if hard
+                    else initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
 parts, order = [], []
 with claimed_device(cfg) as claim:
     lm.to(claim.device)
@@ -49,6 +58,7 @@ with claimed_device(cfg) as claim:
             parts.append(optimize_runs(
                 residual_function(lm, site), target[members], init[members], opt["steps"], opt["lr"],
                 opt["precision"], engine["batch_size"], claim.device, progress=True, capture=engine["capture"],
+                vocabulary=vocabulary,
             ))
         order += members
     optimising_s = time.perf_counter() - start
@@ -58,11 +68,11 @@ back = np.argsort(order)  # variants were batched apart: back to the pack's run 
 dropped = () if p.keep_state else ("exp_avg", "exp_avg_sq")  # Adam's moments: kept to continue from
 write_h5(
     snakemake.output.runs,
-    {**{k: v[back] for k, v in vars(result).items() if k not in dropped},
+    {**{k: v[back] for k, v in result.arrays().items() if k not in dropped},
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
     {**made_by, "steps": opt["steps"], "lr": opt["lr"], "precision": opt["precision"], "experiment": w.experiment,
-     "conditions": list(layout.conditions), "restarts": layout.restarts, "device": device, "optimising_s": optimising_s,
+     "conditions": list(layout.conditions), "restarts": layout.restarts, "n_parameters": n_parameters, "device": device, "optimising_s": optimising_s,
      "device_wait_s": claim.waited_s, "device_held_s": claim.held_s, "versions": library_versions()},
 )
 log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged", len(runs),

@@ -77,6 +77,8 @@ def conditions(config: dict, experiment: str) -> list[str]:
         return [f"f{exact_name(f)}" for f in spec["fractions"]]
     if experiment == "ablation":
         return [f"no_{component}" for component in spec["components"]]
+    if experiment == "hard_prompt":
+        return ["text"]
     return [FIXED_CONDITION[experiment]]
 
 
@@ -147,7 +149,7 @@ def check_config(config: dict, model_config=None) -> None:
     exps = config["experiments"]
     pool = config["pool_size"]
     real = exps["experiment1"]["n_targets"]
-    for name in ("experiment1", "experiment2a", "experiment2b", "experiment4", "ablation"):
+    for name in ("experiment1", "experiment2a", "experiment2b", "experiment4", "ablation", "hard_prompt"):
         if exps[name]["n_targets"] > pool:
             raise ConfigError(
                 f"experiments.{name}.n_targets = {exps[name]['n_targets']} is above "
@@ -168,6 +170,12 @@ def check_config(config: dict, model_config=None) -> None:
         raise ConfigError(
             f"experiments.ablation.n_targets = {exps['ablation']['n_targets']} must not exceed "
             f"experiments.experiment1.n_targets = {real}: the ablation is compared target by target with Exp 1"
+        )
+    if exps["hard_prompt"]["enabled"] and (not exps["experiment1"]["enabled"] or exps["hard_prompt"]["n_targets"] > real):
+        raise ConfigError(
+            f"experiments.hard_prompt.n_targets = {exps['hard_prompt']['n_targets']} needs as many of Exp 1's "
+            f"targets (experiments.experiment1: enabled, n_targets = {real}): hard prompts are compared target "
+            f"by target with Exp 1's soft prompts"
         )
     extend = config["optimizer"]["extend_steps"]
     if extend is not None and extend <= config["optimizer"]["steps"]:

@@ -83,6 +83,23 @@ def median_ratio(x, y, paired: bool, settings: dict) -> tuple[float, float, floa
     return float(statistic(x, y)), float(low), float(high)
 
 
+def median_interval(x, settings: dict) -> tuple[float | None, float | None, float | None]:
+    """The median of the finite values of x with its bootstrap interval (None where there
+    are too few values for one)."""
+    x = _finite(x)
+    if len(x) < 2:
+        return (float(np.median(x)) if len(x) else None), None, None
+    low, high = _interval((x,), np.median, False, settings)
+    return float(np.median(x)), float(low), float(high)
+
+
+def reached_interval(reached) -> tuple[float, float, float]:
+    """The reached share with its Clopper-Pearson interval."""
+    reached = np.asarray(reached, dtype=bool)
+    ci = stats.binomtest(int(reached.sum()), len(reached)).proportion_ci(method="exact")
+    return float(reached.mean()), float(ci.low), float(ci.high)
+
+
 def _test(x, y, paired: bool, alternative: str) -> tuple[str, float]:
     if paired:
         x, y = np.asarray(x, float), np.asarray(y, float)
@@ -118,11 +135,11 @@ def all_reached(observation: str, reached, expect_all: bool) -> Finding:
     """'All converge' (expect_all) or its complement 'some don't converge'."""
     reached = np.asarray(reached, dtype=bool)
     k, n = int(reached.sum()), len(reached)
-    ci = stats.binomtest(k, n).proportion_ci(method="exact")
+    share, low, high = reached_interval(reached)
     everything = k == n
     verdict = (HOLDS if everything else FAILS) if expect_all else (FAILS if everything else HOLDS)
     return Finding(observation, f"{k} of {n} targets reached", "reached share (Clopper-Pearson interval)",
-                   k / n, float(ci.low), float(ci.high), None, None, verdict)
+                   share, low, high, None, None, verdict)
 
 
 def logistic(f: np.ndarray, low: float, high: float, f0: float, width: float) -> np.ndarray:

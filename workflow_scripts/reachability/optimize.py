@@ -10,6 +10,11 @@ On CUDA the whole step (forward, backward, Adam, the loss-history write) is capt
 batch in a CUDA graph and replayed: at the study's batch sizes an eager step is bound by
 kernel launches, a replay is one launch. On the CPU, or where capture fails, the same step
 runs eagerly.
+
+Hard prompts (PEZ, Wen et al. 2023) use the same loop with `vocabulary` given: each step's
+forward sees the nearest token embeddings of the continuous prompt (by cosine), the gradient
+passes straight through to the continuous prompt, and each run keeps the best token sequence
+it has seen.
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ class BatchResult:
     exp_avg: np.ndarray  # [B, S, d] Adam's first moment after the last step (to continue from)
     exp_avg_sq: np.ndarray  # [B, S, d] Adam's second moment
     adam_step: np.ndarray  # [B] Adam's step count
+    tokens: np.ndarray  # [B, S] a hard-prompt run's best token ids ([B, 0] for soft prompts)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields to store (a soft-prompt run has no tokens)."""
+        return {k: v for k, v in vars(self).items() if k != "tokens" or v.shape[1]}
 
     @staticmethod
     def concatenate(parts: list[BatchResult]) -> BatchResult:
@@ -61,6 +71,32 @@ def initial_prompt(run: RunId, seq_len: int, d_model: int) -> torch.Tensor:
     run's own seed, so it does not depend on the batch or the job."""
     generator = torch.Generator().manual_seed(run.seed)
     return torch.randn(seq_len, d_model, generator=generator)
+
+
+def random_token_prompt(run: RunId, seq_len: int, vocabulary: torch.Tensor) -> torch.Tensor:
+    """A hard-prompt run's initial prompt: the embeddings [S, d] of tokens drawn uniformly
+    from the run's own seed (PEZ starts from real tokens, not from N(0, 1))."""
+    generator = torch.Generator().manual_seed(run.seed)
+    return vocabulary[torch.randint(len(vocabulary), (seq_len,), generator=generator)].float()
+
+
+class StraightThrough(torch.autograd.Function):
+    """Forward: exactly the token embeddings; backward: their gradient, to the continuous prompt."""
+
+    @staticmethod
+    def forward(ctx, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def project_to_tokens(prompt: torch.Tensor, vocabulary: torch.Tensor, unit_vocabulary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nearest token (by cosine) of every prompt vector: (straight-through embeddings
+    [B, S, d], ids [B, S]). `unit_vocabulary` is `vocabulary` with rows of unit norm."""
+    ids = (F.normalize(prompt.detach(), dim=-1) @ unit_vocabulary.T).argmax(dim=-1)
+    return StraightThrough.apply(prompt, vocabulary[ids]), ids
 
 
 @contextmanager
@@ -119,13 +155,16 @@ def optimize_batch(
     progress: bool = False,
     capture: bool = False,
     resume: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    vocabulary: torch.Tensor | None = None,
 ) -> BatchResult:
     """Optimise B soft prompts toward B targets ([B, S, d] each) with Adam(lr) for `steps`.
 
     `capture` replays the step from a CUDA graph on CUDA devices (eager elsewhere, or when
     the model cannot be captured). `resume` = (exp_avg, exp_avg_sq, step count) continues runs
     whose prompts are `init_prompts` from Adam's saved state, exactly as if they had never
-    stopped; the loss history then holds the new steps only."""
+    stopped; the loss history then holds the new steps only. `vocabulary` (the token
+    embeddings [V, d]) makes the runs hard prompts: the loss history is the MSE of each
+    step's tokens, and the results are those of each run's best tokens."""
     if targets.shape != init_prompts.shape or targets.ndim != 3:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(init_prompts.shape)} must both be [B, S, d]")
     device = targets.device
@@ -144,20 +183,34 @@ def optimize_batch(
         optimizer.state[prompt] = {k: v.clone() for k, v in start.items()}
     history = torch.zeros(steps, batch, device=device)
     position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next
+    hard = vocabulary is not None
+    if hard:
+        vocabulary = vocabulary.to(device, torch.float32)
+        unit_vocabulary = F.normalize(vocabulary, dim=-1)
+        best_mse = torch.full((batch,), float("inf"), device=device)
+        best_ids = torch.zeros(init.shape[:2], dtype=torch.long, device=device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=False)  # in place: a captured graph keeps .grad
+        seen, ids = project_to_tokens(prompt, vocabulary, unit_vocabulary) if hard else (prompt, None)
         # autocast per step, so its cast cache never outlives an Adam update
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            achieved = residual(prompt)
+            achieved = residual(seen)
         per_run = (achieved.float() - target).pow(2).mean(dim=(1, 2))
         per_run.sum().backward()
         optimizer.step()
         history.index_copy_(0, position, per_run.detach()[None])
         position.add_(1)
+        if hard:  # the best tokens so far (in place, so a captured graph can hold it)
+            better = per_run.detach() < best_mse
+            best_mse.copy_(torch.where(better, per_run.detach(), best_mse))
+            best_ids.copy_(torch.where(better[:, None], ids, best_ids))
 
     def reset() -> None:
         restore_start(prompt, init, optimizer, history, position, start)
+        if hard:
+            best_mse.fill_(float("inf"))
+            best_ids.zero_()
 
     bar = tqdm(total=steps * batch, unit="run-step", unit_scale=True, mininterval=2.0,
                disable=not progress, file=sys.stderr, desc=f"optimise B={batch}")
@@ -175,7 +228,9 @@ def optimize_batch(
             bar.update(batch)
     bar.close()
     with torch.no_grad(), precision_mode("fp32", device):
-        achieved = residual(prompt).float()
+        if hard and not steps:  # no step taken: the initial prompt's own tokens
+            best_ids = project_to_tokens(prompt, vocabulary, unit_vocabulary)[1]
+        achieved = residual(vocabulary[best_ids] if hard else prompt).float()
         final_mse = (achieved - target).pow(2).mean(dim=(1, 2))
         cosine = F.cosine_similarity(achieved, target, dim=-1)
     diverged = ~torch.isfinite(history).all(dim=0) | ~torch.isfinite(final_mse)
@@ -193,6 +248,7 @@ def optimize_batch(
         exp_avg=adam["exp_avg"].detach().cpu().numpy(),
         exp_avg_sq=adam["exp_avg_sq"].detach().cpu().numpy(),
         adam_step=np.full(batch, int(adam["step"].item()), dtype=np.int64),
+        tokens=best_ids.cpu().numpy() if hard else np.zeros((batch, 0), dtype=np.int64),
     )
 
 
@@ -208,9 +264,10 @@ def optimize_runs(
     progress: bool = False,
     capture: bool = False,
     resume: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    vocabulary: torch.Tensor | None = None,
 ) -> BatchResult:
-    """Optimise any number of runs in batches of at most `batch_size` (`resume`: as in
-    optimize_batch, with moments for all runs).
+    """Optimise any number of runs in batches of at most `batch_size` (`resume`, `vocabulary`:
+    as in optimize_batch, with moments for all runs).
 
     `targets` and `init_prompts` ([R, S, d]) may live on the CPU; each batch moves to `device`.
     On CUDA out-of-memory the batch size halves and the failed batch is retried.
@@ -225,7 +282,7 @@ def optimize_runs(
             part = None if resume is None else (resume[0][start:stop], resume[1][start:stop], resume[2])
             parts.append(optimize_batch(
                 residual, targets[start:stop].to(device), init_prompts[start:stop].to(device),
-                steps, lr, precision, progress, capture, part,
+                steps, lr, precision, progress, capture, part, vocabulary,
             ))
         except torch.OutOfMemoryError:
             if size == 1:

@@ -162,3 +162,50 @@ def placement(path: str, epsilons: list[float], curve: list[float], points: dict
     ax.legend(fontsize=6, ncol=2)
     ax.set_title("Reachability errors on the perturbation curve")
     _save(fig, path, dpi)
+
+
+def across_models(path: str, rows: list[dict], axis: str, dpi: int = 120) -> None:
+    """Median best final MSE (top, log) and reached share (bottom) against the training step
+    or the parameter count, a line per condition, with each value's interval as error bars.
+    `rows` as comparison.model_rows gives them."""
+    key = "step" if axis == "step" else "n_parameters"
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    for condition, color in zip(conditions, _colors(len(conditions))):
+        line = sorted((r for r in rows if r["condition"] == condition and r["median_best_final_mse"] is not None),
+                      key=lambda r: r[key])
+        x = [r[key] for r in line]
+        for ax, value, low, high in ((top, "median_best_final_mse", "median_low", "median_high"),
+                                     (bottom, "reached_fraction", "reached_low", "reached_high")):
+            y = np.array([r[value] for r in line], dtype=float)
+            spread = np.array([[r[value] - (r[low] if r[low] is not None else r[value]) for r in line],
+                               [(r[high] if r[high] is not None else r[value]) - r[value] for r in line]])
+            ax.errorbar(x, y, yerr=spread, marker="o", capsize=3, color=color, label=condition)
+    for r in sorted({(r[key], r["model"]) for r in rows if r[key] is not None}):
+        top.annotate(r[1], (r[0], 1), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
+                     va="top", ha="right", color="0.4")
+    top.set(yscale="log", ylabel="median best final MSE", title="Reachability across models")
+    bottom.set(ylabel="reached share", ylim=(-0.05, 1.05),
+               xlabel="training step" if axis == "step" else "parameters")
+    bottom.set_xscale("symlog" if axis == "step" else "log", **({"linthresh": 1000} if axis == "step" else {}))
+    top.legend(fontsize=8)
+    _save(fig, path, dpi)
+
+
+def hard_vs_soft(path: str, rows: list[dict], dpi: int = 120) -> None:
+    """Per target, the best MSE of the soft prompt, of its nearest-token projection and of
+    the hard prompt (log scale), targets ordered by the soft prompt's MSE."""
+    rows = sorted(rows, key=lambda r: r["soft_mse"])
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(rows) + 3), 4.5))
+    for key, label, marker in (("soft_mse", "soft prompt (Exp 1)", "o"),
+                               ("projected_mse", "its nearest tokens", "s"),
+                               ("hard_mse", "hard prompt (PEZ)", "^")):
+        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+        if np.isfinite(y).any():
+            ax.plot(x, y, marker, label=label, alpha=0.8)
+    ax.set(yscale="log", xlabel="target (ordered by the soft prompt's MSE)", ylabel="best final MSE",
+           title="What text reaches, against a soft prompt")
+    ax.set_xticks(x, [str(r["target_id"]) for r in rows], fontsize=7)
+    ax.legend(fontsize=8)
+    _save(fig, path, dpi)

@@ -100,7 +100,7 @@ def read_solutions(paths: list[str]) -> dict[str, dict]:
 
 
 LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp 2b",
-          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation"}
+          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation", "hard_prompt": "Hard prompt"}
 
 
 def read_metrics(paths: list[str]) -> list[dict]:

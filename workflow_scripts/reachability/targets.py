@@ -5,6 +5,7 @@
   experiment2b  isotropic: randn(S, d), each position rescaled to the pool's typical norm
   experiment3   alpha * A + (1 - alpha) * B for pair p = (real 2p, real 2p + 1)
   ablation      Exp 1's targets, optimised under a model without FFN or attention
+  hard_prompt   Exp 1's targets, reached by token sequences (PEZ) instead of soft prompts
   experiment4   real target t with a fraction f of the d dimensions (the same at every
                 position) replaced by N(0, sigma_dim); the dimensions for f are the first
                 round(f d) of one permutation per target, so they nest as f grows
@@ -16,7 +17,7 @@ import numpy as np
 
 from .runs import numpy_rng
 
-EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation")
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
 
 
 def position_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,7 +95,7 @@ def build_targets(
     `position_statistics` of the pool.
     """
     ids = list(target_ids)
-    if experiment in ("experiment1", "ablation"):
+    if experiment in ("experiment1", "ablation", "hard_prompt"):
         out = [real[t] for t in ids]
     elif experiment == "experiment2a":
         out = [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]

@@ -1,0 +1,122 @@
+"""Hard prompts (PEZ): the straight-through step, batching, recovery, and the report's
+per-target measures."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+from reachability.forward import residual_function, residuals_of_tokens
+from reachability.hard_prompt import best_per_target, recovery
+from reachability.models import load_model
+from reachability.optimize import optimize_batch, project_to_tokens, random_token_prompt
+from reachability.runs import RunId
+from reachability.sites import Site
+
+SEQ = 6
+
+
+def test_the_projection_is_exactly_token_embeddings_and_passes_the_gradient_straight_through():
+    vocabulary = torch.randn(50, 16)
+    prompt = torch.randn(3, SEQ, 16, requires_grad=True)
+    seen, ids = project_to_tokens(prompt, vocabulary, torch.nn.functional.normalize(vocabulary, dim=-1))
+    torch.testing.assert_close(seen, vocabulary[ids], rtol=0, atol=0)  # the forward sees tokens only
+    cosine = torch.nn.functional.normalize(prompt.detach(), dim=-1) @ torch.nn.functional.normalize(vocabulary, dim=-1).T
+    assert torch.equal(ids, cosine.argmax(-1))  # the nearest by cosine
+    upstream = torch.randn_like(seen)
+    seen.backward(upstream)
+    torch.testing.assert_close(prompt.grad, upstream, rtol=0, atol=0)  # the gradient reaches the prompt
+
+
+def test_every_forward_of_a_hard_run_sees_token_embeddings_and_the_prompt_moves(neox_lm):
+    site = Site("block_output", 2)
+    residual = residual_function(neox_lm, site)
+    vocabulary = neox_lm.embedding.weight.detach()
+    seen = []
+
+    def recording(x):
+        seen.append(x.detach().clone())
+        return residual(x)
+
+    targets = residuals_of_tokens(neox_lm, site, torch.randint(0, 97, (2, SEQ), generator=torch.Generator().manual_seed(1)))
+    init = torch.stack([random_token_prompt(RunId("hard_prompt", "text", t, 0), SEQ, vocabulary) for t in range(2)])
+    result = optimize_batch(recording, targets, init, steps=30, lr=0.05, vocabulary=vocabulary)
+    for x in seen:  # 30 steps and the final evaluation: every vector is a row of the vocabulary
+        rows = x.reshape(-1, x.shape[-1])
+        assert (rows[:, None, :] == vocabulary[None]).all(dim=-1).any(dim=1).all()
+    assert not np.allclose(result.prompt, init.numpy())  # the continuous prompt was updated
+    assert result.tokens.shape == (2, SEQ) and result.loss.shape == (2, 30)
+    # the kept tokens are the best seen: their MSE is the history's minimum, and it is what they reach
+    np.testing.assert_allclose(result.final_mse, result.loss.min(axis=1), rtol=1e-5)
+    reached = ((residual(vocabulary[torch.from_numpy(result.tokens)]) - targets) ** 2).mean(dim=(1, 2))
+    np.testing.assert_allclose(result.final_mse, reached.detach().numpy(), rtol=1e-5)
+
+
+def test_a_hard_run_alone_equals_the_same_run_inside_a_batch(neox_lm):
+    site = Site("hidden_states", neox_lm.n_layers)
+    residual = residual_function(neox_lm, site)
+    vocabulary = neox_lm.embedding.weight.detach()
+    targets = residuals_of_tokens(neox_lm, site, torch.randint(0, 97, (4, SEQ), generator=torch.Generator().manual_seed(2)))
+    init = torch.stack([random_token_prompt(RunId("hard_prompt", "text", t, 0), SEQ, vocabulary) for t in range(4)])
+    batch = optimize_batch(residual, targets, init, steps=40, lr=0.05, vocabulary=vocabulary)
+    alone = optimize_batch(residual, targets[2:3], init[2:3], steps=40, lr=0.05, vocabulary=vocabulary)
+    np.testing.assert_array_equal(batch.tokens[2], alone.tokens[0])
+    np.testing.assert_allclose(batch.loss[2], alone.loss[0], rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def two_layer_lm(tmp_path_factory):
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                             intermediate_size=64, max_position_embeddings=32))
+    path = tmp_path_factory.mktemp("two_layer")
+    model.save_pretrained(path)
+    return load_model(str(path))
+
+
+def test_the_tokens_of_a_target_are_recovered_from_a_nearby_start(two_layer_lm):
+    # a target made from a short token sequence; the hard prompt starts near its embeddings
+    lm, site = two_layer_lm, Site("hidden_states", 2)
+    vocabulary = lm.embedding.weight.detach()
+    tokens = torch.tensor([[5, 17, 42, 8, 33, 60]])
+    target = residuals_of_tokens(lm, site, tokens)
+    noise = torch.randn(1, SEQ, 32, generator=torch.Generator().manual_seed(2))
+    init = vocabulary[tokens] + 1.5 * vocabulary.std() * noise
+    start = project_to_tokens(init, vocabulary, torch.nn.functional.normalize(vocabulary, dim=-1))[1]
+    assert (start != tokens).sum() == 2  # near, but two tokens wrong: the gradient must find them
+    result = optimize_batch(residual_function(lm, site), target, init, steps=200, lr=0.01, vocabulary=vocabulary)
+    np.testing.assert_array_equal(result.tokens, tokens.numpy())
+    assert result.final_mse[0] < 1e-10
+    found = recovery(result.tokens, tokens.numpy())
+    assert found["exact"].all() and found["position_match"][0] == 1 and found["token_overlap"][0] == 1
+
+
+def test_recovery_measures_and_best_runs_on_known_cases():
+    original = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [5, 5, 6, 7]])
+    found = np.array([[1, 2, 3, 4], [4, 3, 2, 9], [5, 0, 0, 0]])
+    measures = recovery(found, original)
+    np.testing.assert_array_equal(measures["exact"], [True, False, False])
+    np.testing.assert_allclose(measures["position_match"], [1, 0, 0.25])
+    np.testing.assert_allclose(measures["token_overlap"], [1, 0.75, 1 / 3])
+    # each target's lowest finite final MSE; a target whose runs all diverged is left out
+    final = np.array([0.5, 0.2, np.nan, 0.1, np.inf, np.nan])
+    target = np.array([0, 0, 0, 1, 2, 2])
+    assert best_per_target(final, target) == {0: 1, 1: 3}
+
+
+@pytest.mark.gpu
+def test_a_captured_hard_step_equals_the_eager_one_on_a_gpu(neox_lm):
+    lm = neox_lm.to("cuda")
+    try:
+        site = Site("hidden_states", lm.n_layers)
+        residual = residual_function(lm, site)
+        vocabulary = lm.embedding.weight.detach()
+        targets = residuals_of_tokens(lm, site, torch.randint(0, 97, (8, SEQ), generator=torch.Generator().manual_seed(4)).cuda())
+        init = torch.stack([random_token_prompt(RunId("hard_prompt", "text", t, 0), SEQ, vocabulary.cpu()) for t in range(8)]).cuda()
+        eager = optimize_batch(residual, targets, init, steps=50, lr=0.05, precision="fp32", vocabulary=vocabulary)
+        captured = optimize_batch(residual, targets, init, steps=50, lr=0.05, precision="fp32", capture=True,
+                                  vocabulary=vocabulary)
+        np.testing.assert_array_equal(captured.tokens, eager.tokens)
+        np.testing.assert_allclose(captured.loss, eager.loss, rtol=1e-4, atol=1e-7)
+    finally:
+        lm.to("cpu")

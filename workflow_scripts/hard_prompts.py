@@ -1,0 +1,60 @@
+"""Rule hard_prompts: each target's best hard prompt (PEZ runs) beside Exp 1's soft prompt
+and its nearest-token projection; decoded text and recovery of the target's own tokens."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reachability.hard_prompt import best_per_target, markdown_table, recovery  # noqa: E402
+from reachability.models import load_tokenizer  # noqa: E402
+from reachability.storage import jsonable, read_h5  # noqa: E402
+
+cfg = snakemake.config
+packs = [read_h5(path, ["tokens", "final_mse", "cosine", "target_id"])[0] for path in snakemake.input.runs]
+runs = {k: np.concatenate([p[k] for p in packs]) for k in packs[0]}
+best = best_per_target(runs["final_mse"], runs["target_id"])
+ids = list(best)
+found = runs["tokens"][list(best.values())]
+original = read_h5(snakemake.input.pool, ["tokens"])[0]["tokens"][ids]  # Exp 1's target t is pool sequence t
+with open(snakemake.input.soft) as f:
+    soft = json.load(f)["conditions"]["real"]["per_target"]["best_final_mse"]
+projected = {}
+if snakemake.input.projected:  # the analysis of Exp 1's solutions (analysis.enabled)
+    with open(snakemake.input.projected[0]) as f:
+        by_target = json.load(f)["conditions"]["real"]["manifold"]["projected_by_target"]
+    projected = dict(zip(by_target["target_id"], by_target["best_mse"]))
+tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
+recovered = recovery(found, original)
+rows = [{
+    "target_id": t, "soft_mse": soft[t], "projected_mse": projected.get(t), "hard_mse": float(runs["final_mse"][i]),
+    "hard_cosine": float(np.nanmean(runs["cosine"][i])), "hard_tokens": found[k], "hard_text": tokenizer.decode(found[k].tolist()),
+    "target_text": tokenizer.decode(original[k].tolist()), "exact": bool(recovered["exact"][k]),
+    "position_match": float(recovered["position_match"][k]), "token_overlap": float(recovered["token_overlap"][k]),
+} for k, (t, i) in enumerate(best.items())]
+
+
+def median(key):
+    values = [r[key] for r in rows if r[key] is not None and np.isfinite(r[key])]
+    return float(np.median(values)) if values else None
+
+
+summary = {
+    "n_targets": len(rows), "soft_median_mse": median("soft_mse"), "projected_median_mse": median("projected_mse"),
+    "hard_median_mse": median("hard_mse"), "hard_median_cosine": median("hard_cosine"),
+    "exact_match_rate": float(recovered["exact"].mean()), "position_match_mean": float(recovered["position_match"].mean()),
+    "token_overlap_mean": float(recovered["token_overlap"].mean()),
+}
+with open(snakemake.output.json, "w") as f:
+    json.dump(jsonable({"summary": summary, "targets": rows}), f, indent=1)
+with open(snakemake.output.table, "w") as f:
+    f.write(markdown_table(rows, summary))
+log.info("hard prompts: median MSE %s (soft %s, projected %s); exact recovery %.0f%%", summary["hard_median_mse"],
+         summary["soft_median_mse"], summary["projected_median_mse"], 100 * summary["exact_match_rate"])

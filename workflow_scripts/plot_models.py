@@ -1,0 +1,17 @@
+"""Rule plot_models: reachability against training step or size (results/compare/)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log  # noqa: E402
+
+start_log(snakemake)  # first: import errors land in the log
+
+import json  # noqa: E402
+
+from reachability import plots  # noqa: E402
+
+with open(snakemake.input.rows) as f:
+    table = json.load(f)
+plots.across_models(snakemake.output.figure, table["rows"], table["axis"], snakemake.params.plots["dpi"])

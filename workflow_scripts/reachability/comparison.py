@@ -1,0 +1,120 @@
+"""The study across models: each compared model's config, and the table across them."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+COMPARED_OFF = ("layer_sweep", "analysis", "perturbation")
+
+
+def module_name(label: str) -> str:
+    """A Snakemake module (and rule-name prefix) for a compared model's label."""
+    return "model_" + re.sub(r"\W", "_", label) + "_"
+
+
+def model_study(config: dict, entry: dict) -> dict:
+    """The config a compared model runs: the study's, with the entry's model and site, only
+    compare.experiments enabled, and no layer sweep, analyses or perturbation."""
+    out = copy.deepcopy(config)
+    model = out["model"]
+    model["name"] = entry.get("name", model["name"])
+    model["revision"] = entry.get("revision", model["revision"])
+    if "build" in entry:
+        model["build"] = {**(model["build"] or {}), **entry["build"]}
+    out["site"] = copy.deepcopy(entry.get("site", config["site"]))
+    chosen = config["compare"]["experiments"]
+    for experiment, spec in out["experiments"].items():
+        spec["enabled"] = experiment in chosen
+    for section in COMPARED_OFF:
+        out[section]["enabled"] = False
+    out["compare"] = {**out["compare"], "models": []}
+    return out
+
+
+def own_label(config: dict) -> str:
+    """The study's own model in the comparison: compare.label, else its revision, else the
+    last part of its name."""
+    model = config["model"]
+    return config["compare"]["label"] or model["revision"] or model["name"].rstrip("/").split("/")[-1]
+
+
+def compared_models(config: dict) -> list[dict]:
+    """Every model of the comparison, the study's own first: label, results folder, revision,
+    training step (from `step`, else a revision 'stepN', else None)."""
+    own = {"label": own_label(config), "revision": config["model"]["revision"]}
+    out = []
+    for entry, folder in [(own, "results/")] + [(e, f"results/models/{e['label']}/") for e in config["compare"]["models"]]:
+        revision = entry.get("revision", config["model"]["revision"])
+        match = re.fullmatch(r"step(\d+)", revision or "")
+        step = entry.get("step", int(match.group(1)) if match else None)
+        out.append({"label": entry["label"], "folder": folder, "revision": revision, "step": step})
+    return out
+
+
+def check_comparison(config: dict) -> None:
+    """Labels unique (each is a folder), built models apart from each other, and a training
+    step for every model when the axis is the step."""
+    from .config import ConfigError
+
+    if not config["compare"]["models"]:
+        return
+    models = compared_models(config)
+    labels = [m["label"] for m in models]
+    if len(set(labels)) < len(labels) or len({module_name(x) for x in labels}) < len(labels):
+        raise ConfigError(f"compare: model labels {labels} must be distinct (the study's own is "
+                          f"compare.label, else its revision or name); each names a folder")
+    built = [config["model"]["name"]] if config["model"]["build"] else []
+    built += [model_study(config, e)["model"]["name"] for e in config["compare"]["models"] if "build" in e]
+    if len(set(built)) < len(built):
+        raise ConfigError(f"compare.models: each built model needs its own name (model directories {built})")
+    if config["compare"]["axis"] == "step":
+        unknown = [m["label"] for m in models if m["step"] is None]
+        if unknown:
+            raise ConfigError(f"compare.axis: step needs each model's training step; {unknown} have no revision "
+                              f"stepN: give the revision (model.revision for the study's own), a `step`, "
+                              f"or use axis: parameters")
+
+
+def model_rows(models: list[dict], loaded: list[list[dict]], settings: dict) -> list[dict]:
+    """One row per (model, condition): median best final MSE and reached share over targets,
+    each with its interval (bootstrap; Clopper-Pearson). `loaded[i]` holds model i's
+    metrics.json files; `settings` is the config's `findings` section."""
+    from .findings import median_interval, reached_interval
+    from .results import label_conditions
+
+    rows = []
+    for model, metrics in zip(models, loaded):
+        for condition, summary in label_conditions(metrics).items():
+            median, low, high = median_interval(summary["per_target"]["best_final_mse"], settings)
+            share, share_low, share_high = reached_interval(summary["per_target"]["reached"])
+            rows.append({
+                "model": model["label"], "revision": model["revision"], "step": model["step"],
+                "n_parameters": metrics[0]["provenance"].get("n_parameters"),
+                "site": metrics[0]["provenance"]["site"], "condition": condition,
+                "n_targets": summary["n_targets"], "median_best_final_mse": median, "median_low": low,
+                "median_high": high, "reached_fraction": share, "reached_low": share_low, "reached_high": share_high,
+                "steps": metrics[0]["provenance"]["step_budget"]["steps"],
+            })
+    return rows
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown_table(rows: list[dict], axis: str) -> str:
+    """The comparison as a Markdown table, ordered by the axis."""
+    key = "step" if axis == "step" else "n_parameters"
+    lines = [
+        "| model | step | parameters | site | steps run | condition | targets | median best MSE [interval] | reached [interval] |",
+        "|---|---:|---:|---|---:|---|---:|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r[key] is None, r[key] or 0, r["condition"])):
+        lines.append(
+            f"| {r['model']} | {_number(r['step'], 'd')} | {_number(r['n_parameters'], ',d')} | {r['site']} | "
+            f"{r['steps']} | {r['condition']} | {r['n_targets']} | {_number(r['median_best_final_mse'], '.3g')} "
+            f"[{_number(r['median_low'], '.3g')}, {_number(r['median_high'], '.3g')}] | "
+            f"{r['reached_fraction']:.2f} [{r['reached_low']:.2f}, {r['reached_high']:.2f}] |"
+        )
+    return "\n".join(lines) + "\n"
