@@ -20,7 +20,7 @@ include: "rules/compare.smk"
 
 onstart:
     # a real run (not a dry run): what the hub must still provide, say now if it cannot
-    study.check_hub(config, model_config() is not None, Path(POOL).exists())
+    check_hub_for_every_model()
 
 
 rule all:

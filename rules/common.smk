@@ -30,10 +30,10 @@ def local_path(path):
     return str(Path(workflow.basedir) / path)
 
 
-def model_config():
+def model_config(model=config["model"]):
     """The model's config.json if it is available without network, else None (then the
     first job that loads the model checks the same limits)."""
-    build = config["model"]["build"]
+    build = model["build"]
     if build:
         return SimpleNamespace(
             num_hidden_layers=build["num_layers"],
@@ -44,9 +44,7 @@ def model_config():
         from transformers import AutoConfig
 
         return AutoConfig.from_pretrained(
-            config["model"]["name"],
-            revision=config["model"]["revision"],
-            local_files_only=True,
+            model["name"], revision=model["revision"], local_files_only=True
         )
     except (OSError, ValueError):
         return None
@@ -78,10 +76,12 @@ BUDGET = "results/step_budget.json"
 EXTENDING = (
     config["optimizer"]["extend_steps"] is not None and "experiment1" in EXPERIMENTS
 )
-if EXTENDING:
-    logger.info(
-        study.budget_status(BUDGET, config["optimizer"])
-    )  # on every start, dry runs too
+if (
+    EXTENDING
+):  # on every start, dry runs too; a compared model's (a module's) names its file
+    here = str(workflow.modifier.modify_path(BUDGET))
+    status = study.budget_status(here, config["optimizer"])
+    logger.info(status if here == BUDGET else f"{status} ({here})")
 
 
 wildcard_constraints:
@@ -89,6 +89,19 @@ wildcard_constraints:
     site=r"(hs|block)\d+",
     pack=r"\d+-\d+",
     steps=r"\d+",
+
+
+def check_hub_for_every_model():
+    """Before any job: each model's (the study's and every compared one's) hub needs can be met."""
+    study.check_hub(config, model_config() is not None, Path(POOL).exists())
+    for m, theirs in zip(
+        comparison.compared_models(config)[1:],
+        [comparison.model_study(config, e) for e in config["compare"]["models"]],
+    ):
+        pool = Path(m["folder"]) / "pool" / "tokens.h5"
+        study.check_hub(
+            theirs, model_config(theirs["model"]) is not None, pool.exists()
+        )
 
 
 def code(script):

@@ -7,7 +7,7 @@ import yaml
 from snakemake.utils import validate
 
 from reachability.config import ConfigError, check_config, conditions, n_targets
-from workflow_helpers import DELETE, ROOT, demo_config, planned_jobs, snakemake
+from workflow_helpers import AGENDA_ONLY, DELETE, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
 
 SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
 
@@ -50,7 +50,8 @@ BAD = [
     ({"compare.axis": "step"}, r"compare.axis: step needs each model's training step; \['demo-model', 'tiny-32'\]"),
     ({"compare.models": [{"label": "wide", "build": {"hidden_size": 48}}]}, r"each built model needs its own name"),
     ({"compare.models": [{"label": "a/b"}]}, r"label"),
-    ({"compare.models": [{"label": "x", "name": "resources/x", "build": {"hidden_size": 30}}]}, r"hidden_size"),
+    ({"compare.experiments": ["hard_prompt"]}, r"compare.experiments = \['hard_prompt'\]: .* add experiment1"),
+    ({"compare.models": [{"label": "x", "name": "resources/x", "build": {"hidden_size": 0}}]}, r"hidden_size"),
 ]
 
 
@@ -134,6 +135,16 @@ def test_transformer_lens_names_and_last_plan_the_same_sites(tmp_path):
     text = result.stdout
     assert "results/experiment1/runs/hs4/" in text and "results/experiment1/runs/block1/" in text
     assert "results/experiment1/runs/hs1/" not in text
+
+
+def test_last_is_each_compared_models_own_last_layer(tmp_path):
+    shallow = {"label": "two-blocks", "name": "resources/demo-model-2", "build": {"num_layers": 2},
+               "site": {"kind": "hidden_states", "layer": "last"}}
+    config = demo_config(**{**AGENDA_ONLY, "optimizer.extend_steps": None, "compare.models": [shallow]})
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert planned_outputs(result, "cache_residuals") == ["results/cache/hs4/pool_residuals.h5"]
+    assert planned_outputs(result, "model_two_blocks_cache_residuals") == ["results/models/two-blocks/cache/hs2/pool_residuals.h5"]
 
 
 def test_last_without_the_models_config_says_what_to_do():

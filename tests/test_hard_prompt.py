@@ -120,3 +120,15 @@ def test_a_captured_hard_step_equals_the_eager_one_on_a_gpu(neox_lm):
         np.testing.assert_allclose(captured.loss, eager.loss, rtol=1e-4, atol=1e-7)
     finally:
         lm.to("cpu")
+
+
+def test_the_table_shows_a_missing_projection_and_escapes_the_text():
+    from reachability.hard_prompt import markdown_table
+
+    row = {"target_id": 3, "soft_mse": 1e-6, "soft_cosine": 0.99999, "projected_mse": None, "projected_cosine": None,
+           "hard_mse": 0.0, "hard_cosine": 1.0, "position_match": 0.5, "token_overlap": 0.75, "hard_text": "a|b\nc"}
+    summary = {"n_targets": 1, "soft_median_mse": 1e-6, "projected_median_mse": None, "hard_median_mse": 0.0,
+               "exact_match_rate": 0.0, "position_match_mean": 0.5, "token_overlap_mean": 0.75}
+    table = markdown_table([row], summary)
+    assert "| 3 | 1e-06 (1.0000) | – (–) | 0 (1.0000) | 0.50 | 0.75 | `a\\|b⏎c` |" in table
+    assert "its nearest-token projection –" in table

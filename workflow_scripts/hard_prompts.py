@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 
 from reachability.hard_prompt import best_per_target, markdown_table, recovery  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
+from reachability.results import best_runs  # noqa: E402
 from reachability.storage import jsonable, read_h5  # noqa: E402
 
 cfg = snakemake.config
@@ -25,16 +26,19 @@ ids = list(best)
 found = runs["tokens"][list(best.values())]
 original = read_h5(snakemake.input.pool, ["tokens"])[0]["tokens"][ids]  # Exp 1's target t is pool sequence t
 with open(snakemake.input.soft) as f:
-    soft = json.load(f)["conditions"]["real"]["per_target"]["best_final_mse"]
+    soft = json.load(f)["conditions"]["real"]
+soft_cosine, soft_mse = best_runs(soft)
 projected = {}
 if snakemake.input.projected:  # the analysis of Exp 1's solutions (analysis.enabled)
     with open(snakemake.input.projected[0]) as f:
         by_target = json.load(f)["conditions"]["real"]["manifold"]["projected_by_target"]
-    projected = dict(zip(by_target["target_id"], by_target["best_mse"]))
+    projected = {t: (m, c) for t, m, c in zip(by_target["target_id"], by_target["best_mse"], by_target["cosine"])}
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 recovered = recovery(found, original)
 rows = [{
-    "target_id": t, "soft_mse": soft[t], "projected_mse": projected.get(t), "hard_mse": float(runs["final_mse"][i]),
+    "target_id": t, "soft_mse": float(soft_mse[t]), "soft_cosine": float(soft_cosine[t]),
+    "projected_mse": projected.get(t, (None, None))[0], "projected_cosine": projected.get(t, (None, None))[1],
+    "hard_mse": float(runs["final_mse"][i]),
     "hard_cosine": float(np.nanmean(runs["cosine"][i])), "hard_tokens": found[k], "hard_text": tokenizer.decode(found[k].tolist()),
     "target_text": tokenizer.decode(original[k].tolist()), "exact": bool(recovered["exact"][k]),
     "position_match": float(recovered["position_match"][k]), "token_overlap": float(recovered["token_overlap"][k]),

@@ -59,6 +59,10 @@ def check_comparison(config: dict) -> None:
 
     if not config["compare"]["models"]:
         return
+    chosen = config["compare"]["experiments"]
+    if "hard_prompt" in chosen and "experiment1" not in chosen:
+        raise ConfigError(f"compare.experiments = {chosen}: hard prompts are compared with Exp 1's soft prompts, "
+                          f"add experiment1")
     models = compared_models(config)
     labels = [m["label"] for m in models]
     if len(set(labels)) < len(labels) or len({module_name(x) for x in labels}) < len(labels):

@@ -37,6 +37,9 @@ def markdown_table(rows: list[dict], summary: dict) -> str:
     def g(x):
         return "–" if x is None else f"{x:.3g}"
 
+    def c(x):
+        return "–" if x is None else f"{x:.4f}"
+
     lines = [
         "# Hard prompts (PEZ) against soft prompts",
         "",
@@ -46,11 +49,15 @@ def markdown_table(rows: list[dict], summary: dict) -> str:
         f"of targets, {summary['position_match_mean']:.0%} of positions, token overlap "
         f"{summary['token_overlap_mean']:.0%} (mean).",
         "",
-        "| target | soft MSE | projected MSE | hard MSE | hard cosine | positions recovered | overlap | hard prompt (decoded) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "MSE (cosine, mean over positions) of each target's best run: the soft prompt, its nearest tokens, "
+        "the hard prompt.",
+        "",
+        "| target | soft | projected | hard | positions recovered | overlap | hard prompt (decoded) |",
+        "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         text = r["hard_text"].replace("|", "\\|").replace("\n", "⏎")
-        lines.append(f"| {r['target_id']} | {g(r['soft_mse'])} | {g(r['projected_mse'])} | {g(r['hard_mse'])} | "
-                     f"{g(r['hard_cosine'])} | {r['position_match']:.2f} | {r['token_overlap']:.2f} | `{text}` |")
+        lines.append(f"| {r['target_id']} | {g(r['soft_mse'])} ({c(r['soft_cosine'])}) | {g(r['projected_mse'])} "
+                     f"({c(r['projected_cosine'])}) | {g(r['hard_mse'])} ({c(r['hard_cosine'])}) | "
+                     f"{r['position_match']:.2f} | {r['token_overlap']:.2f} | `{text}` |")
     return "\n".join(lines) + "\n"

@@ -181,13 +181,14 @@ def across_models(path: str, rows: list[dict], axis: str, dpi: int = 120) -> Non
             spread = np.array([[r[value] - (r[low] if r[low] is not None else r[value]) for r in line],
                                [(r[high] if r[high] is not None else r[value]) - r[value] for r in line]])
             ax.errorbar(x, y, yerr=spread, marker="o", capsize=3, color=color, label=condition)
-    for r in sorted({(r[key], r["model"]) for r in rows if r[key] is not None}):
-        top.annotate(r[1], (r[0], 1), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
-                     va="top", ha="right", color="0.4")
     top.set(yscale="log", ylabel="median best final MSE", title="Reachability across models")
     bottom.set(ylabel="reached share", ylim=(-0.05, 1.05),
                xlabel="training step" if axis == "step" else "parameters")
     bottom.set_xscale("symlog" if axis == "step" else "log", **({"linthresh": 1000} if axis == "step" else {}))
+    models = sorted({(r[key], r["model"]) for r in rows if r[key] is not None})  # each model named at its x
+    bottom.set_xticks([x for x, _ in models], [f"{label}\n{x:,}" for x, label in models], fontsize=7)
+    bottom.minorticks_off()
+    bottom.margins(x=0.08)
     top.legend(fontsize=8)
     _save(fig, path, dpi)
 
@@ -197,13 +198,20 @@ def hard_vs_soft(path: str, rows: list[dict], dpi: int = 120) -> None:
     the hard prompt (log scale), targets ordered by the soft prompt's MSE."""
     rows = sorted(rows, key=lambda r: r["soft_mse"])
     x = np.arange(len(rows))
+    keys = (("soft_mse", "soft prompt (Exp 1)", "o"), ("projected_mse", "its nearest tokens", "s"),
+            ("hard_mse", "hard prompt (PEZ)", "^"))
+    values = {key: np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float) for key, _, _ in keys}
+    positive = np.concatenate([v[v > 0] for v in values.values()])
+    floor = positive.min() / 10 if positive.size else 1e-12  # where an MSE of exactly 0 is drawn
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(rows) + 3), 4.5))
-    for key, label, marker in (("soft_mse", "soft prompt (Exp 1)", "o"),
-                               ("projected_mse", "its nearest tokens", "s"),
-                               ("hard_mse", "hard prompt (PEZ)", "^")):
-        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+    for key, label, marker in keys:
+        y = values[key]
         if np.isfinite(y).any():
-            ax.plot(x, y, marker, label=label, alpha=0.8)
+            ax.plot(x, np.where(y == 0, floor, y), marker, label=label, alpha=0.8)
+    if any((v == 0).any() for v in values.values()):
+        ax.axhline(floor, color="0.6", linestyle=":", linewidth=1)
+        ax.annotate("MSE exactly 0", (0, floor), xycoords=("axes fraction", "data"),
+                    xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.4")
     ax.set(yscale="log", xlabel="target (ordered by the soft prompt's MSE)", ylabel="best final MSE",
            title="What text reaches, against a soft prompt")
     ax.set_xticks(x, [str(r["target_id"]) for r in rows], fontsize=7)
