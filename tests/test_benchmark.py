@@ -52,6 +52,16 @@ def test_the_agendas_plan_has_few_jobs_and_a_projected_time(tmp_path):
     assert "projected wall time on one NVIDIA H100" in stdout and plan["total_s"] > plan["optimise_s"] > 0
 
 
+def test_the_checkpoint_sweep_is_planned_model_by_model(tmp_path):
+    """docs/pythia_checkpoints.yaml (the README's sweep): Exp 1 and Exp 2b at five checkpoints."""
+    stdout = run("plan.py", "--configfile", ROOT / "docs" / "pythia_checkpoints.yaml", "--json", tmp_path / "plan.json")
+    packs = [job for job in json.loads((tmp_path / "plan.json").read_text())["jobs"] if job["rule"] == "optimise_pack"]
+    assert len(packs) == 10 and sum(job["runs"] for job in packs) == 5 * 2 * 500
+    labels = {job["job"].split(": ")[0] for job in packs if ": " in job["job"]}
+    assert labels == {"step1000", "step8000", "step36000", "step71000"}  # and the study's own, unlabelled
+    assert "projected wall time on one NVIDIA H100" in stdout
+
+
 def test_plan_reads_a_rate_table_that_the_engine_benchmark_wrote(tmp_path):
     rates = tmp_path / "rates.json"
     run("engine_benchmark.py", "--tiny", "--device", "cpu", "--batches", "2", "8", "--precisions", "fp32",

@@ -138,9 +138,10 @@ def test_the_html_report_holds_every_figure(demo):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (demo / "report.html").read_text(errors="replace")
     for name in (*FIGURES, "summary.png", "experiment4_transition.png", "reachability_curves.png", "findings.md",
-                 *(b.split("/")[-1] for b in BEYOND)):
+                 "hard_prompts.md", "models.md", *(b.split("/")[-1] for b in BEYOND)):
         assert name in html, name
     assert "Beyond the agenda" in html and "experiment3" in html and "Summary" in html
+    assert "Hard prompts" in html and "Across models" in html
 
 
 def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
