@@ -76,9 +76,8 @@ BUDGET = "results/step_budget.json"
 EXTENDING = (
     config["optimizer"]["extend_steps"] is not None and "experiment1" in EXPERIMENTS
 )
-if (
-    EXTENDING
-):  # on every start, dry runs too; a compared model's (a module's) names its file
+# The budget's status on every start, dry runs too (a compared model's module names its file)
+if EXTENDING:
     here = str(workflow.modifier.modify_path(BUDGET))
     status = study.budget_status(here, config["optimizer"])
     logger.info(status if here == BUDGET else f"{status} ({here})")

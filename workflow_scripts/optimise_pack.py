@@ -39,7 +39,7 @@ log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d
          w.experiment, site, runs[0].target_id, runs[-1].target_id, len(layout.conditions), layout.restarts)
 
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
-n_parameters = sum(t.numel() for t in lm.model.parameters())  # the model's size, for comparisons across models
+n_parameters = sum(t.numel() for t in lm.model.parameters())  # its size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
 hard = w.experiment == "hard_prompt"  # PEZ: token prompts, from random tokens
 if hard:  # the tokenizer's tokens only (an embedding may have padding rows that are no text)
@@ -72,8 +72,9 @@ write_h5(
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
     {**made_by, "steps": opt["steps"], "lr": opt["lr"], "precision": opt["precision"], "experiment": w.experiment,
-     "conditions": list(layout.conditions), "restarts": layout.restarts, "n_parameters": n_parameters, "device": device, "optimising_s": optimising_s,
-     "device_wait_s": claim.waited_s, "device_held_s": claim.held_s, "versions": library_versions()},
+     "conditions": list(layout.conditions), "restarts": layout.restarts, "n_parameters": n_parameters,
+     "device": device, "optimising_s": optimising_s, "device_wait_s": claim.waited_s, "device_held_s": claim.held_s,
+     "versions": library_versions()},
 )
 log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged", len(runs),
          opt["steps"], optimising_s, len(runs) * opt["steps"] / optimising_s, claim.held_s,
