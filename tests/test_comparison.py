@@ -33,6 +33,8 @@ def test_a_compared_model_runs_the_chosen_experiments_of_its_own_model_and_site(
     # a hub checkpoint: the study's model at another revision, the study's site
     hub = model_study(config, {"label": "step1000", "revision": "step1000"})
     assert (hub["model"]["name"], hub["model"]["revision"], hub["site"]) == (config["model"]["name"], "step1000", config["site"])
+    # a model of its own name is loaded as it is, even beside a built (demo) model
+    assert model_study(config, {"label": "p70m", "name": "EleutherAI/pythia-70m"})["model"]["build"] is None
 
 
 def test_models_are_listed_own_first_with_steps_from_revisions():

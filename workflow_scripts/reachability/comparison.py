@@ -20,8 +20,10 @@ def model_study(config: dict, entry: dict) -> dict:
     model = out["model"]
     model["name"] = entry.get("name", model["name"])
     model["revision"] = entry.get("revision", model["revision"])
-    if "build" in entry:
+    if "build" in entry:  # a built (demo) model: the keys that differ
         model["build"] = {**(model["build"] or {}), **entry["build"]}
+    elif "name" in entry:  # a model of its own name is loaded, never built
+        model["build"] = None
     out["site"] = copy.deepcopy(entry.get("site", config["site"]))
     chosen = config["compare"]["experiments"]
     for experiment, spec in out["experiments"].items():
