@@ -53,3 +53,11 @@ def test_the_share_is_compared_with_the_configured_fraction():
     with np.errstate(invalid="ignore"):
         diverged = plateau_check(np.stack([FALLING, np.full(1000, np.nan)]), np.zeros(2, bool), fraction=0.5)
     assert diverged["fraction_still_improving"] == 1.0  # a diverged run neither counts for nor against
+
+
+def test_each_target_gets_its_lowest_finite_run_and_all_diverged_targets_none():
+    from reachability.metrics import best_per_target
+
+    final = np.array([0.5, 0.2, np.nan, 0.1, np.inf, np.nan])
+    target = np.array([0, 0, 0, 1, 2, 2])
+    assert best_per_target(final, target) == {0: 1, 1: 3}

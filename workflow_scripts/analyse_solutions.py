@@ -21,6 +21,7 @@ from reachability.forward import residual_function  # noqa: E402
 from reachability.functional import kl_from_site  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.manifold import nearest_tokens, norm_summary  # noqa: E402
+from reachability.metrics import best_per_target  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
 from reachability.placement import epsilon_of_error  # noqa: E402
 from reachability.pipeline import load_study_model, provenance  # noqa: E402
@@ -59,12 +60,8 @@ def analyse(condition: str, rec: dict) -> dict:
     cos_values = token_cos[torch.from_numpy(finite)].flatten().numpy()
 
     # each target's best restart: next-token KL(target ‖ achieved) and the ε of its error
-    best = {}
-    for i in np.flatnonzero(finite):
-        t = int(ids_of_run[i])
-        if t not in best or final[i] < final[best[t]]:
-            best[t] = i
-    chosen = [best[t] for t in sorted(best)]
+    best = best_per_target(final, ids_of_run)
+    chosen = list(best.values())
     kl = kl_from_site(lm, site, torch.from_numpy(target[chosen]), torch.from_numpy(achieved[chosen])).numpy()
     eps = epsilon_of_error(achieved[chosen], target[chosen])
     k = snakemake.params.analysis["decoded_examples"]

@@ -13,7 +13,8 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from reachability.hard_prompt import best_per_target, markdown_table, recovery  # noqa: E402
+from reachability.hard_prompt import markdown_table, recovery  # noqa: E402
+from reachability.metrics import best_per_target  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
 from reachability.results import best_runs  # noqa: E402
 from reachability.storage import jsonable, read_h5  # noqa: E402

@@ -8,17 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def best_per_target(final_mse: np.ndarray, target_id: np.ndarray) -> dict[int, int]:
-    """Target id -> the index of its run with the lowest finite final MSE (targets whose runs
-    all diverged are left out)."""
-    best: dict[int, int] = {}
-    for i in np.flatnonzero(np.isfinite(final_mse)):
-        t = int(target_id[i])
-        if t not in best or final_mse[i] < final_mse[best[t]]:
-            best[t] = int(i)
-    return dict(sorted(best.items()))
-
-
 def recovery(found: np.ndarray, original: np.ndarray) -> dict[str, np.ndarray]:
     """Per target ([n, S] token ids each): whether the whole sequence was recovered, the share
     of positions with the original token, and the share of the original's distinct tokens

@@ -27,6 +27,17 @@ def best_of_restarts(final_mse: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(best), best, np.nan)
 
 
+def best_per_target(final_mse: np.ndarray, target_id: np.ndarray) -> dict[int, int]:
+    """Target id -> the index of its run with the lowest finite final MSE (targets whose runs
+    all diverged are left out)."""
+    best: dict[int, int] = {}
+    for i in np.flatnonzero(np.isfinite(final_mse)):
+        t = int(target_id[i])
+        if t not in best or final_mse[i] < final_mse[best[t]]:
+            best[t] = int(i)
+    return dict(sorted(best.items()))
+
+
 def restart_variance(final_mse: np.ndarray) -> np.ndarray:
     """Variance of the final MSE over each target's finite restarts ([T, R] -> [T])."""
     finite = np.where(np.isfinite(final_mse), final_mse, np.nan)
