@@ -93,11 +93,9 @@ wildcard_constraints:
 def check_hub_for_every_model():
     """Before any job: each model's (the study's and every compared one's) hub needs can be met."""
     study.check_hub(config, model_config() is not None, Path(POOL).exists())
-    for m, theirs in zip(
-        comparison.compared_models(config)[1:],
-        [comparison.model_study(config, e) for e in config["compare"]["models"]],
-    ):
-        pool = Path(m["folder"]) / "pool" / "tokens.h5"
+    for entry in config["compare"]["models"]:
+        theirs = comparison.model_study(config, entry)
+        pool = Path(comparison.folder(entry["label"])) / "pool" / "tokens.h5"
         study.check_hub(
             theirs, model_config(theirs["model"]) is not None, pool.exists()
         )

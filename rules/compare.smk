@@ -12,7 +12,7 @@ for entry in config["compare"]["models"]:
         config:
             comparison.model_study(config, entry)
         replace_prefix:
-            {"results/": f"results/models/{entry['label']}/"}
+            {"results/": comparison.folder(entry["label"])}
 
     use rule * from module_name exclude all as module_name*
 

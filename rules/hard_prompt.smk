@@ -1,6 +1,7 @@
 rule hard_prompts:
     input:
-        runs=lambda w: final_run_files("hard_prompt"),
+        hard="results/hard_prompt/metrics.json",
+        hard_runs="results/hard_prompt/runs.h5",
         soft="results/experiment1/metrics.json",
         # Exp 1's prompts projected on their nearest tokens (from the analysis, when enabled)
         projected=(

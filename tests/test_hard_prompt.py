@@ -128,3 +128,24 @@ def test_the_table_shows_a_missing_projection_and_escapes_the_text():
     table = markdown_table([row], summary)
     assert "| 3 | 1e-06 (1.0000) | – (–) | 0 (1.0000) | 0.50 | 0.75 | `a\\|b⏎c` |" in table
     assert "its nearest-token projection –" in table
+
+
+def test_a_hard_packs_tokens_reach_the_experiments_arrays(tmp_path):
+    from reachability.results import collect_runs
+    from reachability.storage import write_h5
+
+    paths = []
+    for restart in range(2):  # two packs, one restart each, of 2 targets
+        path = tmp_path / f"r{restart}.h5"
+        write_h5(path, {"loss": np.ones((2, 4)), "initial_mse": np.ones(2), "final_mse": np.ones(2),
+                        "cosine": np.ones((2, 3)), "diverged": np.zeros(2, bool), "target_id": np.arange(2),
+                        "condition": np.zeros(2, int), "restart": np.full(2, restart),
+                        "tokens": np.array([[10 * restart, 1, 2], [10 * restart + 5, 6, 7]])}, {"conditions": ["text"]})
+        paths.append(str(path))
+    runs = collect_runs(paths, ["text"], n_targets=2, restarts=2, expect={})
+    np.testing.assert_array_equal(runs["tokens"][0, :, :, 0], [[0, 10], [5, 15]])  # [target, restart]
+    assert runs["tokens"].dtype == np.int64
+    write_h5(tmp_path / "soft.h5", {"loss": np.ones((1, 4)), "initial_mse": np.ones(1), "final_mse": np.ones(1),
+                                    "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool), "target_id": np.arange(1),
+                                    "condition": np.zeros(1, int), "restart": np.zeros(1, int)}, {"conditions": ["real"]})
+    assert "tokens" not in collect_runs([str(tmp_path / "soft.h5")], ["real"], n_targets=1, restarts=1, expect={})

@@ -14,21 +14,21 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reachability.hard_prompt import markdown_table, recovery  # noqa: E402
-from reachability.metrics import best_per_target  # noqa: E402
+from reachability.metrics import take_best  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
 from reachability.results import best_runs  # noqa: E402
 from reachability.storage import jsonable, read_h5  # noqa: E402
 
 cfg = snakemake.config
-packs = [read_h5(path, ["tokens", "final_mse", "cosine", "target_id"])[0] for path in snakemake.input.runs]
-runs = {k: np.concatenate([p[k] for p in packs]) for k in packs[0]}
-best = best_per_target(runs["final_mse"], runs["target_id"])
-ids = list(best)
-found = runs["tokens"][list(best.values())]
+with open(snakemake.input.hard) as f:  # the hard prompts' metrics.json: each target's best restart
+    hard = json.load(f)["conditions"]["text"]
+hard_cosine, hard_mse = best_runs(hard)
+ids = np.flatnonzero(np.isfinite(hard_mse))  # targets whose runs all diverged have no tokens to show
+tokens = read_h5(snakemake.input.hard_runs, ["tokens"])[0]["tokens"][0]  # [target, restart, S]
+found = take_best(tokens, np.array(hard["per_target"]["best_restart"]))[ids]
 original = read_h5(snakemake.input.pool, ["tokens"])[0]["tokens"][ids]  # Exp 1's target t is pool sequence t
 with open(snakemake.input.soft) as f:
-    soft = json.load(f)["conditions"]["real"]
-soft_cosine, soft_mse = best_runs(soft)
+    soft_cosine, soft_mse = best_runs(json.load(f)["conditions"]["real"])
 projected = {}
 if snakemake.input.projected:  # the analysis of Exp 1's solutions (analysis.enabled)
     with open(snakemake.input.projected[0]) as f:
@@ -39,11 +39,11 @@ recovered = recovery(found, original)
 rows = [{
     "target_id": t, "soft_mse": float(soft_mse[t]), "soft_cosine": float(soft_cosine[t]),
     "projected_mse": projected.get(t, (None, None))[0], "projected_cosine": projected.get(t, (None, None))[1],
-    "hard_mse": float(runs["final_mse"][i]),
-    "hard_cosine": float(np.nanmean(runs["cosine"][i])), "hard_tokens": found[k], "hard_text": tokenizer.decode(found[k].tolist()),
-    "target_text": tokenizer.decode(original[k].tolist()), "exact": bool(recovered["exact"][k]),
-    "position_match": float(recovered["position_match"][k]), "token_overlap": float(recovered["token_overlap"][k]),
-} for k, (t, i) in enumerate(best.items())]
+    "hard_mse": float(hard_mse[t]), "hard_cosine": float(hard_cosine[t]), "hard_tokens": found[k],
+    "hard_text": tokenizer.decode(found[k].tolist()), "target_text": tokenizer.decode(original[k].tolist()),
+    "exact": bool(recovered["exact"][k]), "position_match": float(recovered["position_match"][k]),
+    "token_overlap": float(recovered["token_overlap"][k]),
+} for k, t in enumerate(ids.tolist())]
 
 
 def median(key):

@@ -22,6 +22,8 @@ Modules, one idea each:
   perturbation  KL against residual perturbations of size ε·RMS
   placement     reachability errors on the perturbation curve, per position
   findings      the agenda's interpretation guide, with statistics
+  hard_prompt   hard prompts (PEZ) against soft ones: recovery of the target's tokens, the table
+  comparison    the study across models: each compared model's config, the table across them
 """
 
 __version__ = "0.1.0"

@@ -13,6 +13,11 @@ def module_name(label: str) -> str:
     return "model_" + re.sub(r"\W", "_", label) + "_"
 
 
+def folder(label: str) -> str:
+    """Where a compared model's results go: its module moves `results/` here."""
+    return f"results/models/{label}/"
+
+
 def model_study(config: dict, entry: dict) -> dict:
     """The config a compared model runs: the study's, with the entry's model and site, only
     compare.experiments enabled, and no layer sweep, analyses or perturbation."""
@@ -46,11 +51,12 @@ def compared_models(config: dict) -> list[dict]:
     training step (from `step`, else a revision 'stepN', else None)."""
     own = {"label": own_label(config), "revision": config["model"]["revision"]}
     out = []
-    for entry, folder in [(own, "results/")] + [(e, f"results/models/{e['label']}/") for e in config["compare"]["models"]]:
+    for entry in [own, *config["compare"]["models"]]:
         revision = entry.get("revision", config["model"]["revision"])
         match = re.fullmatch(r"step(\d+)", revision or "")
         step = entry.get("step", int(match.group(1)) if match else None)
-        out.append({"label": entry["label"], "folder": folder, "revision": revision, "step": step})
+        where = "results/" if entry is own else folder(entry["label"])
+        out.append({"label": entry["label"], "folder": where, "revision": revision, "step": step})
     return out
 
 

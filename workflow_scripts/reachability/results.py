@@ -21,21 +21,25 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
     """Read run packs into arrays indexed [condition, target, restart(, ...)].
 
     Runs beyond the first `n_targets` targets or `restarts` restarts, or of other conditions,
-    are left out, so a smaller analysis (the layer sweep) can read a larger study's packs."""
+    are left out, so a smaller analysis (the layer sweep) can read a larger study's packs.
+    Hard-prompt packs also give their `tokens` ([..., S] ids)."""
     shape = (len(conditions), n_targets, restarts)
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(shape, dtype=bool)
     for path in paths:
-        arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect)
+        arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect, optional=("tokens",))
         names = attrs["conditions"]
+        per_run = [k for k in (*PER_RUN, "tokens") if k in arrays]
         if not out:
             out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in PER_RUN if k != "diverged"}
             out["diverged"] = np.zeros(shape, dtype=bool)
+            if "tokens" in arrays:
+                out["tokens"] = np.full(shape + arrays["tokens"].shape[1:], -1, np.int64)
         for i, (c, t, r) in enumerate(zip(arrays["condition"], arrays["target_id"], arrays["restart"])):
             if names[c] not in conditions or t >= n_targets or r >= restarts:
                 continue
             where = (conditions.index(names[c]), t, r)
-            for k in PER_RUN:
+            for k in per_run:
                 out[k][where] = arrays[k][i]
             seen[where] = True
     if not seen.all():

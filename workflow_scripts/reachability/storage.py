@@ -60,14 +60,16 @@ def check_provenance(path: str | os.PathLike, attrs: dict, expect: dict) -> None
 
 
 def read_h5(
-    path: str | os.PathLike, keys: list[str] | None = None, expect: dict | None = None
+    path: str | os.PathLike, keys: list[str] | None = None, expect: dict | None = None, optional: tuple[str, ...] = ()
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Datasets (all, or `keys`) and attributes of `path`, opened read-only."""
+    """Datasets (all, or `keys` and those of `optional` that the file has) and attributes of
+    `path`, opened read-only."""
     with h5py.File(path, "r") as f:
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
         if expect:
             check_provenance(path, attrs, expect)
-        arrays = {k: f[k][()] for k in (keys if keys is not None else f.keys())}
+        names = list(f.keys()) if keys is None else [*keys, *(k for k in optional if k in f)]
+        arrays = {k: f[k][()] for k in names}
     return arrays, attrs
 
 
