@@ -1,22 +1,28 @@
 """Run-steps per second: the agenda's reference loop against our batched engine, side by side.
 
-One process, one device. The model has Pythia-160M's shape; real weights are used when
-`--model` loads (hub reachable or a local copy), otherwise a random init of the same shape
-(the compute is the same). A run-step is one Adam step of one run.
+One process, one device. The model has Pythia-160M's shape (real weights where `--model`
+loads, otherwise a random init of the same shape: the compute is the same), or with
+`--configfile` the shape of that study's model (a built demo model's spec, or its local
+directory). A run-step is one step of one run; `--methods soft pez` times the soft-prompt step
+and the hard-prompt (PEZ) step, whose nearest-token search over the vocabulary is extra work.
 
   python benchmarks/engine_benchmark.py --out rates.json    # GPU: the README's table, plan.py's rates
   python benchmarks/engine_benchmark.py --tiny --device cpu  # smoke run (seconds)
+  python benchmarks/engine_benchmark.py --configfile demo.yaml --device cpu --out demo_rates.json
 
-The engine is timed by difference: (time of 2N steps - time of N steps) / N, so the capture,
-the final evaluation and the one host copy at the end of a batch cancel out; those fixed
-costs per batch are reported beside (`fixed_s`). `--out` writes the rate table that
-`benchmarks/plan.py --rates` reads: rows by layer, precision, batch size and capture, and the
-start-up of a GPU job (a fresh interpreter's imports; moving the weights to the device).
+The engine is timed by difference: (time of 2N steps - time of N steps) / N, so the warm-up,
+the capture, the final evaluation and the one host copy at the end of a batch cancel out;
+those fixed costs per batch are reported beside (`fixed_s`). Every row says how its batches
+really ran (`ran`: captured, or eager and why), so a failed capture is never read as a
+captured rate. `--out` writes the rate table that `benchmarks/plan.py --rates` reads: rows by
+method, layer, precision, batch size and capture, and the start-up of jobs (a fresh
+interpreter's imports for a GPU job and for a CPU job; moving the weights to the device).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
 import sys
@@ -24,9 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from reachability.forward import residual_function
+from reachability.methods import Pez, Soft
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
 from reachability.pipeline import device_name
@@ -36,19 +44,31 @@ SEQ = 20
 ROOT = Path(__file__).resolve().parents[1]
 GFLOP_PER_RUN_STEP_L12 = 6.8  # forward 3.4 + input-gradient backward 3.4 at Pythia-160M's shape
 BF16_PEAK_TFLOPS = 800.0  # an H100 on large bf16 matmuls
-# What a GPU job imports before it claims a device (workflow_scripts/optimise_pack.py).
-JOB_IMPORTS = ("import torch, transformers, h5py, numpy; import reachability.forward, reachability.optimize, "
-               "reachability.models, reachability.storage, reachability.results, reachability.gpu_pool")
+# What a job imports before it claims a device (workflow_scripts/optimise_pack.py), and what a
+# CPU job imports (targets, aggregation, findings, plots); both as Snakemake runs a script.
+JOB_IMPORTS = ("import snakemake.script, torch, transformers, h5py, numpy; import reachability.forward, "
+               "reachability.optimize, reachability.models, reachability.storage, reachability.results, "
+               "reachability.gpu_pool")
+CPU_JOB_IMPORTS = ("import snakemake.script, numpy, h5py, scipy.stats, matplotlib; matplotlib.use('Agg'); "
+                   "import matplotlib.pyplot; import reachability.results, reachability.storage, "
+                   "reachability.findings")
+PYTHIA = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=50304)
+
+
+def random_model(device: str, name: str, **shape) -> LanguageModel:
+    """A random-init GPT-NeoX of the given shape (Pythia's structure), frozen, on `device`."""
+    config = GPTNeoXConfig(max_position_embeddings=shape.pop("max_positions", 2048), rotary_pct=0.25,
+                           use_parallel_residual=True, **shape)
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(config).eval().requires_grad_(False).to(device)
+    return LanguageModel(model=model, arch=architecture_of(config), name=name)
 
 
 def pythia_shaped(device: str, tiny: bool) -> LanguageModel:
-    size = dict(hidden_size=64, num_hidden_layers=12, num_attention_heads=4, intermediate_size=256) if tiny else \
-        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
-    config = GPTNeoXConfig(vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25,
-                           use_parallel_residual=True, **size)
-    torch.manual_seed(0)
-    model = GPTNeoXForCausalLM(config).eval().requires_grad_(False).to(device)
-    return LanguageModel(model=model, arch=architecture_of(config), name="random-init pythia-160m shape")
+    if tiny:
+        return random_model(device, "random-init, 64 wide (smoke run)", hidden_size=64, num_hidden_layers=12,
+                            num_attention_heads=4, intermediate_size=256, vocab_size=50304)
+    return random_model(device, "random-init pythia-160m shape", **PYTHIA)
 
 
 def benchmark_model(name: str, device: str, tiny: bool) -> LanguageModel:
@@ -59,6 +79,20 @@ def benchmark_model(name: str, device: str, tiny: bool) -> LanguageModel:
         return load_model(name, device=device)
     except ModelLoadError:
         return pythia_shaped(device, False)
+
+
+def study_model(configfile: Path, device: str) -> LanguageModel:
+    """The model of a study config: a random init of a built model's shape (the demo), else
+    the model itself where it loads, else Pythia-160M's shape."""
+    model = yaml.safe_load(configfile.read_text())["model"]
+    build = model.get("build")
+    if build:
+        width = build.get("hidden_size", 64)
+        return random_model(device, f"random-init shape of {configfile.name}'s built model", hidden_size=width,
+                            num_hidden_layers=build.get("num_layers", 4), num_attention_heads=build.get("num_heads", 4),
+                            intermediate_size=4 * width, vocab_size=build.get("vocab_size", 1024),
+                            max_positions=build.get("max_positions", 64))
+    return benchmark_model(model["name"], device, tiny=False)
 
 
 def sync(device: str) -> None:
@@ -90,93 +124,120 @@ def reference_loop(lm: LanguageModel, layer: int, steps: int, device: str) -> fl
     return steps / (time.perf_counter() - start)
 
 
+def method_of(name: str, lm: LanguageModel):
+    vocabulary = lm.embedding.weight.detach()
+    return {"soft": Soft(lr=0.01), "pez": Pez(lr=0.01, vocabulary=vocabulary)}[name]
+
+
 def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
-           capture: bool) -> dict:
-    """run-steps/s, fixed seconds per batch and peak GiB of optimize_batch, by the difference
-    of two lengths."""
+           capture: bool, method: str = "soft") -> dict:
+    """run-steps/s, fixed seconds per batch, peak GiB and how the batches ran, by the
+    difference of two lengths."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
-    init = torch.randn(batch, SEQ, lm.d_model, device=device)
-    optimize_batch(residual, targets, init, 3, 0.01, precision, capture=capture)  # warm-up
+    inputs, how = {"prompt": torch.randn(batch, SEQ, lm.d_model, device=device)}, method_of(method, lm)
+    optimize_batch(residual, targets, inputs, how, 4, precision=precision, capture=capture)  # warm-up
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, ran = [], set()
     for n in (steps, 2 * steps):
         sync(device)
         start = time.perf_counter()
-        optimize_batch(residual, targets, init, n, 0.01, precision, capture=capture)
+        result = optimize_batch(residual, targets, inputs, how, n, precision=precision, capture=capture)
         sync(device)
         times.append(time.perf_counter() - start)
+        ran |= {(b["mode"], b["reason"]) for b in result.batches}
     per_step = (times[1] - times[0]) / steps
     if per_step <= 0:  # timing noise swamped a short run (a busy machine): no fixed cost to separate
         per_step = times[1] / (2 * steps)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.device(device).type == "cuda" else float("nan")
-    return dict(run_steps_per_s=batch / per_step, fixed_s=max(times[0] - steps * per_step, 0.0), peak_gib=peak)
+    (mode, reason), = ran if len(ran) == 1 else [("mixed", "; ".join(sorted(r for _, r in ran)))]
+    return dict(run_steps_per_s=batch / per_step, fixed_s=max(times[0] - steps * per_step, 0.0), peak_gib=peak,
+                ran=mode, reason=reason)
+
+
+def fresh_interpreter_s(imports: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", imports], check=True)
+    return time.perf_counter() - start
 
 
 def startup(lm: LanguageModel, device: str) -> dict:
-    """A GPU job's start-up: a fresh interpreter's imports (before the claim), and moving the
-    weights from host memory to the device (after it; the first CUDA use included)."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", JOB_IMPORTS], check=True)
-    cpu_s = time.perf_counter() - start
+    """A job's start-up: a fresh interpreter's imports (a GPU job's, before its claim; a CPU
+    job's), and moving the weights from host memory to the device (after the claim; the first
+    CUDA use included)."""
+    cpu_s, cpu_job_s = fresh_interpreter_s(JOB_IMPORTS), fresh_interpreter_s(CPU_JOB_IMPORTS)
     lm.to("cpu")
     start = time.perf_counter()
     lm.to(device)
     torch.zeros(1, device=device).add_(1)
     sync(device)
-    return {"cpu_s": round(cpu_s, 2), "device_s": round(time.perf_counter() - start, 2),
-            "note": "a fresh interpreter's imports (cpu_s); weights to the device, first CUDA use included (device_s)"}
+    return {"cpu_s": round(cpu_s, 2), "device_s": round(time.perf_counter() - start, 2), "cpu_job_s": round(cpu_job_s, 2),
+            "note": "a fresh interpreter's imports: a GPU job's (cpu_s) and a CPU job's (cpu_job_s); weights to the "
+                    "device, first CUDA use included (device_s)"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="EleutherAI/pythia-160m")
+    parser.add_argument("--configfile", type=Path, help="benchmark the model (shape) of this study config")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batches", type=int, nargs="+", default=[40, 256, 1024, 2048])
     parser.add_argument("--precisions", nargs="+", default=["tf32", "fp32", "bf16"])
     parser.add_argument("--layers", type=int, nargs="+", default=[6, 12])
+    parser.add_argument("--methods", nargs="+", default=["soft"], choices=["soft", "pez"])
     parser.add_argument("--capture", choices=["both", "on", "off"], default="both",
                         help="time the CUDA-graph step, the eager step, or both (the CPU is always eager)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--reference-steps", type=int, default=30)
     parser.add_argument("--tiny", action="store_true", help="a 64-wide model: a smoke run, not a measurement")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (a study's job has 1)")
     parser.add_argument("--out", help="write the rate table (JSON) here, for benchmarks/plan.py --rates")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    lm = benchmark_model(args.model, "cpu", args.tiny)
+    lm = study_model(args.configfile, "cpu") if args.configfile else benchmark_model(args.model, "cpu", args.tiny)
     start_up = startup(lm, args.device)
     rows = []
-    reference = reference_loop(lm, 12, args.reference_steps, args.device)
+    reference = reference_loop(lm, min(12, lm.n_layers), args.reference_steps, args.device)
     captures = {"both": [True, False], "on": [True], "off": [False]}[args.capture]
     if torch.device(args.device).type != "cuda":
         captures = [False]
-    for layer in args.layers:
-        site = Site("hidden_states", layer)
-        for precision in args.precisions:
-            for capture in captures:
-                for batch in args.batches:
-                    try:
-                        measured = engine(lm, site, batch, precision, args.steps, args.device, capture)
-                    except torch.OutOfMemoryError:
-                        torch.cuda.empty_cache()
-                        continue
-                    rows.append(dict(layer=layer, precision=precision, batch=batch, capture=capture, **measured))
+    for method in args.methods:
+        for layer in [min(layer, lm.n_layers) for layer in args.layers]:
+            site = Site("hidden_states", layer)
+            for precision in args.precisions:
+                for capture in captures:
+                    for batch in args.batches:
+                        try:
+                            measured = engine(lm, site, batch, precision, args.steps, args.device, capture, method)
+                        except torch.OutOfMemoryError:
+                            torch.cuda.empty_cache()
+                            continue
+                        rows.append(dict(method=method, layer=layer, precision=precision, batch=batch, capture=capture,
+                                         **measured))
     device = device_name(args.device)
     print(f"\ndevice: {device}; model: {lm.name}; torch {torch.__version__}")
-    print(f"start-up of a GPU job: {start_up['cpu_s']:.1f} s of imports (before the claim), "
-          f"{start_up['device_s']:.1f} s to put the weights on the device\n")
-    print("| loop | layer | precision | B | run-steps/s | × reference | % of bf16 roofline | fixed s/batch | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| seed reference (B=1, full model + LM head, .item()) | 12 | fp32 | 1 | {reference:,.0f} | 1.0 | | | |")
+    print(f"start-up of a GPU job: {start_up['cpu_s']:.1f} s of imports (before the claim), {start_up['device_s']:.1f} s "
+          f"to put the weights on the device; of a CPU job: {start_up['cpu_job_s']:.1f} s of imports\n")
+    print("| loop | layer | precision | B | run-steps/s | × reference | % of bf16 roofline | fixed s/batch | peak GiB "
+          "| ran |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| seed reference (B=1, full model + LM head, .item()) | {min(12, lm.n_layers)} | fp32 | 1 | {reference:,.0f} "
+          f"| 1.0 | | | | eager |")
     for r in rows:
         roofline = r["run_steps_per_s"] * GFLOP_PER_RUN_STEP_L12 * r["layer"] / 12 / (BF16_PEAK_TFLOPS * 1e3)
-        loop = "engine, CUDA graph" if r["capture"] else "engine, eager"
+        loop = f"{r['method']}, {'CUDA graph asked' if r['capture'] else 'eager asked'}"
+        ran = r["ran"] + (f" ({r['reason']})" if r["reason"] else "")
         print(f"| {loop} | {r['layer']} | {r['precision']} | {r['batch']} | {r['run_steps_per_s']:,.0f} "
-              f"| {r['run_steps_per_s'] / reference:,.1f} | {roofline:.1%} | {r['fixed_s']:.2f} | {r['peak_gib']:.2f} |")
+              f"| {r['run_steps_per_s'] / reference:,.1f} | {roofline:.1%} | {r['fixed_s']:.2f} | {r['peak_gib']:.2f} "
+              f"| {ran} |")
     if args.out:
         table = {"device": device, "torch": torch.__version__, "model": lm.name, "engine": "this checkout",
-                 "reference": {"layer": 12, "run_steps_per_s": reference}, "rows": rows, "startup": start_up}
+                 "date": datetime.date.today().isoformat(), "d_model": lm.d_model, "n_layers": lm.n_layers,
+                 "reference": {"layer": min(12, lm.n_layers), "run_steps_per_s": reference}, "rows": rows,
+                 "startup": start_up}
         Path(args.out).write_text(json.dumps(table, indent=1))
         print(f"\nrate table written to {args.out}: python benchmarks/plan.py --rates {args.out}")
 

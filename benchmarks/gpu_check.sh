@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# The GPU measurements of the README, as one prepared run on a GPU machine without network.
+# Everything this project needs to know from a GPU, as one prepared command (README, "Speed").
 #
-#   bash benchmarks/gpu_check.sh prepare DATA   # where pip works: Snakemake wheels -> .whl/,
+#   bash benchmarks/gpu_check.sh prepare DATA   # where pip works: wheels -> .whl/ (Snakemake, datasets,
+#                                               # jsonschema, pytest and their needs, for Python 3.12),
 #                                               # DATA/{wiki.test.raw,20B_tokenizer.json} -> .gpu/
-#   bash benchmarks/gpu_check.sh [engine|dag|all]   # on the GPU machine, .whl and .gpu beside
+#   bash benchmarks/gpu_check.sh                # on the GPU machine (no network), .whl and .gpu beside
+#   bash benchmarks/gpu_check.sh --smoke        # the same stages on the CPU, tiny, in about two minutes
 #
-# engine: the engine benchmark (the agenda's reference loop in the same process; eager and
-#         CUDA-graph steps) -> $OUT/rates.json, the plan projected from it, the precision table
-#         on real text, the perturbation benchmark, and the tests marked gpu.
-# dag:    the full agenda (config.yaml) on a random-init Pythia-160M-shaped model saved to a
-#         local folder, the real Pythia tokenizer and the WikiText-2 test file, with
-#         `--resources gpu=2` on one GPU; its wall time, per-rule wall times and the share of
-#         device time not spent optimising.
-# The machine needs Python 3.12 with torch (CUDA), transformers, h5py, scipy, matplotlib, tqdm
-# and pyyaml; Snakemake, datasets and their needs come from the wheels.
-set -euo pipefail
+# Each stage is timed, has its own time limit inside one overall budget (GPU_CHECK_BUDGET,
+# default 470 s: one call fits in 8 minutes), and may fail alone: a failed stage is reported and
+# the next one runs. What comes back is three files in $OUT (default /tmp/gpu_check): summary.md
+# (the stage table and every stage's main output), rates.json (the engine's rate table, for
+# `plan.py --rates`) and logs.tgz (every stage's full log and the reduced DAG's results).
+#
+# Stages: env; wheels (install .whl/ for this Python, first: plan.py and the DAG need Snakemake);
+# tests (every test marked gpu, across files, then the CPU tests of the modules that use a model,
+# in one session: a GPU test that leaves a shared model on the GPU fails those); capture
+# (captured vs eager on the tests' tiny families and a Pythia-160M-shaped model, fp32/tf32/bf16,
+# how each batch ran); engine (run-steps/s at layers 12 and 6, tf32, B = 256/1024/2048, captured
+# and eager, the soft step and the hard-prompt step, the agenda's reference loop in the same
+# process); perturbation (the batched KL-vs-eps against notebook 004's loop); dag (a reduced
+# study on a random Pythia-160M-shaped model with real WikiText-2 and the Pythia tokenizer, with
+# --resources gpu=2: its wall time beside plan.py's projection of the same config from the engine
+# stage's rates).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:-all}
+root=$PWD
 
-if [[ $stage == prepare ]]; then
+if [[ ${1:-} == prepare ]]; then
+  set -e
   data=${2:?give the folder holding wiki.test.raw and 20B_tokenizer.json}
   mkdir -p .gpu && cp "$data/wiki.test.raw" "$data/20B_tokenizer.json" .gpu/
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -34,55 +44,144 @@ if [[ $stage == prepare ]]; then
     snakemake-interface-logger-plugins==2.1.0 snakemake-interface-report-plugins==1.3.0 \
     snakemake-interface-scheduler-plugins==2.0.2 snakemake-interface-storage-plugins==4.4.1 \
     sqlalchemy==2.0.58 sqlmodel==0.0.37 tenacity==9.2.1 throttler==1.2.3 traitlets==5.16.1 \
-    typing-inspection==0.4.5 yte==1.9.4
+    typing-inspection==0.4.5 yte==1.9.4 pytest==8.4.2 iniconfig==2.1.0 pluggy==1.6.0
   python3 -m pip wheel -q --no-deps -w .whl connection_pool==0.0.3  # published as an sdist only
   du -sh .whl .gpu
   exit 0
 fi
 
+smoke=0
+[[ ${1:-} == --smoke ]] && smoke=1
 out=${OUT:-/tmp/gpu_check}
-mkdir -p "$out"
-export PYTHONPATH=$PWD/workflow_scripts:$PWD/benchmarks PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-nvidia-smi -L | tee "$out/device.txt"
+work=$(mktemp -d /tmp/gpu_check_work.XXXX)
+logs=$work/logs
+mkdir -p "$out" "$logs"
+budget=${GPU_CHECK_BUDGET:-470}
+deadline=$((SECONDS + budget))
+export PYTHONPATH=$root/workflow_scripts:$root/benchmarks${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
+summary=$work/summary.md
+echo "| stage | status | seconds | limit s |" > "$work/table.md"
+echo "|---|---|---|---|" >> "$work/table.md"
 
-if [[ $stage == engine || $stage == all ]]; then
-  python3 benchmarks/engine_benchmark.py --layers 12 6 --precisions tf32 bf16 fp32 --batches 40 256 1024 2048 \
-    --steps 20 --out "$out/rates.json" 2>&1 | tee "$out/engine.md"
-  python3 benchmarks/plan.py --configfile config.yaml --rates "$out/rates.json" 2>&1 | tee "$out/plan.md" || true
-  python3 benchmarks/precision_benchmark.py --text .gpu/wiki.test.raw --tokenizer .gpu/20B_tokenizer.json \
-    --batch 64 --steps 2000 --out "$out/precision.json" 2>&1 | tee "$out/precision.md"
-  python3 benchmarks/perturbation_benchmark.py 2>&1 | tee "$out/perturbation.md"
-  python3 -m pytest -q -m gpu tests/test_optimize.py 2>&1 | tail -5 | tee "$out/gpu_tests.txt" || true
-fi
+stage() {  # stage NAME LIMIT_S COMMAND...: run it with its own limit inside the budget; report
+  local name=$1 limit=$2 start=$SECONDS status
+  shift 2
+  local left=$((deadline - SECONDS))
+  ((left < limit)) && limit=$left
+  if ((limit < 5)); then
+    echo "| $name | skipped: the budget is spent | 0 | 0 |" >> "$work/table.md"
+    return
+  fi
+  timeout -k 5 "$limit" bash -c '"$@"' _ "$@" > "$logs/$name.log" 2>&1  # a stage may be a function
+  status=$?
+  local word=ok
+  ((status == 124 || status == 137)) && word="timed out"
+  ((status != 0 && status != 124 && status != 137)) && word="failed (exit $status)"
+  echo "| $name | $word | $((SECONDS - start)) | $limit |" >> "$work/table.md"
+  { echo; echo "## $name ($word, $((SECONDS - start)) s)"; echo; echo '```'; tail -n 60 "$logs/$name.log"; echo '```'; } \
+    >> "$work/details.md"
+}
 
-if [[ $stage == dag || $stage == all ]]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PYTHONPATH
-  work=/tmp/agenda && model=/tmp/pythia-160m-random && mkdir -p "$work"
-  python3 - "$model" "$work/agenda.yaml" <<'EOF'
+env_stage() {
+  nvidia-smi -L 2>/dev/null || echo "no nvidia-smi: no GPU here"
+  python3 -c "import sys, torch, transformers; print(sys.version.split()[0], 'torch', torch.__version__, \
+'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+}
+
+wheels_stage() {
+  if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .whl/*.whl
+  else
+    echo "no .whl/ here (gpu_check.sh prepare makes it): using the installed packages"
+  fi
+  python3 -c "import snakemake, jsonschema; print('snakemake', snakemake.__version__)"
+}
+
+dag_config() {  # dag_config OUT_YAML: the reduced study, on a model this stage builds
+  python3 - "$@" <<'EOF'
 import sys, torch, yaml
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
-model, config_out = sys.argv[1:]
-torch.manual_seed(0)  # random init of Pythia-160M's shape: the compute is the real model's
-GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=50304, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                 intermediate_size=3072, rotary_pct=0.25, max_position_embeddings=2048,
-                                 use_parallel_residual=True)).save_pretrained(model)
-PreTrainedTokenizerFast(tokenizer_file=".gpu/20B_tokenizer.json", eos_token="<|endoftext|>",
-                        bos_token="<|endoftext|>").save_pretrained(model)
-config = yaml.safe_load(open("config.yaml"))
-config["model"]["name"] = model
-config["dataset"] = {"path": "text", "name": None, "split": "train", "data_files": ".gpu/wiki.test.raw",
-                     "text_field": "text", "min_chars": 20}
-yaml.safe_dump(config, open(config_out, "w"), sort_keys=False)
+from pathlib import Path
+out, smoke = Path(sys.argv[1]), sys.argv[2] == "1"
+config = yaml.safe_load(open("demo.yaml" if smoke else "config.yaml"))
+off = ("experiment2a", "experiment3", "experiment4", "ablation", "hard_prompt")
+config["experiments"] = {**config["experiments"], **{e: {**config["experiments"].get(e, {}), "enabled": False} for e in off}}
+for section in ("layer_sweep", "analysis", "perturbation"):
+    config[section] = {**config.get(section, {}), "enabled": False}
+config["compare"] = {**config.get("compare", {}), "models": []}
+if smoke:  # the demo's own tiny model, built by the workflow
+    config["experiments"]["experiment1"] = {"enabled": True, "n_targets": 8, "restarts": 1}
+    config["experiments"]["experiment2b"] = {"enabled": True, "n_targets": 8, "restarts": 1}
+    config["optimizer"] = {**config["optimizer"], "steps": 60, "extend_steps": 80}
+    config["dataset"]["data_files"] = str(Path("demo/corpus.txt").resolve())
+    config["model"]["build"]["corpus"] = str(Path("demo/corpus.txt").resolve())
+else:  # a random init of Pythia-160M's shape (the compute is the real model's), the real tokenizer and text
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+    model = out.parent / "pythia-160m-random"
+    torch.manual_seed(0)
+    GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=50304, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                     intermediate_size=3072, rotary_pct=0.25, max_position_embeddings=2048,
+                                     use_parallel_residual=True)).save_pretrained(model)
+    PreTrainedTokenizerFast(tokenizer_file=".gpu/20B_tokenizer.json", eos_token="<|endoftext|>",
+                            bos_token="<|endoftext|>").save_pretrained(model)
+    config["model"]["name"] = str(model)
+    config["dataset"] = {"path": "text", "name": None, "split": "train", "data_files": str(Path(".gpu/wiki.test.raw").resolve()),
+                         "text_field": "text", "min_chars": 20}
+    config["experiments"]["experiment1"] = {"enabled": True, "n_targets": 100, "restarts": 2}
+    config["experiments"]["experiment2b"] = {"enabled": True, "n_targets": 100, "restarts": 1}
+    config["optimizer"] = {**config["optimizer"], "steps": 1000, "extend_steps": 1500}
+yaml.safe_dump(config, open(out, "w"), sort_keys=False)
+print(f"reduced study written to {out}")
 EOF
-  cp .gpu/wiki.test.raw "$work/" && sed -i "s#.gpu/wiki.test.raw#$work/wiki.test.raw#" "$work/agenda.yaml"
-  start=$SECONDS
-  status=0
-  timeout -k 10 ${DAG_TIMEOUT:-570} python3 -m snakemake -s "$PWD/Snakefile" --directory "$work" \
-    --configfile "$work/agenda.yaml" --cores 16 --resources gpu=2 > "$out/snakemake.log" 2>&1 || status=$?
-  echo "agenda DAG (extraction to plots): exit $status after $((SECONDS - start)) s" | tee "$out/dag.txt"
-  python3 benchmarks/pipeline_overhead.py "$work/results" 2>&1 | tee -a "$out/dag.txt" || true
-  tail -5 "$out/snakemake.log"
-  tar czf "$out/dag_results.tgz" -C "$work" results/benchmarks results/logs results/comparison.md \
-    $(cd "$work" && ls results/*/metrics.json 2>/dev/null) 2>/dev/null || true
+}
+
+dag_stage() {  # on the GPU the engine stage's rates price the plan; the smoke run measures its own model's
+  dag_config "$work/dag.yaml" "$smoke" || return 1
+  local cores=16 rates=(--rates "$out/rates.json")
+  ((smoke)) && cores=2 rates=()
+  python3 benchmarks/plan.py --configfile "$work/dag.yaml" "${rates[@]}" --cores $cores --resources gpu=2 \
+    --validate --workdir "$work/dag" --json "$work/dag_plan.json"
+}
+
+export -f env_stage wheels_stage dag_config dag_stage
+export work smoke out
+stage env 15 env_stage
+stage wheels 60 wheels_stage
+[[ -d $work/site ]] && export PYTHONPATH=$work/site:$PYTHONPATH
+if ((smoke)); then
+  stage tests 60 python3 -m pytest -q -p no:cacheprovider --gpu-first -m gpu tests/
+else
+  stage tests 150 python3 -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" tests/test_capture.py \
+    tests/test_optimize.py tests/test_hard_prompt.py tests/test_sites.py tests/test_functional.py \
+    tests/test_perturbation.py tests/test_ablation.py tests/test_manifold.py tests/test_models.py tests/test_gpu_pool.py
 fi
+if ((smoke)); then
+  stage capture 60 python3 benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
+  stage engine 90 python3 benchmarks/engine_benchmark.py --tiny --device cpu --layers 12 6 --precisions fp32 \
+    --batches 4 8 --methods soft pez --steps 3 --reference-steps 3 --out "$out/rates.json"
+  stage perturbation 60 python3 benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 --directions 2 \
+    --epsilons 0 1
+else
+  stage capture 75 python3 benchmarks/capture_check.py --steps 50 --batch 64
+  stage engine 150 python3 benchmarks/engine_benchmark.py --layers 12 6 --precisions tf32 --batches 256 1024 2048 \
+    --methods soft pez --steps 20 --out "$out/rates.json"
+  stage perturbation 60 python3 benchmarks/perturbation_benchmark.py
+fi
+if [[ -f $out/rates.json ]]; then
+  stage dag 180 dag_stage
+else
+  echo "| dag | skipped: no rates.json from the engine stage | 0 | 0 |" >> "$work/table.md"
+fi
+
+{
+  echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  cat "$work/table.md"
+  cat "$work/details.md"
+} > "$out/summary.md"
+kept=$(cd "$work" && ls -d dag.yaml dag_plan.json dag/results/benchmarks dag/results/logs dag/results/*/metrics.json \
+  dag/results/*.md 2>/dev/null)
+tar czf "$out/logs.tgz" -C "$work" logs $kept
+cat "$work/table.md"
+rm -rf "$work"
+! grep -qE '\| (failed|timed out|skipped)' "$out/summary.md"

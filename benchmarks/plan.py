@@ -1,34 +1,40 @@
-"""The GPU jobs Snakemake would run for a config, and how long they would take on one GPU.
+"""The jobs Snakemake would run for a config, and how long they would take — and, with
+`--validate`, how long they did.
 
-The job list comes from the workflow itself (a dry run of the Snakefile in an empty folder);
-each optimisation pack's runs and batches come from the library functions its rule script
-uses. The projection reads a rate table written by `engine_benchmark.py --out` (run-steps/s
-by layer, precision, batch and capture; start-up seconds; other GPU jobs' wall times):
+The job list and its dependencies come from the workflow itself (a dry run of the Snakefile
+in an empty folder); each optimisation pack's runs and batches come from the library functions
+its rule script uses. Durations come from a rate table written by `engine_benchmark.py --out`
+(run-steps/s by method, layer, precision, batch size and how the step ran; fixed seconds per
+batch; job start-ups):
 
   python benchmarks/plan.py --configfile config.yaml
-  python benchmarks/plan.py --configfile config.yaml --rates my_h100.json
+  python benchmarks/plan.py --configfile config.yaml --rates my_h100.json --cores 4 --resources gpu=2
+  python benchmarks/plan.py --configfile demo.yaml --validate     # measure rates here, run it, compare
 
-Model of the wall time on one device with `--resources gpu=2` (start-up hidden behind the
-other job's compute): the first job's CPU start-up, then for every GPU job its time on the
-device. An optimisation pack holds the device for `startup.device_s` plus, per batch, the
-capture and `steps x B / rate(layer, precision, B)`. Rates between measured batch sizes are
-interpolated in log B; below the smallest the step time is taken as constant (launch-bound),
-above the largest the rate as constant (fixed costs per batch, where the table has them, are
-interpolated the same way); a layer without rows scales the rate of the layer with
-the most measured batch sizes (then the nearest) by the ratio of blocks; a captured step is
-never taken as slower than an eager one. Other GPU jobs hold the device for their measured wall time less the CPU start-up (which
-now comes before the claim). CPU jobs (targets, aggregation, plots) run beside the GPU jobs
-and are not counted.
+Each pack's row says which measured rate priced it and whether that is an extrapolation
+(a batch above or below the measured ones, a layer outside them, a captured rate where only
+eager rows cover the batch). A pack holds the device for the weights' transfer plus, per batch,
+its fixed cost (warm-up, capture, final evaluation) and steps × B / rate. Two totals:
+
+  lower bound  the first job's start-up, then every GPU job's time on the device, back to back
+  expected     the DAG scheduled as Snakemake runs it: `--cores` jobs at once, `--resources gpu`
+               GPU jobs at once, one job on a GPU device at a time (the pool), CPU jobs on the
+               critical path (pool, targets, the step-budget checkpoint, aggregation, plots),
+               each job's start-up, and Snakemake's own DAG building at the start and again
+               after the checkpoint
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import re
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,64 +52,139 @@ from reachability.sites import Site  # noqa: E402
 DEFAULT_RATES = ROOT / "benchmarks" / "rates" / "h100_landed_2026-11-26.json"
 
 
-def gpu_jobs(config: dict) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job that claims a GPU, from a dry run in an empty folder. The
-    step budget is left undecided (extend_steps: null): every pack at the configured steps."""
-    listing = {**config, "optimizer": {**config["optimizer"], "extend_steps": None}}
-    with tempfile.TemporaryDirectory() as workdir:
-        configfile = Path(workdir) / "plan.yaml"
-        configfile.write_text(yaml.safe_dump(listing))
-        result = subprocess.run(
-            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", workdir,
-             "--configfile", str(configfile), "--dry-run"],
-            capture_output=True, text=True,
-        )
+@dataclass
+class Job:
+    """One job of the dry run, and what the plan makes of it."""
+
+    jobid: int
+    rule: str  # as the workflow names it (a compared model's prefix included)
+    wildcards: dict[str, str]
+    inputs: list[str]
+    outputs: list[str]
+    gpu: bool
+    after: set[int] = field(default_factory=set)  # jobids it waits for
+    cpu_s: float = 0.0  # start-up and CPU work, before any device claim
+    device_s: float = 0.0  # time holding the device
+    runs: int = 0
+    run_steps: int = 0
+    batches: list[int] = field(default_factory=list)
+    method: str = ""  # an optimisation pack's: soft or pez
+    layer: int = 0
+    optimising_s: float = 0.0  # of device_s, the steps themselves (what a longer budget scales)
+    source: str = ""  # what priced it
+
+
+def dry_run(config: dict, workdir: Path) -> tuple[str, float]:
+    """The dry run's text, and how long Snakemake took to build the DAG."""
+    configfile = workdir / "plan.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                             str(workdir), "--configfile", str(configfile), "--dry-run"], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"the dry run failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result.stdout, time.perf_counter() - start
+
+
+def parse_jobs(text: str) -> list[Job]:
+    """Every job block of a dry run, with its dependencies (an input that another job outputs)."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
         rule = re.match(r"\s*(?:local)?rule (\w+):", block)
-        resources = re.search(r"^\s+resources: (.+)$", block, flags=re.M)
-        if rule and resources and re.search(r"\bgpu=[1-9]", resources.group(1)):
-            found = re.search(r"^\s+wildcards: (.+)$", block, flags=re.M)
-            wildcards = dict(w.split("=", 1) for w in found.group(1).split(", ")) if found else {}
-            jobs.append((rule.group(1), wildcards))
+        if not rule:
+            continue
+
+        def field_of(name):
+            found = re.search(rf"^\s+{name}: (.+)$", block, flags=re.M)
+            return found.group(1) if found else ""
+
+        wildcards = dict(w.split("=", 1) for w in field_of("wildcards").split(", ") if "=" in w)
+        jobs.append(Job(int(field_of("jobid")), rule.group(1), wildcards,
+                        [x.strip() for x in field_of("input").split(",") if x.strip()],
+                        [x.strip() for x in field_of("output").split(",") if x.strip()],
+                        bool(re.search(r"\bgpu=[1-9]", field_of("resources")))))
+    made_by = {out: job.jobid for job in jobs for out in job.outputs}
+    for job in jobs:
+        job.after = {made_by[i] for i in job.inputs if i in made_by}
     return jobs
 
 
 class Rates:
-    """Run-steps/s from a rate table, for any layer, precision, batch size and capture."""
+    """Seconds from a rate table, each with the measured rows it came from."""
 
     def __init__(self, table: dict) -> None:
         self.table = table
         self.rows = table["rows"]
 
-    def _measured(self, layer: int, precision: str, batch: int, capture: bool) -> tuple[float, float] | None:
-        """(run-steps/s, fixed seconds per batch) from the rows of one precision and capture."""
-        rows = [r for r in self.rows if r["precision"] == precision and r["capture"] == capture]
-        if not rows:
+    def _curve(self, method: str, precision: str, mode: str, layer: int) -> tuple[np.ndarray, str] | None:
+        """(batch, rate, fixed) rows of the measured layer nearest `layer`, rates rescaled to it."""
+        rows = [r for r in self.rows if r.get("method", "soft") == method and r["precision"] == precision
+                and r.get("ran", "captured" if r["capture"] else "eager") == mode]
+        layers = sorted({r["layer"] for r in rows})
+        if not layers:
             return None
-        counts = {m: sum(r["layer"] == m for r in rows) for m in {r["layer"] for r in rows}}
-        nearest = min(counts, key=lambda m: (-counts[m], abs(m - layer), -m))  # best covered, then nearest
-        points = sorted((r["batch"], r["run_steps_per_s"], r.get("fixed_s", 0.0)) for r in rows if r["layer"] == nearest)
-        b, rate, fixed = np.array(points, dtype=float).T
-        if batch <= b[0]:
-            value = rate[0] * batch / b[0]  # launch-bound: the same time per step
+        below, above = [m for m in layers if m <= layer], [m for m in layers if m >= layer]
+        if layer in layers:
+            used, how = [(layer, 1.0)], f"layer {layer}"
+        elif below and above:  # per-run-step time linear in the layer between the two measured
+            a, b = below[-1], above[0]
+            w = (layer - a) / (b - a)
+            used, how = [(a, 1 - w), (b, w)], f"interpolated between layers {a} and {b}"
         else:
-            value = float(np.interp(np.log(batch), np.log(b), rate))
-        return value * max(nearest, 1) / max(layer, 1), float(np.interp(np.log(batch), np.log(b), fixed))
+            nearest = below[-1] if below else above[0]
+            used, how = [(nearest, layer / nearest)], f"layer {nearest} scaled by blocks (extrapolated)"
+        batches = sorted({r["batch"] for r in rows if r["layer"] in dict(used)} & set.intersection(
+            *({r["batch"] for r in rows if r["layer"] == m} for m, _ in used)))
+        if not batches:
+            return None
+        points = []
+        for b in batches:
+            step_time = sum(w / next(r for r in rows if r["layer"] == m and r["batch"] == b)["run_steps_per_s"]
+                            for m, w in used)
+            fixed = max(next(r for r in rows if r["layer"] == m and r["batch"] == b).get("fixed_s", 0.0) for m, _ in used)
+            points.append((b, 1 / step_time, fixed))
+        return np.array(points, dtype=float), how
 
-    def batch_seconds(self, layer: int, precision: str, batch: int, capture: bool, steps: int) -> tuple[float, float, str]:
-        """Seconds one batch holds the device, of them optimising, and whether a captured or an
-        eager rate gave them."""
-        eager = self._measured(layer, precision, batch, False)
-        captured = self._measured(layer, precision, batch, True) if capture else None
-        if eager is None and captured is None:
-            raise SystemExit(f"the rate table has no {precision} rows")
-        options = [(steps * batch / m[0] + m[1], steps * batch / m[0], kind)
-                   for m, kind in ((eager, "eager"), (captured, "captured")) if m]
-        seconds, optimising, kind = min(options)  # a captured step is never slower than an eager one
-        return seconds, optimising, kind + (" (no capture rows)" if capture and captured is None else "")
+    def estimate(self, method: str, precision: str, mode: str, layer: int, batch: int) -> tuple[float, float, str] | None:
+        """(run-steps/s, fixed seconds, source) for one batch, or None without rows."""
+        found = self._curve(method, precision, mode, layer)
+        if found is None:
+            return None
+        points, how = found
+        b, rate, fixed = points.T
+        if batch in b:
+            at = f"B={batch} measured"
+            value = float(rate[list(b).index(batch)])
+        elif batch < b[0]:
+            at, value = f"B={batch} below the smallest measured ({b[0]:.0f}): same step time (extrapolated)", rate[0] * batch / b[0]
+        elif batch > b[-1]:
+            at, value = f"B={batch} above the largest measured ({b[-1]:.0f}): rate held (extrapolated)", rate[-1]
+        else:
+            at, value = f"B={batch} interpolated in log B", float(np.interp(np.log(batch), np.log(b), rate))
+        fixed_s = float(np.interp(np.log(batch), np.log(b), fixed))
+        return float(value), fixed_s, f"{method} {mode} {precision}, {how}, {at}"
+
+    def batch_seconds(self, method: str, layer: int, precision: str, batch: int, captured: bool,
+                      steps: int) -> tuple[float, float, str]:
+        """(seconds on the device, of them optimising, source) of one batch."""
+        notes = []
+        if method != "soft" and not any(r.get("method", "soft") == method for r in self.rows):
+            notes.append(f"no {method} rows: the soft-prompt rate, a lower bound")
+            method = "soft"
+        eager = self.estimate(method, precision, "eager", layer, batch)
+        mode = self.estimate(method, precision, "captured", layer, batch) if captured else None
+        if captured and mode is None:
+            notes.append("no captured rows: the eager rate")
+        options = [m for m in (mode, eager) if m]
+        if not options:
+            raise SystemExit(f"the rate table has no {method} {precision} rows")
+        rate, fixed, source = max(options, key=lambda m: m[0])  # a captured step is never slower than an eager one
+        if mode and rate != mode[0]:
+            notes.append(f"captured rate would be {mode[0]:,.0f}; the faster eager one bounds it from below")
+        if "fixed_s" not in json.dumps(self.rows):
+            notes.append("no fixed cost per batch in the table")
+        optimising = steps * batch / rate
+        return optimising + fixed, optimising, "; ".join([f"{source} ({rate:,.0f} run-steps/s)", *notes])
 
 
 def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict, str]:
@@ -114,80 +195,301 @@ def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict
             theirs = model_study(config, entry)
             if site_tag:  # its only site ('layer: last' is resolved by its own model)
                 theirs["site"] = {"kind": Site.from_tag(site_tag).kind, "layer": Site.from_tag(site_tag).layer}
-            return rule.removeprefix(module_name(entry["label"])), theirs, f"{entry['label']}: "
+            return rule.removeprefix(module_name(entry["label"])), theirs, entry["label"]
     return rule, config, ""
+
+
+def shape(job: Job, config: dict) -> None:
+    """An optimisation pack's runs, run-steps and batches, as its rule script will batch them."""
+    rule, cfg, _ = job_config(config, job.rule, job.wildcards.get("site"))
+    if rule != "optimise_pack":
+        return
+    w = job.wildcards
+    runs = study.layout(cfg, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
+    job.batches = [b for members in study.variants(runs).values()
+                   for b in batch_sizes(len(members), cfg["engine"]["batch_size"])]
+    job.runs, job.run_steps = len(runs), len(runs) * cfg["optimizer"]["steps"]
+    job.method = "pez" if w["experiment"] == "hard_prompt" else "soft"
+    job.layer = Site.from_tag(w["site"]).layer
+
+
+def price(job: Job, config: dict, rates: Rates, captured: bool) -> None:
+    """A job's start-up (CPU work before any claim) and device time, and where they came from."""
+    startup = rates.table.get("startup", {})
+    rule, cfg, _ = job_config(config, job.rule, job.wildcards.get("site"))
+    if not job.gpu:
+        measured = rates.table.get("cpu_jobs", {}).get(rule)
+        job.cpu_s = 0.0 if rule == "all" else measured if measured is not None else startup.get("cpu_job_s", 0.0)
+        job.source = "measured CPU job" if measured is not None else (
+            "a CPU job's start-up" if "cpu_job_s" in startup else "no CPU job time in the table")
+        return
+    job.cpu_s = startup.get("cpu_s", 0.0)
+    job.device_s = startup.get("device_s", 0.0)
+    if rule != "optimise_pack":
+        measured = rates.table.get("jobs", {}).get(rule)
+        job.device_s += max((measured or 0.0) - job.cpu_s, 0.0)
+        job.source = "measured job - start-up" if measured is not None else "no rate: start-up only"
+        return
+    sources = []
+    for b in job.batches:
+        seconds, optimising, source = rates.batch_seconds(job.method, job.layer, cfg["engine"]["precision"], b,
+                                                          captured, cfg["optimizer"]["steps"])
+        job.device_s += seconds
+        job.optimising_s += optimising
+        sources.append(source)
+    job.source = " | ".join(dict.fromkeys(sources))
+
+
+def checkpoint_jobs(jobs: list[Job], config: dict) -> list[Job]:
+    """The step-budget checkpoint of each model, as the real run has it: after that model's
+    Exp 1 packs at its site, before everything the decision gates (the other packs, and all
+    that waits for them or for the aggregation). The dry run lists the plan with the budget
+    off, so these edges are added here."""
+    by_id = {j.jobid: j for j in jobs}
+    children: dict[int, set[int]] = {j.jobid: set() for j in jobs}
+    for j in jobs:
+        for a in j.after:
+            children[a].add(j.jobid)
+
+    def closure(start: set[int], step) -> set[int]:
+        seen, todo = set(start), list(start)
+        while todo:
+            for nxt in step(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    added, next_id = [], max(by_id) + 1
+    for prefix, cfg in [("", config)] + [(module_name(e["label"]), model_study(config, e))
+                                         for e in config["compare"]["models"]]:
+        if cfg["optimizer"]["extend_steps"] is None or not cfg["experiments"]["experiment1"]["enabled"]:
+            continue
+        packs = [j for j in jobs if j.rule == prefix + "optimise_pack"]
+        deciding = {j.jobid for j in packs if j.wildcards["experiment"] == "experiment1"
+                    and (prefix or j.wildcards["site"] == study.site_of(cfg).tag)}
+        gated = {j.jobid for j in packs} - deciding
+        gated |= {j.jobid for j in jobs if j.rule == prefix + "aggregate"}
+        after = closure(gated, lambda i: children[i])
+        before = closure(deciding, lambda i: by_id[i].after)
+        upstream_only = closure(gated, lambda i: by_id[i].after) - before
+        budget = Job(next_id, prefix + "step_budget", {}, [], [], False, after=set(deciding))
+        next_id += 1
+        for i in (after | upstream_only) - before:
+            by_id[i].after.add(budget.jobid)
+        added.append(budget)
+    return added
+
+
+def schedule(jobs: list[Job], cores: int, gpu_slots: float, devices: float, snakemake_s: float,
+             checkpoints: int) -> float:
+    """The makespan of Snakemake's greedy run: ready jobs start in jobid order while cores (one
+    each) and gpu slots allow; a GPU job, after its start-up, waits for a free device and holds
+    it for its device time. Snakemake's DAG building comes first, and again after a checkpoint."""
+    waiting = {j.jobid: set(j.after) for j in jobs}
+    by_id = {j.jobid: j for j in jobs}
+    free_cores, free_slots, free_devices = cores, gpu_slots, devices
+    events: list[tuple[float, int, str, int]] = []  # (time, order, kind, jobid)
+    queue_for_device: list[int] = []
+    t, order, done = snakemake_s, 0, set()
+    running: set[int] = set()
+
+    def start_ready() -> None:
+        nonlocal free_cores, free_slots, order
+        for i in sorted(i for i, deps in waiting.items() if not deps and i not in running and i not in done):
+            job = by_id[i]
+            if free_cores < 1 or (job.gpu and free_slots < 1):
+                continue
+            free_cores -= 1
+            free_slots -= job.gpu
+            running.add(i)
+            order += 1
+            heapq.heappush(events, (t + job.cpu_s, order, "ready_for_device" if job.gpu else "finish", i))
+
+    start_ready()
+    while events:
+        t, _, kind, i = heapq.heappop(events)
+        job = by_id[i]
+        if kind == "ready_for_device":
+            queue_for_device.append(i)
+        else:
+            if job.gpu:
+                free_devices += 1
+                free_slots += 1
+            free_cores += 1
+            running.discard(i)
+            done.add(i)
+            if job.rule.endswith("step_budget") and checkpoints:
+                t += snakemake_s  # the DAG is built again once the decision is known
+            for deps in waiting.values():
+                deps.discard(i)
+        while queue_for_device and free_devices >= 1:
+            free_devices -= 1
+            order += 1
+            nxt = queue_for_device.pop(0)
+            heapq.heappush(events, (t + by_id[nxt].device_s, order, "finish", nxt))
+        start_ready()
+    return t
+
+
+def report(jobs: list[Job], rates: Rates, config: dict, plan: dict) -> None:
+    engine = config["engine"]
+    print(f"rates: {rates.table['device']}; {rates.table.get('engine', '')} ({rates.table.get('date', 'undated')})")
+    print(f"precision {engine['precision']}, capture {engine['capture']}, runs_per_job {engine['runs_per_job']}, "
+          f"batch_size {engine['batch_size']}, {config['optimizer']['steps']} steps\n")
+    print("| rule | job | runs | run-steps | batches | device s | start-up s | priced from |")
+    print("|---|---|---|---|---|---|---|---|")
+    for j in jobs:
+        if j.gpu:
+            label = " ".join(j.wildcards.values()) or "-"
+            print(f"| {j.rule} | {label} | {j.runs:,} | {j.run_steps:,} | {' + '.join(map(str, j.batches)) or '-'} "
+                  f"| {j.device_s:,.1f} | {j.cpu_s:.1f} | {j.source} |")
+    cpu = [j for j in jobs if not j.gpu and not j.rule == "all"]
+    packs = [j for j in jobs if j.rule.endswith("optimise_pack")]
+    others = [j for j in jobs if j.gpu and j not in packs]
+    print(f"\n{len(packs)} optimisation jobs, {sum(j.runs for j in packs):,} runs, "
+          f"{sum(j.run_steps for j in packs):,} run-steps: {sum(j.device_s for j in packs) / 60:.1f} min on the device")
+    print(f"{len(others)} other GPU jobs: {sum(j.device_s for j in others) / 60:.1f} min on the device; {len(cpu)} CPU "
+          f"jobs: {sum(j.cpu_s for j in cpu) / 60:.1f} min of CPU in all ({cpu[0].source if cpu else '-'}); "
+          f"Snakemake's DAG building {plan['snakemake_s']:.1f} s")
+    for name, (expected, lower) in plan["outcomes"].items():
+        print(f"{name}: expected {expected / 60:.1f} min on one {rates.table['device']} (the DAG scheduled: start-ups, "
+              f"CPU jobs on the critical path, Snakemake's own DAG building); lower bound {lower / 60:.1f} min (the "
+              f"first start-up, then the device busy without a gap)")
+
+
+def extended(jobs: list[Job], budgets: list[Job], factor: float) -> list[Job]:
+    """The jobs if Exp 1 extends: its deciding packs continue (a continuation each, after the
+    decision, before whatever read them), every other pack runs `factor` times the steps."""
+    out = [replace(j, after=set(j.after)) for j in jobs]
+    deciding = set().union(*(b.after for b in budgets))
+    next_id = max(j.jobid for j in out) + 1
+    continuation = {}
+    for j in out:
+        if j.rule.endswith("optimise_pack") and j.jobid not in deciding:
+            j.device_s += j.optimising_s * (factor - 1)
+            j.run_steps = int(j.run_steps * factor)
+        if j.jobid in deciding:
+            budget = next(b.jobid for b in budgets if j.jobid in b.after)
+            extra = j.optimising_s * (factor - 1)
+            continuation[j.jobid] = Job(next_id, j.rule.replace("optimise_pack", "extend_pack"), j.wildcards, [], [],
+                                        True, after={budget}, cpu_s=j.cpu_s, device_s=j.device_s - j.optimising_s + extra,
+                                        runs=j.runs, run_steps=int(j.run_steps * (factor - 1)), batches=j.batches,
+                                        source="the pack's own rate, continued")
+            next_id += 1
+    for j in out:
+        j.after |= {continuation[i].jobid for i in j.after & set(continuation) if j.rule not in
+                    {b.rule for b in budgets}}
+    return out + list(continuation.values())
+
+
+def totals(jobs: list[Job], rates: Rates, cores: int, gpu_slots: float, devices: float, snakemake_s: float,
+           checkpoints: int) -> tuple[float, float]:
+    """(expected, lower bound) seconds of a job list."""
+    lower = rates.table.get("startup", {}).get("cpu_s", 0.0) + sum(j.device_s for j in jobs if j.gpu)
+    return schedule(jobs, cores, gpu_slots, devices, snakemake_s, checkpoints), lower
+
+
+def listed(config: dict) -> tuple[list[Job], list[Job], float]:
+    """The config's jobs (packs shaped), its checkpoints, and Snakemake's time to build the DAG."""
+    with tempfile.TemporaryDirectory() as workdir:
+        listing = {**config, "optimizer": {**config["optimizer"], "extend_steps": None}}
+        text, snakemake_s = dry_run(listing, Path(workdir))
+    jobs = parse_jobs(text)
+    for job in jobs:
+        shape(job, config)
+    return jobs, checkpoint_jobs(jobs, config), snakemake_s
+
+
+def project(config: dict, rates: Rates, cores: int, gpu_slots: float, devices: float) -> dict:
+    """Jobs priced, and the plan's totals for each outcome of the step budget."""
+    jobs, budgets, snakemake_s = listed(config)
+    captured = config["engine"]["capture"] and not rates.table["device"].lower().startswith("cpu")
+    for job in jobs + budgets:
+        price(job, config, rates, captured)
+    every = jobs + budgets
+    steps, extend = config["optimizer"]["steps"], config["optimizer"]["extend_steps"]
+    outcomes = {"the configured steps": totals(every, rates, cores, gpu_slots, devices, snakemake_s, len(budgets))}
+    if budgets:
+        outcomes[f"if Exp 1 extends to {extend} steps"] = totals(
+            extended(every, budgets, extend / steps), rates, cores, gpu_slots, devices, snakemake_s, len(budgets))
+    return {"jobs": every, "outcomes": outcomes, "snakemake_s": snakemake_s}
+
+
+def measure_rates(config: dict, configfile: Path, jobs: list[Job], out: Path) -> None:
+    """A rate table for this config's model, layers, precision and batch sizes, measured here
+    with one thread, as a job runs."""
+    packs = [j for j in jobs if j.batches]
+    command = [sys.executable, str(ROOT / "benchmarks" / "engine_benchmark.py"), "--configfile", str(configfile),
+               "--layers", *map(str, sorted({j.layer for j in packs})), "--batches",
+               *map(str, sorted({b for j in packs for b in j.batches})), "--precisions", config["engine"]["precision"],
+               "--methods", *sorted({j.method for j in packs}), "--steps", "10", "--reference-steps", "5",
+               "--threads", "1", "--out", str(out)]
+    if config["engine"]["device"] == "cpu":
+        command += ["--device", "cpu"]
+    if not config["engine"]["capture"]:
+        command += ["--capture", "off"]
+    subprocess.run(command, check=True, stdout=sys.stderr)
+
+
+def run_study(configfile: Path, cores: int, resources: list[str], workdir: Path) -> tuple[float, bool]:
+    """The config's whole DAG in `workdir`: its wall time, and whether Exp 1 extended the budget."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                             str(workdir), "--configfile", str(configfile.resolve()), "--cores", str(cores),
+                             *(["--resources", *resources] if resources else [])], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
+    if result.returncode:
+        raise SystemExit(f"the study failed after {seconds:.0f} s:\n{result.stderr[-3000:]}")
+    budget = workdir / "results" / "step_budget.json"
+    return seconds, budget.exists() and json.loads(budget.read_text()).get("extended", False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", type=Path, default=ROOT / "config.yaml")
-    parser.add_argument("--rates", type=Path, default=DEFAULT_RATES, help="a table from engine_benchmark.py --out")
+    parser.add_argument("--rates", type=Path, help="a table from engine_benchmark.py --out (default: the landed "
+                                                   "H100 table; with --validate: one measured here first)")
+    parser.add_argument("--cores", type=int, default=4)
+    parser.add_argument("--resources", nargs="*", default=["gpu=2"], help="as Snakemake's --resources")
+    parser.add_argument("--devices", type=int, default=1, help="GPUs on the machine")
+    parser.add_argument("--validate", action="store_true", help="then run the config's DAG here and compare")
+    parser.add_argument("--workdir", type=Path, help="with --validate: run the study here (kept), not in a scratch folder")
     parser.add_argument("--json", type=Path, help="also write the plan here")
     args = parser.parse_args()
 
     config = yaml.safe_load(args.configfile.read_text()) or {}
     validate(config, str(ROOT / "schemas" / "config.schema.yaml"))  # fills the schema's defaults
-    rates = Rates(json.loads(args.rates.read_text()))
-    steps, engine = config["optimizer"]["steps"], config["engine"]
-    startup = rates.table.get("startup", {})
-    device_s, cpu_s = startup.get("device_s", 0.0), startup.get("cpu_s", 0.0)
-    jobs, rows = gpu_jobs(config), []
-    for named, w in jobs:
-        rule, job_cfg, model = job_config(config, named, w.get("site"))
-        if rule == "optimise_pack":
-            runs = study.layout(job_cfg, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
-            batches = [b for members in study.variants(runs).values() for b in batch_sizes(len(members), engine["batch_size"])]
-            layer = Site.from_tag(w["site"]).layer
-            seconds, optimising, how = device_s, 0.0, set()
-            for b in batches:
-                batch_s, optimising_s, kind = rates.batch_seconds(layer, engine["precision"], b, engine["capture"], steps)
-                seconds += batch_s
-                optimising += optimising_s
-                how.add(kind)
-            rows.append(dict(rule=rule, job=f"{model}{w['experiment']} {w['site']} {w['pack']}", runs=len(runs),
-                             run_steps=len(runs) * steps, batches=batches, seconds=seconds, optimising_s=optimising,
-                             how=", ".join(sorted(how)),
-                             decides_budget=w["experiment"] == "experiment1" and w["site"] == study.site_of(job_cfg).tag))
-        else:  # a measured whole-job wall time; its start-up now happens before the claim
-            measured = rates.table.get("jobs", {}).get(rule)
-            seconds = None if measured is None else max(measured - cpu_s, 0.0) + device_s
-            rows.append(dict(rule=rule, job=model + (" ".join(w.values()) or "-"), runs=0, run_steps=0, batches=[],
-                             seconds=seconds, how="measured job - start-up" if measured is not None else "no rate"))
-
-    print(f"config: {args.configfile}; rates: {args.rates.name} ({rates.table['device']}; {rates.table['engine']})")
-    print(f"precision {engine['precision']}, capture {engine['capture']}, runs_per_job {engine['runs_per_job']}, "
-          f"batch_size {engine['batch_size']}, {steps} steps\n")
-    print("| rule | job | runs | run-steps | batches | projected s | from |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        seconds = "?" if r["seconds"] is None else f"{r['seconds']:,.0f}"
-        batches = " + ".join(map(str, r["batches"])) or "-"
-        print(f"| {r['rule']} | {r['job']} | {r['runs']:,} | {r['run_steps']:,} | {batches} | {seconds} | {r['how']} |")
-    packs = [r for r in rows if r["rule"] == "optimise_pack"]
-    optimise = sum(r["seconds"] for r in packs)
-    other = sum(r["seconds"] for r in rows if r["rule"] != "optimise_pack" and r["seconds"] is not None)
-    unknown = sorted({r["rule"] for r in rows if r["seconds"] is None})
-    total = cpu_s + optimise + other
-    idle = 1 - sum(r["optimising_s"] for r in packs) / optimise if packs else 0.0
-    print(f"\n{len(packs)} optimisation jobs, {sum(r['runs'] for r in packs):,} runs, "
-          f"{sum(r['run_steps'] for r in packs):,} run-steps: {optimise / 60:.1f} min on the device, "
-          f"{idle:.1%} of it claimed but not optimising")
-    print(f"{len(rows) - len(packs)} other GPU jobs: {other / 60:.1f} min" + (f" (no rate for {unknown})" if unknown else ""))
-    print(f"projected wall time on one {rates.table['device']}: {total / 60:.1f} min "
-          f"(first start-up {cpu_s:.0f} s; later start-ups hidden behind compute with --resources gpu=2)")
-    extend = config["optimizer"]["extend_steps"]
-    extended = None
-    if extend is not None and config["experiments"]["experiment1"]["enabled"]:
-        # Exp 1's packs run `steps` and decide; if they decide to extend, they continue to
-        # extend_steps and every other pack runs extend_steps from the start
-        extra = sum(r["optimising_s"] * (extend - steps) / steps for r in packs)
-        extended = total + extra + sum(device_s for r in packs if r["decides_budget"])
-        print(f"step budget pending (optimizer.extend_steps = {extend}): if Exp 1's curves still fall at {steps} "
-              f"steps, every run goes to {extend} and the projection is {extended / 60:.1f} min")
+    slots = next((float(r.split("=")[1]) for r in args.resources if r.startswith("gpu=")), float("inf"))
+    devices = float("inf") if config["engine"]["device"] == "cpu" else args.devices  # the CPU: no device lock
+    with tempfile.TemporaryDirectory() as scratch:
+        rates_path = args.rates or DEFAULT_RATES
+        if args.validate and not args.rates:
+            rates_path = Path(scratch) / "rates.json"
+            measure_rates(config, args.configfile, listed(config)[0], rates_path)
+        rates = Rates(json.loads(rates_path.read_text()))
+    plan = project(config, rates, args.cores, slots, devices)
+    print(f"config: {args.configfile}; --cores {args.cores} --resources {' '.join(args.resources) or '-'}; "
+          f"rates: {rates_path.name}")
+    report(plan["jobs"], rates, config, plan)
+    measured = None
+    if args.validate:
+        with tempfile.TemporaryDirectory() as scratch:
+            measured, extended_run = run_study(args.configfile, args.cores, args.resources, args.workdir or Path(scratch))
+        outcomes = list(plan["outcomes"].items())
+        name, (expected, lower) = outcomes[-1] if extended_run else outcomes[0]
+        print(f"\nvalidation: the whole DAG took {measured:.0f} s here; projected {expected:.0f} s {name} (what "
+              f"happened), lower bound {lower:.0f} s: measured / projected = {measured / expected:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"rates": str(args.rates), "jobs": rows, "optimise_s": optimise,
-                                         "other_gpu_s": other, "total_s": total, "total_if_extended_s": extended},
-                                        indent=1))
+        args.json.write_text(json.dumps({
+            "rates": str(rates_path), "outcomes": plan["outcomes"], "measured_s": measured,
+            "snakemake_s": plan["snakemake_s"],
+            "jobs": [{"rule": job_config(config, j.rule, None)[0], "model": job_config(config, j.rule, None)[2],
+                      "wildcards": j.wildcards, "gpu": j.gpu, "runs": j.runs, "run_steps": j.run_steps,
+                      "batches": j.batches, "device_s": j.device_s, "cpu_s": j.cpu_s, "source": j.source}
+                     for j in plan["jobs"]]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ from engine_benchmark import benchmark_model, sync
 from reachability.data import extract_sequences
 from reachability.forward import residual_function, residuals_of_tokens
 from reachability.models import load_tokenizer
-from reachability.optimize import PRECISIONS, initial_prompt, optimize_batch
+from reachability.methods import Soft, initial_prompt
+from reachability.optimize import optimize_batch
+from reachability.precision import PRECISIONS
 from reachability.pipeline import device_name
 from reachability.runs import RunId
 from reachability.sites import Site
@@ -70,22 +72,23 @@ def main() -> None:
     for precision in PRECISIONS:
         sync(args.device)
         start = time.perf_counter()
-        result = optimize_batch(residual, targets, init.to(args.device), args.steps, 0.01, precision,
-                                capture=torch.device(args.device).type == "cuda")
+        result = optimize_batch(residual, targets, {"prompt": init.to(args.device)}, Soft(lr=0.01), args.steps,
+                                precision=precision, capture=torch.device(args.device).type == "cuda")
         sync(args.device)
         seconds = time.perf_counter() - start
         rows[precision] = dict(mse=float(np.median(result.final_mse)), cos=float(np.median(result.cosine.mean(-1))),
-                               rate=args.batch * args.steps / seconds, seconds=seconds)
+                               rate=args.batch * args.steps / seconds, seconds=seconds, ran=result.batches[0]["mode"])
     reference = rows["fp32"]["mse"]
     eligible = [p for p in PRECISIONS if rows[p]["mse"] <= (1 + args.tolerance) * reference]
     choice = max(eligible, key=lambda p: rows[p]["rate"])
     device = device_name(args.device)
     print(f"\ndevice: {device}; model: {lm.name}; {site}; {args.batch} real sequences of {args.text}; "
           f"{args.steps} steps\n")
-    print("| precision | median final MSE | vs fp32 | median cosine | run-steps/s |")
-    print("|---|---|---|---|---|")
+    print("| precision | median final MSE | vs fp32 | median cosine | run-steps/s | step ran |")
+    print("|---|---|---|---|---|---|")
     for p, r in rows.items():
-        print(f"| {p} | {r['mse']:.4g} | {r['mse'] / reference - 1:+.2%} | {r['cos']:.6f} | {r['rate']:,.0f} |")
+        print(f"| {p} | {r['mse']:.4g} | {r['mse'] / reference - 1:+.2%} | {r['cos']:.6f} | {r['rate']:,.0f} "
+              f"| {r['ran']} |")
     print(f"\nfastest within {args.tolerance:.0%} of fp32's median final MSE: {choice}")
     if args.out:
         Path(args.out).write_text(json.dumps({"device": device, "model": lm.name, "site": str(site),

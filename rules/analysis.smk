@@ -188,9 +188,32 @@ rule plot_perturbation:
         "../workflow_scripts/plot_perturbation.py"
 
 
+rule placement_curve:
+    input:
+        pool=POOL,
+        solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
+        model=model_files(),
+    output:
+        curve="results/perturbation/placement_curve.json",
+    log:
+        "results/logs/analysis/placement_curve.log",
+    benchmark:
+        "results/benchmarks/placement_curve.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        code=code("placement_curve.py"),
+        perturbation=canonical(config["perturbation"]),
+    script:
+        "../workflow_scripts/placement_curve.py"
+
+
 rule place_errors:
     input:
-        curves="results/perturbation/kl_vs_epsilon.json",
+        curve="results/perturbation/placement_curve.json",
         solutions=expand("results/{experiment}/solutions.json", experiment=ANALYSED),
     output:
         table="results/perturbation/placement.md",
@@ -202,7 +225,6 @@ rule place_errors:
     threads: 1
     params:
         code=code("place_errors.py"),
-        site=SITE,
     script:
         "../workflow_scripts/place_errors.py"
 

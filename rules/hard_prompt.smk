@@ -1,8 +1,7 @@
 rule hard_prompts:
     input:
-        hard="results/hard_prompt/metrics.json",
         hard_runs="results/hard_prompt/runs.h5",
-        soft="results/experiment1/metrics.json",
+        soft_runs="results/experiment1/runs.h5",
         # Exp 1's prompts projected on their nearest tokens (from the analysis, when enabled)
         projected=(
             ["results/experiment1/solutions.json"]

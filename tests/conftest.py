@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
@@ -42,6 +43,10 @@ FAMILIES = {
     "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(
         vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
         num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64)),
+    "qwen2_sliding": lambda: Qwen2ForCausalLM(Qwen2Config(  # full and sliding layers: a mask per layer type
+        vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, intermediate_size=2 * D, max_position_embeddings=64, use_sliding_window=True,
+        sliding_window=3, max_window_layers=1)),
     "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(
         vocab_size=VOCAB, hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
         num_key_value_heads=2, head_dim=D // HEADS, intermediate_size=2 * D, max_position_embeddings=64)),
@@ -75,6 +80,18 @@ def neox_lm(tmp_path_factory):
     return load_model(save_tiny("gpt_neox", tmp_path_factory.mktemp("neox")))
 
 
+def on_device(lm, device: str):
+    """A copy of `lm` on `device`: the session's shared model never moves."""
+    return copy.deepcopy(lm).to(device)
+
+
+@pytest.fixture
+def gpu_lm(neox_lm):
+    """A copy of the tiny GPT-NeoX on the GPU for one test (the shared CPU model stays on the CPU,
+    so the CPU tests after a GPU test still find it there)."""
+    return on_device(neox_lm, "cuda")
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """The offline demo DAG, run once to completion with real Snakemake."""
@@ -86,6 +103,12 @@ def demo(tmp_path_factory):
     return workdir
 
 
+def pytest_addoption(parser):
+    parser.addoption("--gpu-first", action="store_true",
+                     help="run the tests marked gpu before all others: a GPU test that leaves a shared model on "
+                          "the GPU then fails the CPU tests after it")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that need the demo DAG are `slow`; tests marked `gpu` run where CUDA is and are
     skipped elsewhere, saying why."""
@@ -95,3 +118,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip)
+    if config.getoption("--gpu-first"):
+        items.sort(key=lambda item: "gpu" not in item.keywords)  # stable: file order otherwise

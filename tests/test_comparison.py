@@ -47,8 +47,10 @@ def test_models_are_listed_own_first_with_steps_from_revisions():
     assert module_name("pythia-160m.step1000") == "model_pythia_160m_step1000_"
 
 
-def metrics(best, reached, n_parameters, steps=300):
-    per_target = {"best_final_mse": best, "reached": reached}
+def metrics(best, reached, n_parameters, steps=300, scale=None):
+    scale = [1.0] * len(best) if scale is None else scale
+    per_target = {"best_final_mse": best, "reached": reached, "target_mean_square": scale,
+                  "relative_best_final_mse": [b / s for b, s in zip(best, scale)]}
     return {"experiment": "experiment1", "conditions": {"real": {"n_targets": len(best), "per_target": per_target}},
             "provenance": {"n_parameters": n_parameters, "site": "hs4", "step_budget": {"steps": steps}}}
 
@@ -65,3 +67,24 @@ def test_the_table_has_a_row_per_model_and_condition_with_intervals():
     assert small["reached_fraction"] == 1 and small["reached_high"] == 1
     table = markdown_table(rows, "parameters")
     assert table.index("| small |") < table.index("| big |") and "1,000" in table and "0.25 [" in table
+
+
+def test_targets_twice_as_large_at_equal_relative_error_give_equal_relative_rows():
+    """A later checkpoint whose final norm doubles every residual: raw MSE reads 4x worse, the
+    relative rows are equal; and the models' differing step counts are said."""
+    from reachability.comparison import steps_note
+
+    settings = {"confidence": 0.95, "bootstrap_resamples": 200, "seed": 0}
+    models = [{"label": "early", "revision": "step1000", "step": 1000}, {"label": "late", "revision": "step143000", "step": 143000}]
+    scale = [1.0, 2.0, 1.5, 0.5, 1.2]
+    relative = [1e-4, 3e-4, 2e-4, 5e-4, 1e-4]
+    early = metrics([r * s for r, s in zip(relative, scale)], [True] * 5, 1000, steps=2000, scale=scale)
+    doubled = [4 * s for s in scale]  # the residuals x 2: mean squares x 4
+    late = metrics([r * s for r, s in zip(relative, doubled)], [True] * 5, 1000, steps=5000, scale=doubled)
+    a, b = model_rows(models, [[early], [late]], settings)
+    assert b["median_best_final_mse"] == pytest.approx(4 * a["median_best_final_mse"])
+    assert a["median_relative_mse"] == pytest.approx(b["median_relative_mse"])
+    assert (a["relative_low"], a["relative_high"]) == pytest.approx((b["relative_low"], b["relative_high"]))
+    assert steps_note([a, b]) == ("the models ran different step counts (each one's own Exp 1 decided its budget): "
+                                  "early 2000, late 5000")
+    assert "median relative MSE" in markdown_table([a, b], "step")

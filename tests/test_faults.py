@@ -127,7 +127,7 @@ def test_diverged_runs_are_counted_not_dropped(tmp_path):
         path = tmp_path / f"r{restart}.h5"
         write_h5(path, {
             "loss": np.ones((2, 10)), "initial_mse": np.ones(2), "final_mse": np.array(final),
-            "cosine": np.ones((2, 3)), "diverged": np.isnan(final), "target_id": np.arange(2),
+            "cosine": np.ones((2, 3)), "diverged": np.isnan(final), "target_id": np.arange(2), "target_mean_square": np.ones(2),
             "condition": np.zeros(2, int), "restart": np.full(2, restart),
         }, {"conditions": ["real"]})
         paths.append(str(path))
@@ -143,7 +143,7 @@ def test_a_missing_run_is_an_error_not_a_smaller_sample(tmp_path):
     path = tmp_path / "r0.h5"
     write_h5(path, {"loss": np.ones((1, 4)), "initial_mse": np.ones(1), "final_mse": np.ones(1),
                     "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool), "target_id": np.arange(1),
-                    "condition": np.zeros(1, int), "restart": np.zeros(1, int)},
+                    "target_mean_square": np.ones(1), "condition": np.zeros(1, int), "restart": np.zeros(1, int)},
              {"conditions": ["real"]})
     with pytest.raises(ValueError, match="runs missing"):
         collect_runs([str(path)], ["real"], n_targets=2, restarts=1, expect={})

@@ -60,7 +60,8 @@ def test_a_step_in_f_is_a_sharp_transition_at_its_elbow():
     sharp = np.stack([10 ** (-3 + 2 / (1 + np.exp(-(fi - 0.35) / 0.015)) + rng.normal(0, 0.05, 30)) for fi in f])
     rows, fit = F.transition(f, sharp, SETTINGS)
     assert [r.verdict for r in rows] == [F.HOLDS, F.FAILS]
-    assert fit["f0_interval"][0] <= fit["f0"] <= fit["f0_interval"][1] and abs(fit["f0"] - 0.35) < 0.05
+    assert fit["f0_iqr"][0] <= fit["f0_median"] <= fit["f0_iqr"][1] and abs(fit["f0_median"] - 0.35) < 0.05
+    assert rows[0].observation == f"Exp 4 sharp transition at f ≈ {fit['f0_median']:.2f}"
 
 
 def test_a_steady_rise_in_f_is_gradual():
@@ -69,10 +70,74 @@ def test_a_steady_rise_in_f_is_gradual():
     steady = np.stack([10 ** (-3 + 2 * fi + rng.normal(0, 0.05, 30)) for fi in f])
     rows, _ = F.transition(f, steady, SETTINGS)
     assert [r.verdict for r in rows] == [F.FAILS, F.HOLDS]
+    assert rows[0].observation == "Exp 4 sharp transition"  # a sharp transition that does not hold names no f
 
 
 def test_too_little_data_is_not_measured_rather_than_an_error():
     rows, fit = F.transition([0.0, 1.0], np.ones((2, 5)), SETTINGS)
     assert fit is None and all(r.verdict == F.OPEN and "not measured" in r.note for r in rows)
-    with pytest.raises(ValueError, match="at least two finite values"):
+    with pytest.raises(ValueError, match="at least two targets"):
         F.similar("x", [1.0], [1.0, 2.0], ("a", "b"), False, SETTINGS)
+
+
+def test_zeros_are_kept_and_diverged_targets_count_as_the_worst():
+    value, _, _ = F.median_interval([0.0] * 30 + [0.01] * 20, SETTINGS)
+    assert value == 0.0  # exact recovery is the median, not dropped
+    x = lognormal(-3, n=40)
+    y = lognormal(-3, n=40, seed=1)
+    y[:25] = np.nan  # 25 of 40 targets diverged on one side: that side is worse, not "similar" on 15 survivors
+    row = F.similar("2b ≈ 2a", x, y, ("2a", "2b"), False, SETTINGS)
+    assert row.verdict != F.HOLDS and row.estimate == np.inf
+    assert row.counts == {"targets": [40, 40], "zero": [0, 0], "diverged": [0, 25]} and "25 targets" in row.note
+    assert F.much_worse("much worse", x, y, ("2a", "2b"), False, SETTINGS).p < 1e-3
+
+
+def test_paired_ties_zeros_and_divergence_rank_as_they_should():
+    d = F.log_differences([1.0, 0.0, 2.0, np.nan, 1.0], [1.0, 0.0, 4.0, 1.0, np.nan])
+    assert d[0] == d[1] == 0 and d[2] == pytest.approx(np.log(2))
+    assert d[3] < -abs(d[2]) and d[4] > abs(d[2])  # beyond every finite difference
+    np.testing.assert_array_equal(F.ratio([0.0, 0.0, 2.0, np.inf], [0.0, 1.0, 1.0, np.inf]), [1.0, np.inf, 0.5, 1.0])
+
+
+def test_holm_adjusts_the_tested_rows_together_and_the_verdicts_use_it():
+    assert F.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert F.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    x, y = lognormal(-3, n=20), lognormal(-1, n=20, seed=1)  # 100x worse
+    row = F.much_worse("much worse", x, y, ("x", "y"), False, {**SETTINGS, "much_ratio": 2.0})
+    assert row.verdict == F.HOLDS and row.low > 2
+    row.p = 0.01  # as if its test were just significant alone; nine other tested rows beside it
+    others = [F.similar(f"row {i}", x, x, ("x", "x"), False, SETTINGS) for i in range(9)]
+    F.adjust([row, *others])
+    assert row.p_adjusted == pytest.approx(0.1) and all(o.p_adjusted is not None for o in others)
+    assert row.verdict == F.OPEN  # the interval lies above 2, but the adjusted test is not significant
+
+
+def steps_in_f(elbows, width=0.01, rise=3.0, seed=5):
+    """[F, T] best MSEs: each target a sharp step of `width` at its own elbow."""
+    f = np.linspace(0, 1, 11)
+    rng = np.random.default_rng(seed)
+    return f, np.stack([10 ** (-4 + rise / (1 + np.exp(-(fi - elbows) / width)) + rng.normal(0, 0.02, len(elbows)))
+                        for fi in f])
+
+
+def test_elbows_spread_over_targets_are_sharp_steps_not_a_gradual_transition():
+    """20 targets, each a step of width 0.01, elbows spread over 0.2-0.8: pooled, one logistic
+    would call it gradual; per target, every step is sharp, and the spread is reported."""
+    elbows = np.linspace(0.22, 0.78, 20)
+    f, best = steps_in_f(elbows)
+    rows, fit = F.transition(f, best, SETTINGS)
+    assert [r.verdict for r in rows] == [F.HOLDS, F.FAILS]
+    assert fit["n_resolved"] == 20 and fit["width_interval"][1] < 0.05
+    assert fit["f0_range"][0] < 0.3 and fit["f0_range"][1] > 0.7 and fit["f0_iqr"][1] - fit["f0_iqr"][0] > 0.2
+    assert "IQR" in rows[0].note and len(fit["per_target"]) == 20
+
+
+def test_a_step_between_the_first_two_fractions_is_not_resolved():
+    """A step between f = 0 and 0.1: its width and elbow cannot be told from the grid. The verdict
+    is inconclusive and says which fractions to add; the rise is the observed one."""
+    f, best = steps_in_f(np.full(20, 0.05), rise=4.0)
+    rows, fit = F.transition(f, best, SETTINGS)
+    assert [r.verdict for r in rows] == [F.OPEN, F.OPEN]
+    assert "between 0 and 0.1" in rows[0].note and rows[0].observation == "Exp 4 sharp transition"
+    observed = np.log10(best).max(axis=0) - np.log10(best).min(axis=0)
+    assert all(t["rise"] <= o + 1e-9 for t, o in zip(fit["per_target"], observed)) and fit["n_resolved"] < 10

@@ -1,7 +1,7 @@
 import numpy as np
 
 from reachability.metrics import (
-    best_of_restarts, best_restart, plateau_check, plateau_improvement, reached, restart_variance, take_best,
+    best_of_restarts, best_restart, plateau_check, plateau_improvement, reached, restart_spread, take_best,
 )
 
 
@@ -9,7 +9,8 @@ def test_best_of_restarts_skips_diverged_runs():
     final = np.array([[3.0, 1.0, 2.0], [np.nan, 5.0, 4.0], [np.nan, np.nan, np.nan]])
     assert best_restart(final).tolist()[:2] == [1, 2]
     np.testing.assert_array_equal(best_of_restarts(final), [1.0, 4.0, np.nan])
-    np.testing.assert_allclose(restart_variance(final), [np.var([3, 1, 2]), 0.25, np.nan])
+    np.testing.assert_allclose(restart_spread(final), [np.std(np.log10([3, 1, 2]), ddof=1),
+                                                       np.std(np.log10([5, 4]), ddof=1), np.nan])
     curves = np.arange(3 * 3 * 2).reshape(3, 3, 2)
     assert take_best(curves, best_restart(final))[0].tolist() == curves[0, 1].tolist()
 
@@ -61,3 +62,35 @@ def test_each_target_gets_its_lowest_finite_run_and_all_diverged_targets_none():
     final = np.array([0.5, 0.2, np.nan, 0.1, np.inf, np.nan])
     target = np.array([0, 0, 0, 1, 2, 2])
     assert best_per_target(final, target) == {0: 1, 1: 3}
+
+
+def test_the_best_over_the_first_restarts_only():
+    final = np.array([[3.0, 2.0, 0.5], [np.nan, 4.0, 1.0]])
+    np.testing.assert_array_equal(best_of_restarts(final, 2), [2.0, 4.0])
+    np.testing.assert_array_equal(best_of_restarts(final, 1), [3.0, np.nan])
+    np.testing.assert_array_equal(best_of_restarts(final), [0.5, 1.0])
+
+
+def test_restart_spread_is_the_sample_sd_of_log10_mse():
+    final = np.array([[1e-3, 1e-1], [1e-2, 1e-2], [0.0, 1e-2]])  # an exact 0 has no log: one value left
+    np.testing.assert_allclose(restart_spread(final), [np.std([-3, -1], ddof=1), 0.0, np.nan])
+
+
+def spiky(curve, at, factor=3.0):
+    out = curve.copy()
+    out[at] *= factor
+    return out
+
+
+def test_one_spike_at_the_tails_start_does_not_make_a_flat_run_look_improving():
+    """Flat curves with a one-step Adam spike where the tail starts, in 6 of 10 runs: comparing
+    two single values calls them still falling; window medians do not."""
+    start = int(round(len(STEPS) * 0.8))
+    curves = np.stack([spiky(FLAT, start) for _ in range(6)] + [FLAT] * 4)
+    assert plateau_check(curves, np.zeros(10, bool))["needs_more_steps"] is False
+
+
+def test_one_spike_at_the_last_step_does_not_hide_a_falling_run():
+    curves = np.stack([spiky(FALLING, -1, factor=2.0) for _ in range(6)] + [FALLING] * 4)
+    verdict = plateau_check(curves, np.zeros(10, bool))
+    assert verdict["needs_more_steps"] is True and verdict["fraction_still_improving"] == 1.0

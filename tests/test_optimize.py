@@ -3,8 +3,11 @@ import pytest
 import torch
 
 import reachability.optimize as optimize
+from reachability.precision import precision_mode
 from reachability.forward import residual_function, residuals_of_tokens
-from reachability.optimize import initial_prompt, optimize_batch, optimize_runs
+from reachability.methods import Soft, initial_prompt
+from reachability.capture import WARMUP_STEPS
+from reachability.optimize import mse_of, optimize_batch, optimize_runs
 from reachability.runs import RunId
 from reachability.sites import Site
 
@@ -36,17 +39,11 @@ def prompts(lm, n, experiment="test"):
     return torch.stack([initial_prompt(RunId(experiment, "c", t, 0), SEQ, lm.d_model) for t in range(n)])
 
 
-@pytest.fixture
-def gpu_lm(neox_lm):
-    """The tiny GPT-NeoX on the GPU for one test, back on the CPU after it."""
-    yield neox_lm.to("cuda")
-
-
 def test_one_run_reproduces_the_agenda_loop_over_200_steps(neox_lm):
     site = Site("hidden_states", neox_lm.n_layers)  # the agenda's final-layer site
     target = real_targets(neox_lm, site, 1)
     init = prompts(neox_lm, 1)
-    ours = optimize_batch(residual_function(neox_lm, site), target, init, steps=200, lr=0.01)
+    ours = optimize_batch(residual_function(neox_lm, site), target, {"prompt": init}, Soft(lr=0.01), steps=200)
     ref_prompt, ref_losses = seed_optimize_prompt(neox_lm.model, target[0], init[0], 200, 0.01, site.layer)
     np.testing.assert_allclose(ours.loss[0], ref_losses, rtol=1e-4)
     np.testing.assert_allclose(ours.prompt[0], ref_prompt.numpy(), rtol=1e-4, atol=1e-5)
@@ -57,8 +54,8 @@ def test_a_run_alone_equals_the_same_run_inside_a_batch_of_8(neox_lm):
     site = Site("block_output", 2)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 8), prompts(neox_lm, 8)
-    batch = optimize_batch(residual, targets, init, steps=100, lr=0.01)
-    alone = optimize_batch(residual, targets[5:6], init[5:6], steps=100, lr=0.01)
+    batch = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=100)
+    alone = optimize_batch(residual, targets[5:6], {"prompt": init[5:6]}, Soft(lr=0.01), steps=100)
     np.testing.assert_allclose(batch.loss[5], alone.loss[0], rtol=1e-4)
     np.testing.assert_allclose(batch.prompt[5], alone.prompt[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(batch.cosine[5], alone.cosine[0], rtol=1e-5)
@@ -68,7 +65,8 @@ def test_a_run_alone_equals_the_same_run_inside_a_batch_of_8(neox_lm):
 def test_a_real_token_target_is_reached(neox_lm):
     site = Site("hidden_states", neox_lm.n_layers)
     target = real_targets(neox_lm, site, 2, seed=3)
-    result = optimize_batch(residual_function(neox_lm, site), target, prompts(neox_lm, 2), steps=600, lr=0.05)
+    result = optimize_batch(residual_function(neox_lm, site), target, {"prompt": prompts(neox_lm, 2)}, Soft(lr=0.05),
+                            steps=600)
     assert result.cosine.min() > 0.99, result.cosine.min(axis=1)
     assert (result.final_mse < 0.01 * result.initial_mse).all()
     assert result.loss.shape == (2, 600) and result.prompt.shape == result.achieved.shape == (2, SEQ, neox_lm.d_model)
@@ -78,10 +76,10 @@ def test_a_nan_run_is_marked_diverged_and_leaves_the_others_unchanged(neox_lm):
     site = Site("block_output", 3)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 4), prompts(neox_lm, 4)
-    clean = optimize_batch(residual, targets, init, steps=50, lr=0.01)
+    clean = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=50)
     poisoned_targets = targets.clone()
     poisoned_targets[1, 3, 5] = float("nan")
-    poisoned = optimize_batch(residual, poisoned_targets, init, steps=50, lr=0.01)
+    poisoned = optimize_batch(residual, poisoned_targets, {"prompt": init}, Soft(lr=0.01), steps=50)
     assert poisoned.diverged.tolist() == [False, True, False, False]
     assert not clean.diverged.any()
     keep = [0, 2, 3]
@@ -102,9 +100,9 @@ def test_out_of_memory_halves_the_batch_and_finishes(neox_lm, monkeypatch):
         return real_batch(residual, targets, *args, **kwargs)
 
     monkeypatch.setattr(optimize, "optimize_batch", small_gpu)
-    result = optimize_runs(residual, targets, init, steps=20, lr=0.01, batch_size=8)
+    result = optimize_runs(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=20, batch_size=8)
     assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2
-    reference = real_batch(residual, targets, init, 20, 0.01)
+    reference = real_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), 20)
     np.testing.assert_allclose(result.final_mse, reference.final_mse, rtol=1e-4)
 
 
@@ -115,19 +113,20 @@ def test_out_of_memory_at_batch_one_is_raised(neox_lm, monkeypatch):
     monkeypatch.setattr(optimize, "optimize_batch", no_gpu)
     site = Site("block_output", 1)
     with pytest.raises(torch.OutOfMemoryError):
-        optimize_runs(residual_function(neox_lm, site), torch.zeros(2, SEQ, 32), torch.zeros(2, SEQ, 32), 5, 0.01)
+        optimize_runs(residual_function(neox_lm, site), torch.zeros(2, SEQ, 32), {"prompt": torch.zeros(2, SEQ, 32)},
+                      Soft(lr=0.01), 5)
 
 
 def test_precision_mode_restores_the_global_matmul_setting():
     before = torch.get_float32_matmul_precision()
     for precision, inside in (("fp32", "highest"), ("tf32", "high"), ("bf16", "high")):
-        with optimize.precision_mode(precision, torch.device("cuda")):
+        with precision_mode(precision, torch.device("cuda")):
             assert torch.get_float32_matmul_precision() == inside
         assert torch.get_float32_matmul_precision() == before
-    with pytest.raises(RuntimeError), optimize.precision_mode("tf32", torch.device("cuda")):
+    with pytest.raises(RuntimeError), precision_mode("tf32", torch.device("cuda")):
         raise RuntimeError("a failing step")
     assert torch.get_float32_matmul_precision() == before
-    with optimize.precision_mode("tf32", torch.device("cpu")):  # the CPU has no TF32: exact float32
+    with precision_mode("tf32", torch.device("cpu")):  # the CPU has no TF32: exact float32
         assert torch.get_float32_matmul_precision() == before
 
 
@@ -135,8 +134,8 @@ def test_bf16_autocast_runs_on_the_cpu_and_differs_from_fp32(neox_lm):
     site = Site("hidden_states", 2)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 3), prompts(neox_lm, 3)
-    fp32 = optimize_batch(residual, targets, init, steps=30, lr=0.02)
-    bf16 = optimize_batch(residual, targets, init, steps=30, lr=0.02, precision="bf16")
+    fp32 = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.02), steps=30)
+    bf16 = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.02), steps=30, precision="bf16")
     assert bf16.loss.dtype == np.float32 and bf16.prompt.dtype == np.float32
     assert not np.array_equal(bf16.loss, fp32.loss)  # autocast really ran in bfloat16
     np.testing.assert_allclose(bf16.final_mse, fp32.final_mse, rtol=0.2)
@@ -149,8 +148,8 @@ def test_reduced_precisions_track_fp32_on_a_gpu(gpu_lm, precision):
     lm = gpu_lm
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 3).cuda(), prompts(lm, 3).cuda()
-    fp32 = optimize_batch(residual, targets, init, steps=100, lr=0.02)
-    other = optimize_batch(residual, targets, init, steps=100, lr=0.02, precision=precision)
+    fp32 = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.02), steps=100)
+    other = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.02), steps=100, precision=precision)
     np.testing.assert_allclose(other.final_mse, fp32.final_mse, rtol=0.1)
 
 
@@ -158,37 +157,29 @@ def test_capture_on_the_cpu_falls_back_to_the_same_eager_numbers(neox_lm):
     site = Site("block_output", 2)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 4), prompts(neox_lm, 4)
-    eager = optimize_batch(residual, targets, init, steps=40, lr=0.01)
-    captured = optimize_batch(residual, targets, init, steps=40, lr=0.01, capture=True)
+    eager = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=40)
+    captured = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=40, capture=True)
     for field in ("loss", "prompt", "final_mse", "cosine"):
         np.testing.assert_array_equal(getattr(captured, field), getattr(eager, field))
 
 
 def test_undoing_warm_up_steps_restores_the_exact_start(neox_lm):
-    """Before capture the step runs a few times (the graph needs warm buffers); restore_start
-    must undo them completely (prompt, Adam moments and step count, loss history), or the
-    captured run would start from a different point than an eager one."""
+    """Before capture the step runs a few times (the graph needs warm buffers); the method's reset
+    must undo them completely (prompt, Adam moments and step count), or the captured run would
+    start from a different point than an eager one."""
     site = Site("block_output", 2)
     residual = residual_function(neox_lm, site)
     target, init = real_targets(neox_lm, site, 2), prompts(neox_lm, 2)
 
     def run(warmup: int) -> tuple[torch.Tensor, torch.Tensor]:
-        prompt = init.clone().requires_grad_(True)
-        adam = torch.optim.Adam([prompt], lr=0.01)
-        history, position = torch.zeros(25, 2), torch.zeros(1, dtype=torch.long)
-        for n in (warmup, 25):
-            for _ in range(n):
-                adam.zero_grad(set_to_none=False)
-                per_run = (residual(prompt) - target).pow(2).mean(dim=(1, 2))
-                per_run.sum().backward()
-                adam.step()
-                history.index_copy_(0, position, per_run.detach()[None])
-                position.add_(1)
-            if n == warmup:
-                optimize.restore_start(prompt, init, adam, history, position)
-        return history, prompt.detach()
+        program = Soft(lr=0.01).program({"prompt": init}, mse_of(residual, target, "fp32"), capturable=False)
+        for _ in range(warmup):
+            program.step()
+        program.reset()
+        history = torch.stack([program.step() for _ in range(25)])
+        return history, program.final()
 
-    fresh, warmed = run(0), run(optimize.WARMUP_STEPS)
+    fresh, warmed = run(0), run(WARMUP_STEPS)
     torch.testing.assert_close(warmed[0], fresh[0], rtol=0, atol=0)
     torch.testing.assert_close(warmed[1], fresh[1], rtol=0, atol=0)
 
@@ -199,8 +190,9 @@ def test_a_captured_step_equals_the_eager_step_on_a_gpu(gpu_lm):
     site = Site("hidden_states", lm.n_layers)
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 8).cuda(), prompts(lm, 8).cuda()
-    eager = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32")
-    captured = optimize_batch(residual, targets, init, steps=200, lr=0.01, precision="tf32", capture=True)
+    eager = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=200, precision="tf32")
+    captured = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=200, precision="tf32",
+                              capture=True)
     np.testing.assert_allclose(captured.loss, eager.loss, rtol=1e-3)
     np.testing.assert_allclose(captured.final_mse, eager.final_mse, rtol=1e-2)
 
@@ -208,9 +200,10 @@ def test_a_captured_step_equals_the_eager_step_on_a_gpu(gpu_lm):
 def test_unknown_precision_and_wrong_shapes_are_refused(neox_lm):
     residual = residual_function(neox_lm, Site("block_output", 1))
     with pytest.raises(ValueError, match="precision"):
-        optimize_batch(residual, torch.zeros(1, SEQ, 32), torch.zeros(1, SEQ, 32), 1, 0.01, precision="fp8")
+        optimize_batch(residual, torch.zeros(1, SEQ, 32), {"prompt": torch.zeros(1, SEQ, 32)}, Soft(lr=0.01), 1,
+                       precision="fp8")
     with pytest.raises(ValueError, match=r"\[B, S, d\]"):
-        optimize_batch(residual, torch.zeros(1, SEQ, 16), torch.zeros(1, SEQ, 32), 1, 0.01)
+        optimize_batch(residual, torch.zeros(1, SEQ, 16), {"prompt": torch.zeros(1, SEQ, 32)}, Soft(lr=0.01), 1)
 
 
 @pytest.mark.gpu
@@ -220,8 +213,10 @@ def test_a_run_alone_and_in_a_batch_of_1024_agree_on_a_gpu(gpu_lm):
     site = Site("hidden_states", lm.n_layers)
     residual = residual_function(lm, site)
     targets, init = real_targets(lm, site, 1024).cuda(), prompts(lm, 1024).cuda()
-    batch = optimize_batch(residual, targets, init, steps=300, lr=0.01, precision="tf32", capture=True)
-    alone = optimize_batch(residual, targets[7:8], init[7:8], steps=300, lr=0.01, precision="tf32", capture=True)
+    batch = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=300, precision="tf32",
+                           capture=True)
+    alone = optimize_batch(residual, targets[7:8], {"prompt": init[7:8]}, Soft(lr=0.01), steps=300,
+                           precision="tf32", capture=True)
     np.testing.assert_allclose(batch.loss[7], alone.loss[0], rtol=1e-2)
     np.testing.assert_allclose(batch.final_mse[7], alone.final_mse[0], rtol=5e-2)
 
@@ -232,14 +227,24 @@ def test_continuing_from_the_saved_state_equals_one_longer_run(neox_lm):
     site = Site("hidden_states", neox_lm.n_layers)
     residual = residual_function(neox_lm, site)
     targets, init = real_targets(neox_lm, site, 3), prompts(neox_lm, 3)
-    fresh = optimize_batch(residual, targets, init, steps=60, lr=0.01)
-    first = optimize_batch(residual, targets, init, steps=25, lr=0.01)
+    fresh = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=60)
+    first = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=25)
     assert first.adam_step.tolist() == [25, 25, 25]
-    rest = optimize_runs(residual, targets, torch.from_numpy(first.prompt), steps=35, lr=0.01, batch_size=2,
-                         resume=(torch.from_numpy(first.exp_avg), torch.from_numpy(first.exp_avg_sq), 25))
+    saved = {k: torch.from_numpy(getattr(first, k)) for k in ("prompt", "exp_avg", "exp_avg_sq")}
+    rest = optimize_runs(residual, targets, saved, Soft(lr=0.01, resume_step=25), steps=35, batch_size=2)
     np.testing.assert_allclose(np.concatenate([first.loss, rest.loss], axis=1), fresh.loss, rtol=1e-5)
     np.testing.assert_allclose(rest.prompt, fresh.prompt, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rest.final_mse, fresh.final_mse, rtol=1e-5)
     assert rest.adam_step.tolist() == [60, 60, 60]
-    restarted = optimize_batch(residual, targets, torch.from_numpy(first.prompt), steps=35, lr=0.01)
+    restarted = optimize_batch(residual, targets, {"prompt": torch.from_numpy(first.prompt)}, Soft(lr=0.01), steps=35)
     assert not np.allclose(restarted.loss, rest.loss)  # without the moments it is another run
+
+
+def test_the_gpu_fixture_leaves_the_shared_model_on_the_cpu(neox_lm):
+    """The GPU tests take a copy: moving the session's model would fail every CPU test after them."""
+    from conftest import on_device
+
+    before = {k: v.clone() for k, v in neox_lm.model.state_dict().items()}
+    moved = on_device(neox_lm, "meta")  # any device other than the CPU shows it
+    assert moved.device.type == "meta" and neox_lm.device.type == "cpu"
+    assert all(torch.equal(v, before[k]) for k, v in neox_lm.model.state_dict().items())

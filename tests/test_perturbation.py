@@ -32,12 +32,16 @@ def test_directions_are_unit_and_toward_other_sequences():
         unit_directions(h, "sideways", 1, g)
 
 
-def test_epsilon_of_an_error_and_the_curves_prediction():
+def test_epsilon_of_an_error_and_the_curves_prediction_in_log_log():
     target = np.full((2, 4), 2.0)  # RMS 2 at each position
     achieved = target + np.array([[1.0, 0, 0, 0], [0, 0, 0, 0]])
     assert epsilon_of_error(achieved, target).tolist() == [0.5, 0.0]
     assert rms(torch.full((3,), 2.0)) == 2.0
-    assert predicted_kl([0, 1, 2], np.array([0.0, 0.1, 0.4]), np.array([0.5, 1.5, 9.0])).tolist() == [0.05, 0.25, 0.4]
+    grid, curve = [0.5, 1.0, 2.0], np.array([0.025, 0.1, 0.4])  # KL ∝ ε²: exact in log-log
+    predicted, below, above = predicted_kl(grid, curve, np.array([0.7, 1.0, 0.1, 9.0]))
+    np.testing.assert_allclose(predicted[:2], [0.1 * 0.49, 0.1])
+    assert np.isnan(predicted[2:]).all() and below.tolist() == [False, False, True, False]
+    assert above.tolist() == [False, False, False, True]
 
 
 def notebook_loop(lm, site, tokens, token_index, epsilons, directions):
@@ -89,27 +93,59 @@ def test_toward_real_never_pairs_a_sequence_with_an_identical_residual():
         unit_directions(torch.ones(3, 2), "toward_real", 2, torch.Generator())
 
 
+def moved(h, eps, generator):
+    """h [N, S, d] with every position moved by eps × its RMS along a random unit direction."""
+    v = torch.nn.functional.normalize(torch.randn(h.shape, generator=generator), dim=-1)
+    return h + eps * rms(h)[..., None] * v
+
+
 def test_both_sides_of_the_placement_are_the_same_quantity(neox_lm):
-    """A known answer: residuals moved at one token by ε × RMS along the curve's own
-    directions, taken as 'achieved' against the unmoved 'target', have exactly the curve's
-    per-position KL at that token; at the last layer (after the final norm) nothing after the
-    token changes, so the notebook's average over token..S-1 is the token's KL / (S - token)."""
-    site, token_index, epsilons = Site("hidden_states", neox_lm.n_layers), 5, [0.0, 0.5, 1.0, 2.0]
-    tokens = torch.randint(0, 97, (3, 8), generator=torch.Generator().manual_seed(4))
+    """A known answer: residuals moved at every position by ε × RMS along the curve's own
+    directions, taken as 'achieved' against the unmoved 'target', give exactly the curve's median."""
+    from reachability.perturbation import placement_curve
+
+    site, epsilons = Site("block_output", 2), [0.25, 0.5, 1.0]
+    tokens = torch.randint(0, 97, (6, 8), generator=torch.Generator().manual_seed(4))
     h = residuals_of_tokens(neox_lm, site, tokens)
-    v = unit_directions(h[:, token_index], "isotropic", 2, torch.Generator().manual_seed(1))
-    kl = perturbation_kl(neox_lm, site, h, token_index, epsilons, v)
-    achieved = h.clone()
-    achieved[:, token_index] += 1.0 * rms(h[:, token_index])[:, None] * v[:, 0]
-    measured = kl_from_site(neox_lm, site, h, achieved)  # KL(target ‖ achieved) per position
-    torch.testing.assert_close(measured[:, token_index], kl["base_perturbed"][2, :, 0, 0], rtol=1e-4, atol=1e-8)
-    assert (measured[:, token_index + 1:] == 0).all() and (measured[:, token_index] > 0).all()
+    curve = placement_curve(neox_lm, site, tokens, epsilons, 1, "isotropic", seed=1)
+    generator = torch.Generator().manual_seed(1)  # the curve's directions, drawn as it draws them
+    v = torch.stack([unit_directions(h[:, p], "isotropic", 1, generator) for p in range(8)], dim=2)[:, 0]
+    achieved = h + 0.5 * rms(h)[..., None] * v
+    measured = kl_from_site(neox_lm, site, h, achieved).numpy()  # KL(target ‖ achieved) per position
     eps = epsilon_of_error(achieved.numpy(), h.numpy())
-    np.testing.assert_allclose(eps[:, token_index], 1.0, rtol=1e-5)
-    after = kl["perturbed_base"][2, :, 0]  # the notebook's direction, positions token..S-1
-    torch.testing.assert_close(after.mean(-1) * (8 - token_index), after[:, 0])
-    curve = kl["base_perturbed"][..., 0].mean(dim=(1, 2)).numpy()
-    placed = place(epsilons, curve, eps[:, token_index], measured[:, token_index].numpy())
-    assert placed["median_epsilon"] == pytest.approx(1.0, rel=1e-5) and placed["beyond_curve"] == 0
-    assert placed["median_predicted_kl"] == pytest.approx(curve[2], rel=1e-6)
-    assert placed["median_measured_kl"] == pytest.approx(float(np.median(kl["base_perturbed"][2, :, 0, 0])), rel=1e-4)
+    np.testing.assert_allclose(eps, 0.5, rtol=1e-5)
+    placed = place(epsilons, curve, eps, measured)
+    assert placed["median_measured_kl"] == pytest.approx(float(curve[1]), rel=1e-4)
+    assert placed["median_predicted_kl"] == pytest.approx(float(curve[1]), rel=1e-4)
+    assert placed["n_placed"] == placed["n_points"] == 6 * 8
+
+
+@pytest.mark.parametrize("site", [Site("hidden_states", 3), Site("block_output", 1)])
+def test_random_errors_of_known_size_are_placed_at_their_kl_or_flagged(neox_lm, site):
+    """'Achieved' residuals that are random perturbations of known ε (on a grid point, between
+    grid points, below the smallest): the KL the curve predicts is within 1.25x of the KL
+    measured, or the point is flagged as outside the curve and not placed."""
+    from reachability.perturbation import placement_curve
+
+    grid = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    curve = placement_curve(neox_lm, site, torch.randint(0, 97, (24, 10), generator=torch.Generator().manual_seed(7)),
+                            grid, 8, "isotropic", seed=3)
+    targets = residuals_of_tokens(neox_lm, site, torch.randint(0, 97, (24, 10), generator=torch.Generator().manual_seed(8)))
+    generator = torch.Generator().manual_seed(9)
+    for eps in (0.5, 0.35, 0.02):  # on the grid, between two points, below the smallest
+        achieved = moved(targets, eps, generator)
+        measured = kl_from_site(neox_lm, site, targets, achieved).numpy()
+        placed = place(grid, curve, epsilon_of_error(achieved.numpy(), targets.numpy()), measured)
+        if eps < grid[0]:
+            assert placed["n_placed"] == 0 and placed["below_range"] == 1.0 and placed["median_predicted_kl"] is None
+        else:
+            assert 1 / 1.25 < placed["ratio"] < 1.25, (eps, placed)
+            assert placed["below_range"] == placed["above_range"] == 0
+
+
+def test_a_derived_grid_spans_every_error():
+    from reachability.placement import grid_for
+
+    grid = grid_for([[0.01, 0.3, np.nan], [[2.0, 0.0]]], points=8)
+    assert len(grid) == 8 and grid[0] < 0.01 and grid[-1] > 2.0
+    assert np.allclose(np.diff(np.log(grid)), np.log(grid[1] / grid[0]))  # log-spaced

@@ -3,7 +3,7 @@ import sys
 
 import torch
 
-from reachability.optimize import initial_prompt
+from reachability.methods import initial_prompt
 from reachability.runs import Layout, RunId, batch_sizes, pack_bounds, pack_name, parse_pack, stable_seed
 
 

@@ -111,3 +111,53 @@ def test_transformer_lens_names_are_the_tensors_they_name(tiny_lm):
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(SiteError, match="hook_resid_mid"):
         site_entry("blocks.0.hook_resid_mid")
+
+
+def attention_calls(residual, x, monkeypatch, capturing: bool) -> tuple[list, torch.Tensor]:
+    """What every SDPA call of one forward received (mask, is_causal), with CUDA stream capture
+    simulated the way transformers detects it, and the forward's output."""
+    import transformers.utils.import_utils as import_utils
+
+    calls, sdpa = [], torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kwargs):
+        calls.append((None if attn_mask is None else attn_mask.clone(), is_causal))
+        return sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(import_utils, "is_cuda_stream_capturing", lambda: capturing)
+    out = residual(x)
+    monkeypatch.undo()
+    return calls, out
+
+
+def test_a_captured_forward_makes_the_same_attention_calls_as_an_eager_one(tiny_lm, monkeypatch):
+    """transformers counts CUDA stream capture as tracing and then builds its masks otherwise:
+    the views give their own mask, so capture and eager make the same calls and compute the same."""
+    for site in (Site("hidden_states", tiny_lm.n_layers), Site("block_output", 1)):
+        residual = residual_function(tiny_lm, site)
+        x = torch.randn(3, 9, tiny_lm.d_model)
+        eager, out = attention_calls(residual, x, monkeypatch, capturing=False)
+        captured, out_captured = attention_calls(residual, x, monkeypatch, capturing=True)
+        assert len(eager) == len(captured) == site.layer
+        for (mask, causal), (mask_c, causal_c) in zip(eager, captured):
+            assert causal == causal_c and (mask is None) == (mask_c is None)
+            assert mask is None or torch.equal(mask, mask_c)
+        torch.testing.assert_close(out_captured, out, rtol=0, atol=0)
+
+
+def test_a_forward_reads_nothing_back_to_the_host(tiny_lm, monkeypatch):
+    """Past the first call (which builds the mask), a step's forward never needs a device value
+    on the host: on a GPU that would be a sync per step, and inside a capture an error."""
+    residual = residual_function(tiny_lm, Site("hidden_states", tiny_lm.n_layers))
+    x = torch.randn(2, 9, tiny_lm.d_model)
+    first = residual(x)
+
+    def host_read(self):
+        raise AssertionError("a tensor was read back to the host")
+
+    monkeypatch.setattr(torch.Tensor, "__bool__", host_read)
+    monkeypatch.setattr(torch.Tensor, "item", host_read)
+    again = residual(x)
+    monkeypatch.undo()
+    torch.testing.assert_close(again, first, rtol=0, atol=0)

@@ -1,4 +1,5 @@
-"""Rule ablation_table: full model vs no-FFN vs no-attention on Exp 1's targets."""
+"""Rule ablation_table: full model vs no-FFN vs no-attention on Exp 1's targets, each side's
+best over the same restarts (which share their initial prompts)."""
 
 import sys
 
@@ -10,22 +11,19 @@ start_log(snakemake)  # first: import errors land in the log
 
 import json  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from reachability.results import best_runs  # noqa: E402
+from reachability.guide import paired_table  # noqa: E402
 
 with open(snakemake.input.full) as f:
-    full_cos, full_mse = best_runs(json.load(f)["conditions"]["real"])
+    full = json.load(f)["conditions"]["real"]
 with open(snakemake.input.ablated) as f:
-    ablated = {c: best_runs(s) for c, s in json.load(f)["conditions"].items()}
-n = min(len(cos) for cos, _ in ablated.values())
-full_cos, full_mse = full_cos[:n], full_mse[:n]
+    rows = paired_table(full, json.load(f)["conditions"])
 with open(snakemake.output.table, "w") as f:
+    f.write(f"{rows[0]['targets']} of Exp 1's targets; each target's best over the same restarts on both sides (the "
+            f"first {rows[0]['restarts']}, which share their initial prompts).\n\n")
     f.write("| variant | median cosine | Δ from full | median best MSE | better than full (lower MSE) |\n")
     f.write("|---|---|---|---|---|\n")
-    f.write(f"| full model | {np.nanmedian(full_cos):.5f} | — | {np.nanmedian(full_mse):.4g} | — |\n")
-    for name, (cos, mse) in ablated.items():
-        delta = np.nanmedian(cos) - np.nanmedian(full_cos)
-        better = float(np.mean(mse < full_mse))
-        f.write(f"| {name.replace('_', ' ')} | {np.nanmedian(cos):.5f} | {delta:+.5f} | {np.nanmedian(mse):.4g} "
-                f"| {better:.0%} |\n")
+    f.write(f"| full model | {rows[0]['full_median_cosine']:.5f} | — | {rows[0]['full_median_best_mse']:.4g} | — |\n")
+    for r in rows:
+        f.write(f"| {r['variant'].replace('_', ' ')} | {r['median_cosine']:.5f} "
+                f"| {r['median_cosine'] - r['full_median_cosine']:+.5f} | {r['median_best_mse']:.4g} "
+                f"| {r['better_share']:.0%} |\n")

@@ -16,7 +16,9 @@ import numpy as np  # noqa: E402
 from reachability.config import pool_warnings, site_of  # noqa: E402
 from reachability.pipeline import config_hash, library_versions, provenance  # noqa: E402
 from reachability.storage import jsonable, read_attrs, write_h5  # noqa: E402
-from reachability.results import collect_runs, summarise_condition  # noqa: E402
+from reachability.results import (  # noqa: E402
+    batch_modes, capture_warnings, collect_runs, divergence_warnings, summarise_condition,
+)
 
 cfg, p = snakemake.config, snakemake.params
 made_by = provenance(cfg, site_of(cfg))
@@ -32,16 +34,15 @@ else:
 steps = sorted({int(s["steps"]) for s in packs})
 if steps != [budget["steps"]]:
     raise ValueError(f"the packs ran {steps} steps, but the step budget is {budget['steps']}: rerun them")
-warnings = pool_warnings(cfg, snakemake.wildcards.experiment)
+modes = batch_modes(packs)
+conditions = {name: summarise_condition(runs, c, m) for c, name in enumerate(p.conditions)}
+warnings = pool_warnings(cfg, snakemake.wildcards.experiment) + divergence_warnings(conditions) + capture_warnings(modes)
 for warning in warnings:
     log.warning(warning)
 metrics = {
     "experiment": snakemake.wildcards.experiment,
     "warnings": warnings,
-    "conditions": {
-        name: summarise_condition(runs, c, m)
-        for c, name in enumerate(p.conditions)
-    },
+    "conditions": conditions,
     "provenance": {
         **made_by,
         "site_kind": cfg["site"]["kind"],
@@ -56,6 +57,7 @@ metrics = {
         "optimisation_wall_s": float(sum(s["optimising_s"] + s.get("base_optimising_s", 0.0) for s in packs)),
         "device_held_s": float(sum(s["device_held_s"] + s.get("base_device_held_s", 0.0) for s in packs)),
         "n_packs": len(packs),
+        "batches": modes,  # how the steps ran: captured, or eager and why
         "versions": library_versions(),
         "pack_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in packs}),
     },

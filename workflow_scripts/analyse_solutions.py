@@ -36,10 +36,10 @@ tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 targets = read_targets(list(snakemake.input.targets), made_by)
 runs = defaultdict(lambda: defaultdict(list))
 for path in snakemake.input.runs:
-    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id", "condition"], expect=made_by)
+    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id", "restart", "condition"], expect=made_by)
     for i, c in enumerate(data["condition"]):
         rec = runs[attrs["conditions"][c]]
-        for key in ("prompt", "achieved", "final_mse", "target_id"):
+        for key in ("prompt", "achieved", "final_mse", "target_id", "restart"):
             rec[key].append(data[key][i])
 
 
@@ -76,12 +76,10 @@ def analyse(condition: str, rec: dict) -> dict:
             "soft_median_cosine": float(np.median(soft_cos[finite])),
             "hard_median_mse": float(np.median(hard_mse[finite])),
             "hard_median_cosine": float(np.median(hard_cos[finite])),
-            # each target's best nearest-token projection over its restarts (hard_prompts compares)
-            "projected_by_target": {
-                "target_id": sorted(best),
-                "best_mse": [float(np.nanmin(hard_mse[ids_of_run == t])) for t in sorted(best)],
-                "cosine": [float(hard_cos[ids_of_run == t][np.nanargmin(hard_mse[ids_of_run == t])]) for t in sorted(best)],
-            },
+            # every run's nearest-token projection (hard_prompts takes each target's best over the
+            # restarts it compares)
+            "projected_runs": {"target_id": ids_of_run, "restart": np.asarray(rec["restart"]),
+                               "mse": np.where(finite, hard_mse, np.nan), "cosine": np.where(finite, hard_cos, np.nan)},
             "decoded_examples": [
                 {"target_id": int(ids_of_run[i]), "tokens": [tokenizer.decode([int(x)]) for x in token_ids[i]]}
                 for i in np.flatnonzero(finite)[:k]
@@ -103,10 +101,11 @@ def analyse(condition: str, rec: dict) -> dict:
     return summary
 
 with claimed_device(cfg) as claim:
-    lm.to(claim.device)
+    claim.load(lm)
     embedding = lm.embedding.weight.detach()
     residual = residual_function(lm, site)
     out = {condition: analyse(condition, rec) for condition, rec in runs.items()}
+    del embedding, residual  # nothing of the model outlives the claim
 with open(snakemake.output.solutions, "w") as f:
     json.dump(jsonable({"experiment": snakemake.wildcards.experiment, "site": str(site), "conditions": out,
                        "device_held_s": claim.held_s}), f, indent=1)

@@ -22,7 +22,7 @@ site = Site.from_tag(snakemake.wildcards.site)  # checked against the model by t
 pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
 lm = load_study_model(cfg)
 with claimed_device(cfg) as claim:
-    residuals = residuals_of_tokens(lm.to(claim.device), site, torch.from_numpy(pool["tokens"])).numpy()
+    residuals = residuals_of_tokens(claim.load(lm), site, torch.from_numpy(pool["tokens"])).numpy()
 stats = position_statistics(residuals)  # on the CPU, after the device is given back
 write_h5(snakemake.output.cache, {"residuals": residuals, **stats},
          {**provenance(cfg, site), "d_model": lm.d_model, "n_layers": lm.n_layers, "device_held_s": claim.held_s})

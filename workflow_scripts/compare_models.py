@@ -11,7 +11,7 @@ log = start_log(snakemake)  # first: import errors land in the log
 
 import json  # noqa: E402
 
-from reachability.comparison import markdown_table, model_rows  # noqa: E402
+from reachability.comparison import markdown_table, model_rows, steps_note  # noqa: E402
 from reachability.results import read_metrics  # noqa: E402
 from reachability.storage import jsonable  # noqa: E402
 
@@ -21,7 +21,10 @@ rows = model_rows(models, [read_metrics(p.metrics[m["label"]]) for m in models],
 with open(snakemake.output.json, "w") as f:
     json.dump(jsonable({"axis": p.axis, "models": models, "rows": rows}), f, indent=1)
 with open(snakemake.output.table, "w") as f:
+    note = steps_note(rows)
     f.write(f"# Reachability across models\n\nIntervals: median over targets with its {p.findings['confidence']:.0%} "
-            f"bootstrap interval; reached share with its Clopper-Pearson interval.\n\n")
+            f"bootstrap interval; reached share with its Clopper-Pearson interval. Relative MSE: best MSE over the "
+            f"target's mean square (comparable across models whose residuals differ in scale).\n\n"
+            + (f"**Note:** {note}.\n\n" if note else ""))
     f.write(markdown_table(rows, p.axis))
 log.info("%d models, %d rows", len(models), len(rows))

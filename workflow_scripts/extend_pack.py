@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 from reachability.forward import residual_function  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
+from reachability.methods import Soft  # noqa: E402
 from reachability.optimize import optimize_runs  # noqa: E402
 from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
 from reachability.sites import Site  # noqa: E402
@@ -33,22 +34,22 @@ targets = read_targets([snakemake.input.targets], {k: attrs[k] for k in ("model"
 target = torch.from_numpy(np.stack([targets[names[c], int(t)] for c, t in zip(pack["condition"], pack["target_id"])]))
 log.info("continuing %d runs of %s from %d to %d steps", len(target), snakemake.input.runs, done, budget)
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
+saved = {k: torch.from_numpy(pack[k]) for k in ("prompt", "exp_avg", "exp_avg_sq")}
 with claimed_device(cfg) as claim:
-    lm.to(claim.device)
+    claim.load(lm)
     start = time.perf_counter()
-    more = optimize_runs(residual_function(lm, site), target, torch.from_numpy(pack["prompt"]), budget - done,
-                         attrs["lr"], attrs["precision"], cfg["engine"]["batch_size"], claim.device, progress=True,
-                         capture=cfg["engine"]["capture"],
-                         resume=(torch.from_numpy(pack["exp_avg"]), torch.from_numpy(pack["exp_avg_sq"]), done))
+    more = optimize_runs(residual_function(lm, site), target, saved, Soft(lr=attrs["lr"], resume_step=done),
+                         budget - done, precision=attrs["precision"], capture=cfg["engine"]["capture"],
+                         batch_size=cfg["engine"]["batch_size"], device=claim.device, progress=True)
     optimising_s = time.perf_counter() - start
     device = device_name(claim.device)
-arrays = {**more.arrays(), "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
+arrays = {**more.arrays, "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
           "diverged": pack["diverged"] | more.diverged,
-          **{k: pack[k] for k in ("target_id", "restart", "condition")}}
+          **{k: pack[k] for k in ("target_id", "restart", "condition", "target_mean_square")}}
 write_h5(snakemake.output.runs, arrays,
          {**attrs, "steps": budget, "continued_from_steps": done, "device": device, "optimising_s": optimising_s,
           "device_held_s": claim.held_s, "device_wait_s": claim.waited_s,
           "base_optimising_s": attrs["optimising_s"], "base_device_held_s": attrs["device_held_s"],
-          "versions": library_versions()})
+          "batches": more.batches, "base_batches": attrs.get("batches", []), "versions": library_versions()})
 log.info("%d runs continued by %d steps in %.1f s; %d diverged", len(target), budget - done, optimising_s,
          int(arrays["diverged"].sum()))

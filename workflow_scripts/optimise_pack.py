@@ -22,7 +22,8 @@ from reachability.config import variants  # noqa: E402
 from reachability.forward import residual_function  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
-from reachability.optimize import BatchResult, initial_prompt, optimize_runs, random_token_prompt  # noqa: E402
+from reachability.methods import Pez, Soft, initial_prompt, random_token_prompt  # noqa: E402
+from reachability.optimize import BatchResult, optimize_runs  # noqa: E402
 from reachability.pipeline import device_name, library_versions, load_study_model, provenance  # noqa: E402
 from reachability.storage import read_targets, write_h5  # noqa: E402
 from reachability.runs import Layout, parse_pack  # noqa: E402
@@ -44,21 +45,22 @@ target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in r
 hard = w.experiment == "hard_prompt"  # PEZ: token prompts, from random tokens
 if hard:  # the tokenizer's tokens only (an embedding may have padding rows that are no text)
     n_tokens = len(load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"]))
-    vocabulary = lm.embedding.weight.detach()[:n_tokens]
+    vocabulary = lm.embedding.weight.detach()[:n_tokens].clone()
+    method = Pez(lr=opt["lr"], vocabulary=vocabulary)
+    init = torch.stack([random_token_prompt(r, cfg["seq_len"], vocabulary) for r in runs])
 else:
-    vocabulary = None
-init = torch.stack([random_token_prompt(r, cfg["seq_len"], vocabulary) if hard
-                    else initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
+    method = Soft(lr=opt["lr"])
+    init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
 parts, order = [], []
 with claimed_device(cfg) as claim:
-    lm.to(claim.device)
+    claim.load(lm)
     start = time.perf_counter()
     for variant, members in variants(runs).items():  # the ablation's model variants batch apart
         with ablated(lm, variant):
             parts.append(optimize_runs(
-                residual_function(lm, site), target[members], init[members], opt["steps"], opt["lr"],
-                opt["precision"], engine["batch_size"], claim.device, progress=True, capture=engine["capture"],
-                vocabulary=vocabulary,
+                residual_function(lm, site), target[members], {"prompt": init[members]}, method, opt["steps"],
+                precision=opt["precision"], capture=engine["capture"], batch_size=engine["batch_size"],
+                device=claim.device, progress=True,
             ))
         order += members
     optimising_s = time.perf_counter() - start
@@ -68,14 +70,15 @@ back = np.argsort(order)  # variants were batched apart: back to the pack's run 
 dropped = () if p.keep_state else ("exp_avg", "exp_avg_sq")  # Adam's moments: kept to continue from
 write_h5(
     snakemake.output.runs,
-    {**{k: v[back] for k, v in result.arrays().items() if k not in dropped},
+    {**{k: v[back] for k, v in result.arrays.items() if k not in dropped},
+     "target_mean_square": target.double().pow(2).mean(dim=(1, 2)).float().numpy(),  # each run's target scale
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
     {**made_by, "steps": opt["steps"], "lr": opt["lr"], "precision": opt["precision"], "experiment": w.experiment,
      "conditions": list(layout.conditions), "restarts": layout.restarts, "n_parameters": n_parameters,
      "device": device, "optimising_s": optimising_s, "device_wait_s": claim.waited_s, "device_held_s": claim.held_s,
-     "versions": library_versions()},
+     "batches": result.batches, "versions": library_versions()},
 )
-log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged", len(runs),
+log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged; batches %s", len(runs),
          opt["steps"], optimising_s, len(runs) * opt["steps"] / optimising_s, claim.held_s,
-         int(result.diverged.sum()))
+         int(result.diverged.sum()), result.batches)

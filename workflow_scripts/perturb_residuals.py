@@ -25,7 +25,7 @@ tokens = torch.from_numpy(pool["tokens"][: p["n_sequences"]])
 lm = load_study_model(cfg)
 curves = {}
 with claimed_device(cfg) as claim:
-    lm.to(claim.device)
+    claim.load(lm)
     for tag in snakemake.params.sites:
         site = Site.from_tag(tag)
         curves[tag] = {kind: {name: curve.tolist() for name, curve in kl_vs_epsilon(

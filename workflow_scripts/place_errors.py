@@ -1,6 +1,7 @@
-"""Rule place_errors: each condition's reachability error on the perturbation curve at the
-study's site, per position: the ε of the error, the KL the curve predicts at that ε, and the KL
-measured from the achieved residuals (both KL(reference ‖ moved) at one position)."""
+"""Rule place_errors: each condition's reachability error on the placement curve at the study's
+site, per position: the ε of the error, the KL the curve predicts at that ε and the KL measured
+from the achieved residuals (both medians over the same points; points outside the curve's
+range are flagged, not placed)."""
 
 import sys
 
@@ -14,28 +15,35 @@ import json  # noqa: E402
 
 from reachability.placement import place  # noqa: E402
 from reachability.results import read_solutions  # noqa: E402
+from reachability.storage import jsonable  # noqa: E402
 
-with open(snakemake.input.curves) as f:
-    perturbation = json.load(f)
-site, epsilons = snakemake.params.site, perturbation["epsilons"]
-curves = {kind: c["kl_at_token"] for kind, c in perturbation["curves"][site].items()}
-points, rows = {}, []
+with open(snakemake.input.curve) as f:
+    curve = json.load(f)
+placed, rows = {}, []
 for label, s in read_solutions(snakemake.input.solutions).items():
     eps, measured = s["functional"]["epsilon"], s["functional"]["kl"]
-    iso, real = (place(epsilons, curves[kind], eps, measured) for kind in ("isotropic", "toward_real"))
-    points[label] = (iso["median_epsilon"], iso["median_measured_kl"])
-    rows.append(f"| {label} | {iso['median_epsilon']:.3g} | {iso['beyond_curve']:.0%} | {iso['median_predicted_kl']:.3g} "
-                f"| {real['median_predicted_kl']:.3g} | {iso['median_measured_kl']:.3g} |")
+    iso, real = (place(curve["epsilons"], curve["curves"][kind], eps, measured) for kind in ("isotropic", "toward_real"))
+    placed[label] = {"isotropic": iso, "toward_real": real}
+
+    def g(x):
+        return "–" if x is None else f"{x:.3g}"
+
+    rows.append(f"| {label} | {g(iso['median_epsilon'])} | {iso['n_placed']} of {iso['n_points']} "
+                f"| {iso['below_range']:.0%} / {iso['above_range']:.0%} | {g(iso['median_predicted_kl'])} "
+                f"| {g(real['median_predicted_kl'])} | {g(iso['median_measured_kl'])} | {g(iso['ratio'])} |")
 with open(snakemake.output.table, "w") as f:
     f.write(
-        f"Reachability errors on the perturbation curve at {site}, per position. Curve: KL(unperturbed ‖ perturbed) "
-        f"of the next-token distribution at the one token (position {perturbation['token_index']}) whose residual was "
-        "moved by ε × RMS. Measured: KL(target ‖ achieved) at each position of each target's best run, with that "
-        "position's ε = ‖achieved − target‖ / RMS(target). Medians over targets and positions. Both sides are one "
-        "position's KL in the same direction; they still differ because the achieved residual is wrong at every "
-        "position (at sites before the last layer earlier positions move later predictions) and its error is not a "
-        "random direction. ε beyond the curve's range is clamped to its last point.\n\n")
-    f.write("| condition | ε of the error | ε beyond the curve | KL predicted (isotropic) | KL predicted (toward real) "
-            "| KL measured |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        f"Reachability errors on the perturbation curve at {curve['site']}, per position. The curve: "
+        f"{curve['statistic']}, on {len(curve['epsilons'])} log-spaced eps from {min(curve['epsilons']):.3g} to "
+        f"{max(curve['epsilons']):.3g}{' (spanning the errors)' if curve['derived'] else ''}, interpolated in "
+        "log-log. Measured: KL(target ‖ achieved) at each position of each target's best run, with that position's "
+        "eps = ‖achieved − target‖ / RMS(target). Both sides: the median over the same (target, position) points; "
+        "points outside the curve's range are flagged (below / above) and not placed. What still differs: an "
+        "error's direction is not random — predicted/measured far from 1 says the errors lie in more (< 1) or "
+        "less (> 1) sensitive directions than random ones.\n\n")
+    f.write("| condition | eps of the error | placed | below / above the range | KL predicted (isotropic) "
+            "| KL predicted (toward real) | KL measured | predicted / measured (isotropic) |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 with open(snakemake.output.points, "w") as f:
-    json.dump({"site": site, "epsilons": epsilons, "curve": curves["isotropic"], "points": points}, f, indent=1)
+    json.dump(jsonable({"site": curve["site"], "epsilons": curve["epsilons"], "curve": curve["curves"]["isotropic"],
+                        "placed": placed}), f, indent=1)

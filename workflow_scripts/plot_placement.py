@@ -14,6 +14,5 @@ from reachability import plots  # noqa: E402
 
 with open(snakemake.input.points) as f:
     placed = json.load(f)
-plots.placement(snakemake.output.figure, placed["epsilons"], placed["curve"],
-                {label: tuple(point) for label, point in placed["points"].items()}, placed["site"],
+plots.placement(snakemake.output.figure, placed["epsilons"], placed["curve"], placed["placed"], placed["site"],
                 snakemake.params.plots["dpi"])

@@ -18,4 +18,5 @@ with open(snakemake.input.metrics) as f:
     conditions = json.load(f)["conditions"]
 alphas = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)  # [α, pair]
-plots.reachability_curves(snakemake.output.figure, alphas, best, snakemake.params.plots["dpi"])
+relative = np.array([s["per_target"]["relative_best_final_mse"] for s in conditions.values()], dtype=float)
+plots.reachability_curves(snakemake.output.figure, alphas, best, relative, snakemake.params.plots["dpi"])

@@ -89,9 +89,11 @@ def check_comparison(config: dict) -> None:
 
 
 def model_rows(models: list[dict], loaded: list[list[dict]], settings: dict) -> list[dict]:
-    """One row per (model, condition): median best final MSE and reached share over targets,
-    each with its interval (bootstrap; Clopper-Pearson). `loaded[i]` holds model i's
-    metrics.json files; `settings` is the config's `findings` section."""
+    """One row per (model, condition): median best final MSE — raw, and relative to each
+    target's mean square, which puts models on one footing (a checkpoint's final norm has its
+    own gain: targets twice as large at equal relative error read four times worse raw) — and
+    the reached share, each with its interval (bootstrap; Clopper-Pearson). `loaded[i]` holds
+    model i's metrics.json files; `settings` is the config's `findings` section."""
     from .findings import median_interval, reached_interval
     from .results import label_conditions
 
@@ -99,16 +101,28 @@ def model_rows(models: list[dict], loaded: list[list[dict]], settings: dict) -> 
     for model, metrics in zip(models, loaded):
         for condition, summary in label_conditions(metrics).items():
             median, low, high = median_interval(summary["per_target"]["best_final_mse"], settings)
+            relative, rel_low, rel_high = median_interval(summary["per_target"]["relative_best_final_mse"], settings)
             share, share_low, share_high = reached_interval(summary["per_target"]["reached"])
             rows.append({
                 "model": model["label"], "revision": model["revision"], "step": model["step"],
                 "n_parameters": metrics[0]["provenance"].get("n_parameters"),
                 "site": metrics[0]["provenance"]["site"], "condition": condition,
                 "n_targets": summary["n_targets"], "median_best_final_mse": median, "median_low": low,
-                "median_high": high, "reached_fraction": share, "reached_low": share_low, "reached_high": share_high,
-                "steps": metrics[0]["provenance"]["step_budget"]["steps"],
+                "median_high": high, "median_relative_mse": relative, "relative_low": rel_low,
+                "relative_high": rel_high, "reached_fraction": share, "reached_low": share_low,
+                "reached_high": share_high, "steps": metrics[0]["provenance"]["step_budget"]["steps"],
             })
     return rows
+
+
+def steps_note(rows: list[dict]) -> str:
+    """What a reader must know when the models ran different numbers of steps (each model's
+    own Exp 1 decides its step budget), else ''."""
+    steps = {r["model"]: r["steps"] for r in rows}
+    if len(set(steps.values())) <= 1:
+        return ""
+    return "the models ran different step counts (each one's own Exp 1 decided its budget): " + ", ".join(
+        f"{m} {s}" for m, s in steps.items())
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -119,14 +133,17 @@ def markdown_table(rows: list[dict], axis: str) -> str:
     """The comparison as a Markdown table, ordered by the axis."""
     key = "step" if axis == "step" else "n_parameters"
     lines = [
-        "| model | step | parameters | site | steps run | condition | targets | median best MSE [interval] | reached [interval] |",
-        "|---|---:|---:|---|---:|---|---:|---|---|",
+        "| model | step | parameters | site | steps run | condition | targets | median best MSE [interval] "
+        "| median relative MSE [interval] | reached [interval] |",
+        "|---|---:|---:|---|---:|---|---:|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r[key] is None, r[key] or 0, r["condition"])):
         lines.append(
             f"| {r['model']} | {_number(r['step'], 'd')} | {_number(r['n_parameters'], ',d')} | {r['site']} | "
             f"{r['steps']} | {r['condition']} | {r['n_targets']} | {_number(r['median_best_final_mse'], '.3g')} "
             f"[{_number(r['median_low'], '.3g')}, {_number(r['median_high'], '.3g')}] | "
+            f"{_number(r['median_relative_mse'], '.3g')} [{_number(r['relative_low'], '.3g')}, "
+            f"{_number(r['relative_high'], '.3g')}] | "
             f"{r['reached_fraction']:.2f} [{r['reached_low']:.2f}, {r['reached_high']:.2f}] |"
         )
     return "\n".join(lines) + "\n"

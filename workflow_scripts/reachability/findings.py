@@ -2,7 +2,7 @@
 
 Each line of the guide becomes a comparison with an effect size, its bootstrap confidence
 interval, a test where one fits, and a verdict word — `holds`, `does not hold` or
-`inconclusive` — decided by rules stated here and in the README:
+`inconclusive` — decided by rules stated here and in docs/protocol.md:
 
   X ≈ Y          the ratio of median best MSEs, Y / X: holds when its interval lies inside
                  [1/similar, similar], does not hold when it lies outside, else inconclusive
@@ -10,17 +10,24 @@ interval, a test where one fits, and a verdict word — `holds`, `does not hold`
                  is significant), does not hold when it lies below `much`, else inconclusive
   all converge   holds when every target is reached, else it does not (with the
                  Clopper-Pearson interval of the reached share)
-  sharp / gradual  a logistic in f fitted to log10 MSE (Exp 4): sharp when the interval of its
-                 width lies below `sharp_width`, gradual when above, else inconclusive
+  sharp / gradual  a logistic in f fitted to each target's log10 MSE (Exp 4): sharp when the
+                 interval of the median width lies below `sharp_width`, gradual when above,
+                 inconclusive where most elbows are not resolved by the measured fractions
 
-Unpaired comparisons (different targets) use Mann-Whitney U; paired ones (the same targets
-or pairs: Exp 3's α of one pair, the ablation's targets) the Wilcoxon signed-rank test on log
-MSE; intervals come from `scipy.stats.bootstrap` (percentile method), over targets.
+Like for like: both sides of a comparison take each target's best over the same restart
+indices (the first min(R₁, R₂)), so neither side gets more tries (rows carry `restarts`).
+An exact 0 stays a 0 (exact recovery); a target whose runs all diverged counts as the worst
+value, +inf, in medians and rank tests, and rows count both. Unpaired comparisons (different
+targets) use Mann-Whitney U; paired ones (the same targets or pairs: Exp 3's α of one pair,
+the ablation's targets) the Wilcoxon signed-rank test on log MSE; intervals come from
+`scipy.stats.bootstrap` (percentile method), over targets. The tested rows' p-values are
+Holm-adjusted together (`p_adjusted`); a verdict that uses a p uses the adjusted one.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import optimize, stats
@@ -45,17 +52,42 @@ class Finding:
     p: float | None
     verdict: str
     note: str = ""
+    restarts: list[int] | None = None  # restarts used per side
+    counts: dict | None = None  # targets, exact zeros and diverged targets per side
+    p_adjusted: float | None = None  # Holm, over every tested row
+    decide: Callable[[float | None], str] | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "decide"}
 
 
-def _finite(x) -> np.ndarray:
+def scored(x) -> np.ndarray:
+    """Best MSEs as the rules rank them: a diverged target (NaN) is the worst value, +inf;
+    an exact 0 stays."""
     x = np.asarray(x, dtype=float)
-    return x[np.isfinite(x) & (x > 0)]
+    return np.where(np.isnan(x), np.inf, x)
+
+
+def counts(*sides) -> dict:
+    """Targets, exact zeros and diverged targets (NaN) of each side's best MSEs."""
+    sides = [np.asarray(s, dtype=float) for s in sides]
+    return {"targets": [len(s) for s in sides], "zero": [int((s == 0).sum()) for s in sides],
+            "diverged": [int(np.isnan(s).sum()) for s in sides]}
+
+
+def ratio(a, b) -> np.ndarray:
+    """b / a with equal values (0 and 0, inf and inf included) at exactly 1."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a == b, 1.0, b / a)
 
 
 def _interval(data: tuple, statistic, paired: bool, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", over="ignore"):  # infinite values (diverged targets) are meant
+        return _bootstrap(data, statistic, paired, settings)
+
+
+def _bootstrap(data: tuple, statistic, paired: bool, settings: dict) -> tuple[np.ndarray, np.ndarray]:
     result = stats.bootstrap(data, statistic, paired=paired, vectorized=False, method="percentile",
                              confidence_level=settings["confidence"], n_resamples=settings["bootstrap_resamples"],
                              random_state=np.random.default_rng(settings["seed"]))
@@ -65,28 +97,23 @@ def _interval(data: tuple, statistic, paired: bool, settings: dict) -> tuple[np.
 def median_ratio(x, y, paired: bool, settings: dict) -> tuple[float, float, float]:
     """median(y) / median(x) for unpaired samples, median(y / x) for paired ones, with its
     bootstrap interval."""
+    x, y = scored(x), scored(y)
     if paired:
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-        x, y = x[keep], y[keep]
-
         def statistic(a, b):
-            return np.median(b / a)
+            return np.median(ratio(a, b))
     else:
-        x, y = _finite(x), _finite(y)
-
         def statistic(a, b):
-            return np.median(b) / np.median(a)
+            return float(ratio(np.median(a), np.median(b)))
     if min(len(x), len(y)) < 2:
-        raise ValueError("a comparison needs at least two finite values on each side")
+        raise ValueError("a comparison needs at least two targets on each side")
     low, high = _interval((x, y), statistic, paired, settings)
     return float(statistic(x, y)), float(low), float(high)
 
 
 def median_interval(x, settings: dict) -> tuple[float | None, float | None, float | None]:
-    """The median of the finite values of x with its bootstrap interval (None where there
-    are too few values for one)."""
-    x = _finite(x)
+    """The median of x (diverged: +inf; zeros kept) with its bootstrap interval (None where
+    there are too few values for one)."""
+    x = scored(x)
     if len(x) < 2:
         return (float(np.median(x)) if len(x) else None), None, None
     low, high = _interval((x,), np.median, False, settings)
@@ -100,35 +127,62 @@ def reached_interval(reached) -> tuple[float, float, float]:
     return float(reached.mean()), float(ci.low), float(ci.high)
 
 
+def log_differences(x, y) -> np.ndarray:
+    """log y - log x per pair, equal values at 0 and an infinite difference (a zero, a
+    diverged side) beyond every finite one: what a signed-rank test ranks."""
+    x, y = scored(x), scored(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(x == y, 0.0, np.log(y) - np.log(x))
+    finite = d[np.isfinite(d)]
+    beyond = (np.abs(finite).max() if finite.size else 0.0) + 1.0
+    return np.where(np.isposinf(d), beyond, np.where(np.isneginf(d), -beyond, d))
+
+
 def _test(x, y, paired: bool, alternative: str) -> tuple[str, float]:
     if paired:
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-        d = np.log(y[keep]) - np.log(x[keep])
-        return "Wilcoxon signed-rank (log MSE)", float(stats.wilcoxon(d, alternative=alternative).pvalue)
-    return "Mann-Whitney U", float(stats.mannwhitneyu(_finite(y), _finite(x), alternative=alternative).pvalue)
+        d = log_differences(x, y)
+        p = 1.0 if not d.any() else float(stats.wilcoxon(d, alternative=alternative).pvalue)
+        return "Wilcoxon signed-rank (log MSE)", p
+    return "Mann-Whitney U", float(stats.mannwhitneyu(scored(y), scored(x), alternative=alternative).pvalue)
 
 
-def similar(observation: str, x, y, labels: tuple[str, str], paired: bool, settings: dict) -> Finding:
+def _note_counts(c: dict, labels: tuple[str, str], base: str) -> str:
+    parts = [base]
+    for kind, words in (("zero", "an MSE of exactly 0"), ("diverged", "all runs diverged (counted as the worst)")):
+        for n, label in zip(c[kind], labels):
+            if n:
+                parts.append(f"{label}: {n} target{'s' if n > 1 else ''} with {words}")
+    return "; ".join(parts)
+
+
+def similar(observation: str, x, y, labels: tuple[str, str], paired: bool, settings: dict,
+            restarts: list[int] | None = None) -> Finding:
     """'Y ≈ X': the ratio's interval inside [1/similar, similar]."""
     estimate, low, high = median_ratio(x, y, paired, settings)
     test, p = _test(x, y, paired, "two-sided")
     bound = settings["similar_ratio"]
     verdict = HOLDS if 1 / bound <= low and high <= bound else FAILS if high < 1 / bound or low > bound else OPEN
+    c = counts(x, y)
     return Finding(observation, f"{labels[1]} against {labels[0]}", f"ratio of median best MSE ({labels[1]} / {labels[0]})",
-                   estimate, low, high, test, p, verdict, f"≈ means within a factor {bound:g}")
+                   estimate, low, high, test, p, verdict, _note_counts(c, labels, f"≈ means within a factor {bound:g}"),
+                   restarts, c)
 
 
-def much_worse(observation: str, x, y, labels: tuple[str, str], paired: bool, settings: dict) -> Finding:
+def much_worse(observation: str, x, y, labels: tuple[str, str], paired: bool, settings: dict,
+               restarts: list[int] | None = None, note: str = "") -> Finding:
     """'Y much worse than X': the ratio's interval above `much` and the one-sided test
-    significant."""
+    significant (after the Holm adjustment)."""
     estimate, low, high = median_ratio(x, y, paired, settings)
     test, p = _test(x, y, paired, "greater")
     much = settings["much_ratio"]
-    verdict = HOLDS if low > much and p < settings["alpha"] else FAILS if high < much else OPEN
+
+    def decide(p_used):
+        return HOLDS if low > much and p_used < settings["alpha"] else FAILS if high < much else OPEN
+
     effect = f"{'median of per-pair ratios' if paired else 'ratio of median best MSE'} ({labels[1]} / {labels[0]})"
-    return Finding(observation, f"{labels[1]} against {labels[0]}", effect, estimate, low, high, test, p, verdict,
-                   f"much means more than {much:g}×")
+    c = counts(x, y)
+    return Finding(observation, f"{labels[1]} against {labels[0]}", effect, estimate, low, high, test, p, decide(p),
+                   _note_counts(c, labels, note or f"much means more than {much:g}×"), restarts, c, decide=decide)
 
 
 def all_reached(observation: str, reached, expect_all: bool) -> Finding:
@@ -142,60 +196,111 @@ def all_reached(observation: str, reached, expect_all: bool) -> Finding:
                    share, low, high, None, None, verdict)
 
 
+def not_measured(observation: str, why: str) -> Finding:
+    return Finding(observation, "-", "-", None, None, None, None, None, OPEN, f"not measured: {why}")
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values (each is at most 1; the order is kept)."""
+    order = np.argsort(ps)
+    m, adjusted, running = len(ps), np.empty(len(ps)), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def adjust(rows: list[Finding]) -> list[Finding]:
+    """Holm over every row with a test; rows whose verdict uses a p are judged again with it."""
+    tested = [r for r in rows if r.p is not None]
+    for row, q in zip(tested, holm([r.p for r in tested])):
+        row.p_adjusted = q
+        if row.decide is not None:
+            row.verdict = row.decide(q)
+    return rows
+
+
 def logistic(f: np.ndarray, low: float, high: float, f0: float, width: float) -> np.ndarray:
     """log10 MSE against the fraction f: `low` below the elbow f0, `high` above, over `width`."""
-    return low + (high - low) / (1.0 + np.exp(-(f - f0) / width))
+    with np.errstate(over="ignore"):  # far from the elbow the exponential overflows to the plateau
+        return low + (high - low) / (1.0 + np.exp(-(f - f0) / width))
 
 
-def fit_transition(fractions, best) -> np.ndarray:
-    """(low, high, f0, width) of `logistic` fitted to log10 best MSE ([F] fractions, [F, T])."""
-    f = np.repeat(np.asarray(fractions, dtype=float)[:, None], best.shape[1], axis=1)
-    y = np.log10(np.asarray(best, dtype=float))
+def fit_target(fractions, best) -> dict | None:
+    """The logistic of one target's log10 best MSE against f ([F] each), its plateaus held to
+    the values measured (so its rise is the observed one, never extrapolated), and whether its
+    elbow is resolved: at least two measured fractions on each side. None where it cannot be
+    fitted (fewer than four finite, positive values; no convergence)."""
+    f, y = np.asarray(fractions, dtype=float), np.log10(np.asarray(best, dtype=float))
     keep = np.isfinite(y)
     f, y = f[keep], y[keep]
+    if len(f) < 4 or y.max() - y.min() < 1e-12:
+        return None if len(f) < 4 else {"low": float(y.min()), "high": float(y.max()), "f0": float("nan"),
+                                        "width": float("nan"), "rise": 0.0, "resolved": False}
+    low, high = y.min(), y.max()
     start = (np.percentile(y, 10), np.percentile(y, 90), float(np.median(f)), 0.1)
-    bounds = ([-np.inf, -np.inf, 0.0, 1e-3], [np.inf, np.inf, 1.0, 1.0])
-    params, _ = optimize.curve_fit(logistic, f, y, p0=start, bounds=bounds, maxfev=20000)
-    return params
+    bounds = ([low, low, f.min(), 1e-3], [high + 1e-9, high + 1e-9, f.max(), 1.0])
+    try:
+        params, _ = optimize.curve_fit(logistic, f, y, p0=np.clip(start, bounds[0], bounds[1]), bounds=bounds,
+                                       maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    a, b, f0, width = map(float, params)
+    resolved = (f < f0).sum() >= 2 and (f > f0).sum() >= 2
+    return {"low": a, "high": b, "f0": f0, "width": width, "rise": b - a, "resolved": bool(resolved)}
+
+
+def _elbow_note(fits: list[dict], fractions: list[float]) -> str:
+    early = sum(1 for t in fits if not t["resolved"] and t["f0"] <= np.median(fractions))
+    late = sum(1 for t in fits if not t["resolved"]) - early
+    add = []
+    if early:
+        add.append(f"fractions between {fractions[0]:g} and {fractions[1]:g}")
+    if late:
+        add.append(f"fractions between {fractions[-2]:g} and {fractions[-1]:g}")
+    return f"the elbow is not resolved by the measured fractions for {early + late} of {len(fits)} targets: add " + \
+        " and ".join(add)
 
 
 def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict | None]:
     """Exp 4's two lines of the guide (sharp transition at some f / gradual degradation) from a
-    logistic fit with bootstrap intervals over targets; and the fit, for the figure."""
+    logistic fitted to each target, judged on the targets' own widths (a spread of elbows
+    between targets is not a gradual transition within them); and the fits, for the figure."""
+    lines = ("Exp 4 sharp transition", "Exp 4 gradual degradation")
     best = np.asarray(best, dtype=float)  # [F, T]
-    lines = ("Exp 4 sharp transition at f ≈ ?", "Exp 4 gradual degradation")
+    order = np.argsort(fractions)
+    fractions, best = [float(fractions[i]) for i in order], best[order]
     if len(set(fractions)) < 4 or best.shape[1] < 2:
         return [not_measured(line, "the fit needs 4 or more fractions and 2 or more targets") for line in lines], None
-    try:
-        params = fit_transition(fractions, best)
-    except (RuntimeError, ValueError) as error:  # no convergence, or no finite values
-        return [not_measured(line, f"the logistic fit failed ({error})") for line in lines], None
-
-    def refit(targets):
-        try:
-            return fit_transition(fractions, best[:, targets.astype(int)])[2:]
-        except (RuntimeError, ValueError):
-            return np.full(2, np.nan)  # this resample has no fit: the interval is then undefined
-
-    (f0_low, w_low), (f0_high, w_high) = _interval((np.arange(best.shape[1]),), refit, False, settings)
+    fits = [fit_target(fractions, best[:, t]) for t in range(best.shape[1])]
+    fitted = [dict(t, target=i) for i, t in enumerate(fits) if t is not None]
+    rising = [t for t in fitted if t["rise"] >= settings["min_rise_decades"]]
+    resolved = [t for t in rising if t["resolved"]]
+    fit = {"per_target": fitted, "n_targets": best.shape[1], "n_rising": len(rising), "n_resolved": len(resolved)}
+    if len(rising) * 2 < max(len(fitted), 1):
+        why = f"the MSE rises less than {settings['min_rise_decades']:g} decades for most targets: no transition to judge"
+        return [Finding(line, "each target's best MSE against f", "-", None, None, None, None, None, OPEN, why)
+                for line in lines], fit
+    if len(resolved) * 2 < len(rising) or len(resolved) < 2:
+        why = _elbow_note(rising, fractions)
+        return [Finding(line, "each target's best MSE against f", "-", None, None, None, None, None, OPEN, why)
+                for line in lines], fit
+    widths, elbows = np.array([t["width"] for t in resolved]), np.array([t["f0"] for t in resolved])
+    w_low, w_high = _interval((widths,), np.median, False, settings)
     sharp = settings["sharp_width"]
-    rise = params[1] - params[0]
-    note = (f"logistic in f on log10 MSE: rise {rise:.2f} decades, elbow f0 = {params[2]:.3f} "
-            f"[{f0_low:.3f}, {f0_high:.3f}]; sharp means width < {sharp:g}")
-    verdict_sharp = HOLDS if w_high < sharp else FAILS if w_low > sharp else OPEN
-    verdict_gradual = opposite(verdict_sharp)
-    if rise < settings["min_rise_decades"]:
-        verdict_sharp = verdict_gradual = OPEN
-        note += f"; the MSE rises less than {settings['min_rise_decades']:g} decades: no transition to judge"
-    rows = [Finding(f"Exp 4 sharp transition at f ≈ {params[2]:.2f}", "best MSE against f, all targets",
-                    "width of the transition (f units)", float(params[3]), float(w_low), float(w_high),
-                    None, None, verdict_sharp, note),
-            Finding("Exp 4 gradual degradation", "best MSE against f, all targets", "width of the transition (f units)",
-                    float(params[3]), float(w_low), float(w_high), None, None, verdict_gradual, note)]
-    fit = {"low": float(params[0]), "high": float(params[1]), "f0": float(params[2]), "width": float(params[3]),
-           "f0_interval": [float(f0_low), float(f0_high)], "width_interval": [float(w_low), float(w_high)]}
+    verdict = HOLDS if w_high < sharp else FAILS if w_low > sharp else OPEN
+    q1, q3 = np.percentile(elbows, [25, 75])
+    fit.update(median_width=float(np.median(widths)), width_interval=[float(w_low), float(w_high)],
+               f0_median=float(np.median(elbows)), f0_iqr=[float(q1), float(q3)],
+               f0_range=[float(elbows.min()), float(elbows.max())],
+               rise_median=float(np.median([t["rise"] for t in resolved])))
+    note = (f"per target: median width {fit['median_width']:.3g} over {len(resolved)} of {best.shape[1]} targets "
+            f"(resolved elbows); elbows f0 median {fit['f0_median']:.2f}, IQR [{q1:.2f}, {q3:.2f}], range "
+            f"[{elbows.min():.2f}, {elbows.max():.2f}]; median rise {fit['rise_median']:.2f} decades (within the "
+            f"measured f); sharp means width < {sharp:g}")
+    title = f"Exp 4 sharp transition at f ≈ {fit['f0_median']:.2f}" if verdict == HOLDS else lines[0]
+    rows = [Finding(name, "each target's best MSE against f, a logistic per target",
+                    "median width of the transition over targets (f units)", fit["median_width"], float(w_low),
+                    float(w_high), None, None, v, note)
+            for name, v in ((title, verdict), (lines[1], opposite(verdict)))]
     return rows, fit
-
-
-def not_measured(observation: str, why: str) -> Finding:
-    return Finding(observation, "-", "-", None, None, None, None, None, OPEN, f"not measured: {why}")

@@ -5,6 +5,13 @@ LM head); `logits_function` continues from a residual at a site to the next-toke
 (only the blocks after the site, the final norm and the head). Both run a *view* of the
 loaded base model (parameters shared, its own child-module table, its own config copy), so
 the model's own code computes every block and the original model stays whole.
+
+Every view is given its attention mask, built once per shape by transformers' own mask
+functions for the blocks' attention implementation: explicit (never the `is_causal` shortcut),
+without padding or position ids (so no packed-sequence detection, which reads a value back to
+the host). Left to itself, transformers decides differently while a CUDA graph is being
+captured (it counts stream capture as tracing): the captured step would make another attention
+call than the eager one. With the mask given, both make the same call.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from transformers import masking_utils
 
 from .models import LanguageModel, max_positions
 from .sites import Site, check_site
@@ -42,7 +50,38 @@ def base_view(lm: LanguageModel, first: int, stop: int, final_norm: bool, positi
         setattr(base, lm.arch.positions, ZeroPositions(lm.d_model))
     base.config = copy.copy(base.config)
     base.config.num_hidden_layers = stop - first
+    if getattr(base.config, "layer_types", None):  # families that index layer types by block
+        base.config.layer_types = list(base.config.layer_types)[first:stop]
     return base
+
+
+MASKS = {"full_attention": masking_utils.create_causal_mask,
+         "sliding_attention": masking_utils.create_sliding_window_causal_mask}
+
+
+def attention_mask(lm: LanguageModel, config, embeds: torch.Tensor):
+    """The mask (or, for families whose blocks have layer types, one per type) that the model
+    would build for `embeds`, always explicit: the same on every path, captured or not. Built for
+    batch 1 (it broadcasts), no padding, no cache, no position ids."""
+    args = (config, embeds[:1], None, None, None)  # config, inputs, padding, cache, position ids
+    if lm.arch.masks_by_layer_type:
+        return {kind: MASKS[kind](*args, allow_is_causal_skip=False) for kind in set(config.layer_types)}
+    kind = "full_attention" if getattr(config, "sliding_window", None) is None else "sliding_attention"
+    return MASKS[kind](*args, allow_is_causal_skip=False)
+
+
+def masked(lm: LanguageModel, base: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """inputs_embeds [B, S, d] -> the view's last hidden state, with its mask built once per
+    (length, device)."""
+    cache: dict = {}
+
+    def run(embeds: torch.Tensor) -> torch.Tensor:
+        key = (embeds.shape[1], embeds.device)
+        if key not in cache:
+            cache[key] = attention_mask(lm, base.config, embeds.detach().float())
+        return base(inputs_embeds=embeds, attention_mask=cache[key], use_cache=False).last_hidden_state
+
+    return run
 
 
 def truncated_base(lm: LanguageModel, site: Site) -> nn.Module:
@@ -67,11 +106,11 @@ def residual_function(lm: LanguageModel, site: Site) -> Callable[[torch.Tensor],
     Prompts of the wrong width, or longer than the model's context, are refused with a
     message instead of failing deep inside the model (or silently running past its
     position encoding)."""
-    base = truncated_base(lm, site)
+    run = masked(lm, truncated_base(lm, site))
 
     def residual(embeds: torch.Tensor) -> torch.Tensor:
         _check_width(lm, embeds, "prompts")
-        return base(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        return run(embeds)
 
     return residual
 
@@ -82,12 +121,12 @@ def logits_function(lm: LanguageModel, site: Site) -> Callable[[torch.Tensor, in
     attend to the earlier ones), the final norm, and the LM head for the positions asked."""
     check_site(site, lm.n_layers)
     after_norm = site.ends_with_final_norm(lm.n_layers)
-    tail = None if after_norm else base_view(lm, site.layer, lm.n_layers, final_norm=True, positions=False)
+    tail = None if after_norm else masked(lm, base_view(lm, site.layer, lm.n_layers, final_norm=True, positions=False))
     head = lm.model.get_output_embeddings()
 
     def logits(residual: torch.Tensor, first: int = 0) -> torch.Tensor:
         _check_width(lm, residual, "residuals")
-        hidden = residual if tail is None else tail(inputs_embeds=residual, use_cache=False).last_hidden_state
+        hidden = residual if tail is None else tail(residual)
         return head(hidden[:, first:]).float()
 
     return logits

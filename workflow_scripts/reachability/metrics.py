@@ -21,8 +21,11 @@ def take_best(values: np.ndarray, best: np.ndarray) -> np.ndarray:
     return values[np.arange(len(best)), best]
 
 
-def best_of_restarts(final_mse: np.ndarray) -> np.ndarray:
-    """Each target's lowest finite final MSE ([T, R] -> [T]; NaN where all diverged)."""
+def best_of_restarts(final_mse: np.ndarray, restarts: int | None = None) -> np.ndarray:
+    """Each target's lowest finite final MSE ([T, R] -> [T]; NaN where all diverged), over its
+    first `restarts` restarts (all by default): two sides of a comparison take the same
+    restart indices, so neither gets more tries at its best."""
+    final_mse = np.asarray(final_mse, dtype=float)[:, :restarts]
     best = take_best(final_mse, best_restart(final_mse))
     return np.where(np.isfinite(best), best, np.nan)
 
@@ -38,13 +41,16 @@ def best_per_target(final_mse: np.ndarray, target_id: np.ndarray) -> dict[int, i
     return dict(sorted(best.items()))
 
 
-def restart_variance(final_mse: np.ndarray) -> np.ndarray:
-    """Variance of the final MSE over each target's finite restarts ([T, R] -> [T])."""
-    finite = np.where(np.isfinite(final_mse), final_mse, np.nan)
-    counts = np.isfinite(finite).sum(axis=1)
-    out = np.full(len(final_mse), np.nan)
-    ok = counts > 0
-    out[ok] = np.nanvar(finite[ok], axis=1)
+def restart_spread(final_mse: np.ndarray) -> np.ndarray:
+    """The agenda's restart variance, on the scale MSEs live on: the sample standard deviation
+    (ddof 1) of log10 final MSE over each target's finite, positive restarts ([T, R] -> [T];
+    NaN with fewer than two)."""
+    logs = np.full(np.shape(final_mse), np.nan)
+    positive = np.isfinite(final_mse) & (np.asarray(final_mse) > 0)
+    logs[positive] = np.log10(np.asarray(final_mse)[positive])
+    out = np.full(len(logs), np.nan)
+    ok = positive.sum(axis=1) >= 2
+    out[ok] = np.nanstd(logs[ok], axis=1, ddof=1)
     return out
 
 
@@ -58,14 +64,19 @@ def reached(best_final: np.ndarray, best_initial: np.ndarray, threshold: float =
 def plateau_improvement(loss: np.ndarray, tail: float = 0.2) -> np.ndarray:
     """Relative drop of the loss over the last `tail` of the steps ([..., steps] -> [...]).
 
-    0.0 means flat; 0.1 means the loss fell by 10 % in that stretch, so more steps would
-    still help.
+    The loss is read as the median of a window (a quarter of the tail) at each end of the
+    tail, so one Adam spike at either end cannot flip a run; the drop between the windows'
+    centres is carried over the whole tail at the same log rate. 0.0 means flat; 0.1 means
+    the loss fell by 10 % over the tail, so more steps would still help.
     """
     steps = loss.shape[-1]
     start = min(steps - 1, int(round(steps * (1 - tail))))
-    begin, end = loss[..., start], loss[..., -1]
+    window = max(1, (steps - start) // 4)
+    span, between = steps - 1 - start, steps - 1 - start - (window - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (begin - end) / begin
+        begin = np.median(loss[..., start:start + window], axis=-1)
+        end = np.median(loss[..., steps - window:], axis=-1)
+        return 1 - (end / begin) ** (span / between) if between > 0 else np.zeros_like(begin)
 
 
 def plateau_check(loss: np.ndarray, reached_runs: np.ndarray, tail: float = 0.2, tolerance: float = 0.05,

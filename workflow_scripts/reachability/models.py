@@ -34,15 +34,17 @@ class Architecture:
     attention: str
     ffn: str
     positions: str | None = None  # learned absolute positions added to the input embedding
+    masks_by_layer_type: bool = False  # blocks take a mask per layer type ({"full_attention": ...})
 
 
 _LLAMA_LIKE = Architecture("model", "embed_tokens", "layers", "norm", "self_attn", "mlp")
+_QWEN_LIKE = Architecture("model", "embed_tokens", "layers", "norm", "self_attn", "mlp", masks_by_layer_type=True)
 ARCHITECTURES: dict[str, Architecture] = {
     "gpt_neox": Architecture("gpt_neox", "embed_in", "layers", "final_layer_norm", "attention", "mlp"),
     "gpt2": Architecture("transformer", "wte", "h", "ln_f", "attn", "mlp", positions="wpe"),
     "llama": _LLAMA_LIKE,
-    "qwen2": _LLAMA_LIKE,
-    "qwen3": _LLAMA_LIKE,
+    "qwen2": _QWEN_LIKE,
+    "qwen3": _QWEN_LIKE,
     "mistral": _LLAMA_LIKE,
 }
 

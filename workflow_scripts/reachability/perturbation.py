@@ -5,8 +5,10 @@ direction, and the forward pass continues from there. Directions are isotropic (
 notebook's random unit vectors) or point toward another sequence's residual at the same site
 and token (on the data manifold: the sharper baseline of the activation-plateau literature).
 The notebook's score is KL(perturbed ‖ unperturbed) of the next-token distributions at that
-token and the ones after it; for placing reachability errors on the curve (placement.py) the
-KL(unperturbed ‖ perturbed) at the perturbed token itself is kept too.
+token and the ones after it. Placing reachability errors (placement.py) needs a curve made
+the way an error is: `placement_curve` moves *every* position, each by ε × its own RMS along
+its own unit direction, and takes the median KL(unperturbed ‖ perturbed) over sequences,
+directions and positions — the statistic the placement compares with the errors' median.
 
 Every (sequence, direction, ε) perturbation of a site goes through a few batched forwards
 that start at the site (`forward.logits_function`); logits, log-softmax and KL stay on the
@@ -108,3 +110,31 @@ def kl_vs_epsilon(
     kl = perturbation_kl(lm, site, residual, token_index, epsilons, v)
     return {"kl_after": kl["perturbed_base"].mean(dim=(1, 2, 3)).numpy(),
             "kl_at_token": kl["base_perturbed"][..., 0].mean(dim=(1, 2)).numpy()}
+
+
+@torch.no_grad()
+def placement_curve(lm: LanguageModel, site: Site, tokens: torch.Tensor, epsilons: list[float], n_directions: int,
+                    kind: str = "isotropic", seed: int = 0, batch_size: int = 64) -> np.ndarray:
+    """The median over sequences, directions and positions of KL(base ‖ perturbed) at a position,
+    when every position of a sequence's residual at `site` moves by ε × its RMS along its own
+    unit direction ([E], one value per ε)."""
+    device = lm.device
+    residual = residuals_of_tokens(lm, site, tokens)  # [N, S, d] on the CPU
+    count, seq_len, _ = residual.shape
+    generator = torch.Generator().manual_seed(seed)
+    directions = torch.stack([unit_directions(residual[:, p], kind, n_directions, generator) for p in range(seq_len)],
+                             dim=2)  # [N, n, S, d]
+    residual = residual.to(device, torch.float32)
+    logits = logits_function(lm, site)
+    base = torch.cat([F.log_softmax(logits(chunk), -1) for chunk in residual.split(batch_size)])  # [N, S, V]
+    step = rms(residual)[:, None, :, None] * directions.to(device)  # [N, n, S, d] at ε = 1
+    pairs = torch.cartesian_prod(torch.arange(count), torch.arange(n_directions)).to(device)
+    out = []
+    for eps in epsilons:
+        kl = []
+        for chunk in pairs.split(batch_size):
+            i, k = chunk.T
+            log_p = F.log_softmax(logits(residual[i] + eps * step[i, k]), -1)
+            kl.append((base[i].exp() * (base[i] - log_p)).sum(-1).clamp_min(0.0).cpu())
+        out.append(float(np.median(torch.cat(kl).numpy())))  # the median the errors get (numpy's, not torch's lower one)
+    return np.array(out)

@@ -1,13 +1,15 @@
 """Reachability errors on the perturbation curve, both sides on the same footing (torch-free).
 
-The curve (perturbation.py) gives, per ε, the mean KL(unperturbed ‖ perturbed) of the
-next-token distribution *at one token* whose residual was moved by ε × RMS. A reachability
-error is placed per position: at position p of target t the error is ε_tp = ‖a − t‖ / RMS(t)
-and the measured KL(target ‖ achieved) is that of position p. So both sides are one position's
-KL, in the same direction, at the same ε. They still differ in two ways the table states: the
-achieved residual is wrong at every position (earlier positions can move position p's
-prediction through the blocks after the site; at the last layer they cannot), and its error
-is not a random direction.
+A reachability error is placed per position: at position p of target t the error is
+ε_tp = ‖a − t‖ / RMS(t_p), and the measured KL(target ‖ achieved) is that of position p.
+The curve it is placed on (`perturbation.placement_curve`) is made the same way an error is —
+every position moved at once, each by ε × its RMS, KL at each position — and summarised by
+the same statistic, the median (over sequences, directions and positions; the errors' side
+over targets and positions). It is measured on a log-spaced ε grid that spans the errors
+(derived from them unless `perturbation.placement_epsilons` sets it) and interpolated in
+log-log (the KL grows like ε² for small ε); an error outside the measured range, below or
+above, is flagged as outside and not placed. What still differs, and the table says: the
+error's direction is not random.
 """
 
 from __future__ import annotations
@@ -21,21 +23,43 @@ def epsilon_of_error(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     return error / np.sqrt((target.astype(np.float64) ** 2).mean(-1))
 
 
-def predicted_kl(epsilons: list[float], kl: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """KL the curve predicts at `eps` (linear interpolation, clamped at the ends)."""
-    order = np.argsort(epsilons)
-    return np.interp(eps, np.asarray(epsilons)[order], np.asarray(kl)[order])
+def grid_for(errors: list, points: int, margin: float = 1.25) -> list[float]:
+    """A log-spaced ε grid spanning every finite, positive error ε (with a margin), `points` long."""
+    eps = np.concatenate([np.ravel(np.asarray(e, dtype=float)) for e in errors]) if errors else np.array([])
+    eps = eps[np.isfinite(eps) & (eps > 0)]
+    low, high = (eps.min() / margin, eps.max() * margin) if eps.size else (1e-3, 4.0)
+    return np.geomspace(low, high, points).tolist()
 
 
-def place(epsilons: list[float], curve: np.ndarray, eps: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """Medians over (target, position) of ε, of the KL the curve predicts at each ε, and of the
-    measured KL; the share of ε beyond the curve's range (there the prediction is clamped)."""
-    eps, measured = np.asarray(eps, dtype=float), np.asarray(measured, dtype=float)
-    keep = np.isfinite(eps) & np.isfinite(measured)
-    predicted = predicted_kl(epsilons, curve, eps[keep])
-    return {
-        "median_epsilon": float(np.median(eps[keep])),
-        "median_predicted_kl": float(np.median(predicted)),
-        "median_measured_kl": float(np.median(measured[keep])),
-        "beyond_curve": float(np.mean(eps[keep] > max(epsilons))),
-    }
+def predicted_kl(epsilons, curve, eps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The KL the curve predicts at each ε (log-log interpolation), and masks of the ε below
+    and above the measured range (their prediction is NaN: not placed)."""
+    grid, kl, eps = np.asarray(epsilons, dtype=float), np.asarray(curve, dtype=float), np.asarray(eps, dtype=float)
+    keep = (grid > 0) & (kl > 0)
+    grid, kl = grid[keep], kl[keep]
+    order = np.argsort(grid)
+    grid, kl = grid[order], kl[order]
+    below, above = eps < grid[0], eps > grid[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        predicted = np.exp(np.interp(np.log(eps), np.log(grid), np.log(kl)))
+    predicted[below | above] = np.nan
+    return predicted, below, above
+
+
+def place(epsilons, curve, eps, measured) -> dict:
+    """Over the (target, position) points inside the curve's range: the median ε, the median KL
+    the curve predicts there and the median KL measured at the same points (their ratio), and
+    the shares of points below and above the range (flagged, not placed)."""
+    eps, measured = np.ravel(np.asarray(eps, dtype=float)), np.ravel(np.asarray(measured, dtype=float))
+    keep = np.isfinite(eps) & np.isfinite(measured) & (eps > 0)
+    eps, measured = eps[keep], measured[keep]
+    predicted, below, above = predicted_kl(epsilons, curve, eps)
+    inside = ~(below | above)
+    if not inside.any():
+        return {"median_epsilon": float(np.median(eps)) if eps.size else None, "median_predicted_kl": None,
+                "median_measured_kl": None, "ratio": None, "below_range": float(below.mean()) if eps.size else None,
+                "above_range": float(above.mean()) if eps.size else None, "n_points": int(eps.size), "n_placed": 0}
+    p, m = float(np.median(predicted[inside])), float(np.median(measured[inside]))
+    return {"median_epsilon": float(np.median(eps[inside])), "median_predicted_kl": p, "median_measured_kl": m,
+            "ratio": p / m if m > 0 else None, "below_range": float(below.mean()), "above_range": float(above.mean()),
+            "n_points": int(eps.size), "n_placed": int(inside.sum())}

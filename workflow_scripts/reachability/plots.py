@@ -76,36 +76,42 @@ def summary(path: str, groups: dict[str, np.ndarray], dpi: int = 120) -> None:
 
 def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | None = None, dpi: int = 120) -> None:
     """Exp 4: final MSE against the fraction of dimensions replaced; a light line per target
-    ([F, T]), the median in bold, and the fitted logistic with its elbow (interval shaded)."""
+    ([F, T]), the median in bold, each target's fitted elbow as a tick (red: resolved by the
+    measured fractions, grey: not), and the median elbow with the elbows' interquartile range."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = np.argsort(fractions)
     f, values = np.asarray(fractions)[order], best[order]
     ax.plot(f, values, color="tab:blue", alpha=0.25, lw=0.8)
-    ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median")
-    if fit:
-        grid = np.linspace(f.min(), f.max(), 200)
-        curve = fit["low"] + (fit["high"] - fit["low"]) / (1 + np.exp(-(grid - fit["f0"]) / fit["width"]))
-        ax.plot(grid, 10 ** curve, color="tab:red", lw=1.8, label=f"logistic fit (width {fit['width']:.3g})")
-        ax.axvline(fit["f0"], color="tab:red", ls="--", lw=1, label=f"elbow f0 = {fit['f0']:.2f}")
-        ax.axvspan(*fit["f0_interval"], color="tab:red", alpha=0.12, label="elbow, 95 % interval")
+    ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median over targets")
+    for t in (fit or {}).get("per_target", []):
+        if np.isfinite(t["f0"]):
+            ax.axvline(t["f0"], ymax=0.06, color="tab:red" if t["resolved"] else "0.6", lw=1.2)
+    if fit and "f0_median" in fit:
+        ax.axvline(fit["f0_median"], color="tab:red", ls="--", lw=1,
+                   label=f"median elbow {fit['f0_median']:.2f} (median width {fit['median_width']:.3g})")
+        ax.axvspan(*fit["f0_iqr"], color="tab:red", alpha=0.12, label="elbows, interquartile range")
     ax.set(xlabel="fraction of dimensions replaced", ylabel="best-of-restarts final MSE", yscale="log",
-           title="Experiment 4: dimension replacement")
+           title="Experiment 4: dimension replacement (ticks: each target's fitted elbow)")
     ax.legend(fontsize=8)
     _save(fig, path, dpi)
 
 
-def reachability_curves(path: str, alphas: list[float], best: np.ndarray, dpi: int = 120) -> None:
+def reachability_curves(path: str, alphas: list[float], best: np.ndarray, relative: np.ndarray, dpi: int = 120) -> None:
     """Exp 3: best final MSE against α, a light line per pair ([A, P]), the median in bold,
-    the interpolation range [0, 1] shaded."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    the interpolation range [0, 1] shaded; below, the same relative to each target's mean
+    square (what the findings judge: a mixture's power changes with α)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     order = np.argsort(alphas)
-    a, values = np.asarray(alphas)[order], best[order]
-    ax.axvspan(0, 1, color="tab:green", alpha=0.1, label="interpolation, α ∈ [0, 1]")
-    ax.plot(a, values, color="tab:blue", alpha=0.3, lw=0.8)
-    ax.plot(a, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median over pairs")
-    ax.set(xlabel="α (target = α A + (1 − α) B)", ylabel="best-of-restarts final MSE", yscale="log",
-           title="Experiment 3: reachability curve of each pair")
-    ax.legend(fontsize=8)
+    a = np.asarray(alphas)[order]
+    for ax, values, label in ((top, best[order], "best-of-restarts final MSE"),
+                              (bottom, relative[order], "best MSE / mean square of the target")):
+        ax.axvspan(0, 1, color="tab:green", alpha=0.1, label="interpolation, α ∈ [0, 1]")
+        ax.plot(a, values, color="tab:blue", alpha=0.3, lw=0.8)
+        ax.plot(a, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median over pairs")
+        ax.set(ylabel=label, yscale="log")
+    top.set_title("Experiment 3: reachability curve of each pair")
+    bottom.set(xlabel="α (target = α A + (1 − α) B)")
+    top.legend(fontsize=8)
     _save(fig, path, dpi)
 
 
@@ -147,41 +153,51 @@ def kl_curves(path: str, curves: dict[str, dict[str, list[float]]], epsilons: li
     _save(fig, path, dpi)
 
 
-def placement(path: str, epsilons: list[float], curve: list[float], points: dict[str, tuple[float, float]],
-              site: str, dpi: int = 120) -> None:
-    """The perturbation curve at the study's site, with each condition at (its ε, measured KL)."""
+def placement(path: str, epsilons: list[float], curve: list[float], placed: dict[str, dict], site: str,
+              dpi: int = 120) -> None:
+    """The placement curve at the study's site (every position moved at once; the median KL),
+    with each condition at (its median ε, its median measured KL) and, hollow, what the curve
+    predicts there."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     eps, kl = np.asarray(epsilons, dtype=float), np.asarray(curve, dtype=float)
-    keep = (eps > 0) & (kl > 0)  # log axes: ε = 0 has KL 0 by construction
-    ax.plot(eps[keep], kl[keep], color="black", marker="o", label=f"isotropic perturbation at {site}")
-    for (label, (e, k)), color in zip(points.items(), _colors(len(points))):
-        if e > 0 and k > 0:
-            ax.scatter([e], [k], color=color, label=label, zorder=3)
-    ax.set(xlabel="ε (× RMS) at one position", ylabel="KL(reference ‖ moved) at that position", xscale="log",
+    keep = (eps > 0) & (kl > 0)
+    ax.plot(eps[keep], kl[keep], color="black", marker="o", ms=3, label=f"random directions at {site} (median)")
+    for (label, p), color in zip(placed.items(), _colors(len(placed))):
+        iso = p["isotropic"]
+        if iso["median_measured_kl"] and iso["median_measured_kl"] > 0:
+            ax.scatter([iso["median_epsilon"]], [iso["median_measured_kl"]], color=color, label=label, zorder=3)
+            if iso["median_predicted_kl"]:
+                ax.scatter([iso["median_epsilon"]], [iso["median_predicted_kl"]], facecolors="none", edgecolors=color,
+                           zorder=3)
+    ax.set(xlabel="ε (× RMS) at every position", ylabel="KL(reference ‖ moved) at a position", xscale="log",
            yscale="log")
     ax.legend(fontsize=6, ncol=2)
-    ax.set_title("Reachability errors on the perturbation curve")
+    ax.set_title("Reachability errors on the perturbation curve (hollow: predicted)")
     _save(fig, path, dpi)
 
 
-def across_models(path: str, rows: list[dict], axis: str, dpi: int = 120) -> None:
-    """Median best final MSE (top, log) and reached share (bottom) against the training step
-    or the parameter count, a line per condition, with each value's interval as error bars.
-    `rows` as comparison.model_rows gives them."""
+def across_models(path: str, rows: list[dict], axis: str, note: str = "", dpi: int = 120) -> None:
+    """Median best final MSE, raw (top) and relative to the target's mean square (middle; log),
+    and reached share (bottom) against the training step or the parameter count, a line per
+    condition, with each value's interval as error bars. `rows` as comparison.model_rows gives
+    them; `note` (differing step counts) is printed under the title."""
     key = "step" if axis == "step" else "n_parameters"
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8.5), sharex=True)
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    panels = ((top, "median_best_final_mse", "median_low", "median_high"),
+              (middle, "median_relative_mse", "relative_low", "relative_high"),
+              (bottom, "reached_fraction", "reached_low", "reached_high"))
     for condition, color in zip(conditions, _colors(len(conditions))):
-        line = sorted((r for r in rows if r["condition"] == condition and r["median_best_final_mse"] is not None),
-                      key=lambda r: r[key])
-        x = [r[key] for r in line]
-        for ax, value, low, high in ((top, "median_best_final_mse", "median_low", "median_high"),
-                                     (bottom, "reached_fraction", "reached_low", "reached_high")):
+        for ax, value, low, high in panels:
+            line = sorted((r for r in rows if r["condition"] == condition and r[value] is not None), key=lambda r: r[key])
             y = np.array([r[value] for r in line], dtype=float)
             spread = np.array([[r[value] - (r[low] if r[low] is not None else r[value]) for r in line],
                                [(r[high] if r[high] is not None else r[value]) - r[value] for r in line]])
-            ax.errorbar(x, y, yerr=spread, marker="o", capsize=3, color=color, label=condition)
-    top.set(yscale="log", ylabel="median best final MSE", title="Reachability across models")
+            ax.errorbar([r[key] for r in line], y, yerr=spread.reshape(2, -1), marker="o", capsize=3, color=color,
+                        label=condition)
+    top.set(yscale="log", ylabel="median best final MSE")
+    top.set_title("Reachability across models" + (f"\n{note}" if note else ""), fontsize=10 if note else 12)
+    middle.set(yscale="log", ylabel="median best MSE\n/ target mean square")
     bottom.set(ylabel="reached share", ylim=(-0.05, 1.05),
                xlabel="training step" if axis == "step" else "parameters")
     bottom.set_xscale("symlog" if axis == "step" else "log", **({"linthresh": 1000} if axis == "step" else {}))

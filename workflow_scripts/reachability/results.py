@@ -1,7 +1,10 @@
 """Run packs -> one experiment's [condition, target, restart] arrays -> its metrics.json.
 
 A missing run is an error (never a silently smaller sample); a diverged run stays in the
-arrays with NaN final MSE and is counted.
+arrays with NaN final MSE and is counted. Besides raw MSE, each target's *relative* MSE —
+best MSE over the target's mean square — puts targets of different scale on one footing
+(an Exp 3 mixture at α = 2 has three times its endpoints' power; a checkpoint's final norm
+has its own gain).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import numpy as np
 from . import metrics
 from .storage import read_h5
 
-RUN_ARRAYS = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_id", "condition", "restart")
-PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged")
+PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_mean_square")
+RUN_ARRAYS = (*PER_RUN, "target_id", "condition", "restart")
 
 
 def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect: dict) -> dict:
@@ -59,6 +62,7 @@ def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
     best_initial = metrics.take_best(runs["initial_mse"][c], best)
     best_cos = metrics.take_best(runs["cosine"][c], best)
     best_cos[~np.isfinite(best_final)] = np.nan
+    scale = runs["target_mean_square"][c][:, 0]  # the same for every restart of a target
     reached = metrics.reached(best_final, best_initial, threshold)
     loss = runs["loss"][c].reshape(-1, runs["loss"].shape[-1])  # every run, [targets x restarts, steps]
     reached_runs = metrics.reached(final.reshape(-1), runs["initial_mse"][c].reshape(-1), threshold)
@@ -76,14 +80,42 @@ def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
         "cosine_by_position": {"mean": np.nanmean(best_cos, axis=0), "std": np.nanstd(best_cos, axis=0)},
         "per_target": {
             "best_final_mse": best_final,
+            "relative_best_final_mse": best_final / scale,
+            "target_mean_square": scale,
             "best_restart": best,
             "initial_mse": best_initial,
             "reached": reached,
-            "restart_variance": metrics.restart_variance(final),
+            "restart_sd_log10": metrics.restart_spread(final),
             "final_mse": final,
             "cosine_by_position": best_cos,
         },
     }
+
+
+def batch_modes(packs: list[dict]) -> list[dict]:
+    """How the batches of packs (their attributes) ran: batches and runs per (mode, reason), a
+    continued pack's first part included."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for attrs in packs:
+        for batch in [*attrs.get("base_batches", []), *attrs.get("batches", [])]:
+            count = counts.setdefault((batch["mode"], batch["reason"]), [0, 0])
+            count[0] += 1
+            count[1] += batch["runs"]
+    return [{"mode": mode, "reason": reason, "batches": n, "runs": runs}
+            for (mode, reason), (n, runs) in sorted(counts.items())]
+
+
+def divergence_warnings(conditions: dict[str, dict]) -> list[str]:
+    """A condition whose runs all diverged has no result at all: say so loudly."""
+    return [f"condition {name}: every one of its {s['n_targets'] * s['n_restarts']} runs diverged (NaN/Inf loss), so it "
+            f"has no result; lower optimizer.lr or check its targets" for name, s in conditions.items()
+            if s["n_diverged"] == s["n_targets"] * s["n_restarts"]]
+
+
+def capture_warnings(modes: list[dict]) -> list[str]:
+    """A capture that failed is worth a reader's attention (the step ran, but eagerly and slower)."""
+    return [f"{m['runs']} runs in {m['batches']} batches ran eagerly: {m['reason']}" for m in modes
+            if m["reason"].startswith("capture failed")]
 
 
 def best_runs(summary: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +123,15 @@ def best_runs(summary: dict) -> tuple[np.ndarray, np.ndarray]:
     condition's metrics.json entry."""
     cosine = np.nanmean(np.array(summary["per_target"]["cosine_by_position"], dtype=float), axis=1)
     return cosine, np.array(summary["per_target"]["best_final_mse"], dtype=float)
+
+
+def final_mse(summary: dict, relative: bool = False) -> np.ndarray:
+    """Every restart's final MSE [T, R] (NaN: diverged) of one condition's metrics.json entry;
+    `relative`: divided by each target's mean square."""
+    final = np.array(summary["per_target"]["final_mse"], dtype=float)
+    if relative:
+        final = final / np.array(summary["per_target"]["target_mean_square"], dtype=float)[:, None]
+    return final
 
 
 def read_solutions(paths: list[str]) -> dict[str, dict]:
