@@ -1,7 +1,7 @@
 rule aggregate:
     input:
         runs=lambda w: final_run_files(w.experiment),
-        budget=[BUDGET] if EXTENDING else [],  # which budget, and why, for the provenance
+        budget=BUDGET_INPUT,
     output:
         metrics="results/{experiment}/metrics.json",
         runs="results/{experiment}/runs.h5",
@@ -16,5 +16,7 @@ rule aggregate:
         n_targets=lambda w: study.n_targets(config, w.experiment),
         restarts=lambda w: config["experiments"][w.experiment]["restarts"],
         metrics=canonical(config["metrics"]),
+        # the decision's content (not its file's time stamp): which budget, and why
+        budget=lambda w: budget_record(),
     script:
         "../workflow_scripts/aggregate.py"

@@ -53,7 +53,7 @@ def model_config(model=config["model"]):
 study.resolve_last_layers(config, getattr(model_config(), "num_hidden_layers", None))
 study.check_config(config, model_config())
 study.check_dataset(config, local_path)
-comparison.check_comparison(config)
+comparison.check_comparison(config, model_config)
 
 
 SITE = study.site_of(config).tag
@@ -76,6 +76,9 @@ BUDGET = "results/step_budget.json"
 EXTENDING = (
     config["optimizer"]["extend_steps"] is not None and "experiment1" in EXPERIMENTS
 )
+# Readers of the decision depend on its content (a param), not its time stamp: rewritten with
+# the same decision (another metrics option, say), it reruns nothing.
+BUDGET_INPUT = [ancient(BUDGET)] if EXTENDING else []
 # The budget's status on every start, dry runs too (a compared model's module names its file)
 if EXTENDING:
     here = str(workflow.modifier.modify_path(BUDGET))
@@ -165,6 +168,26 @@ def step_budget():
         return json.load(f)["steps"]
 
 
+PLATEAU_SETTINGS = ("plateau_tail", "plateau_tolerance", "plateau_fraction")
+
+
+def budget_record():
+    """The step budget and why: the checkpoint's decision, else the configured steps."""
+    if not EXTENDING:
+        why = (
+            "Exp 1 is disabled"
+            if config["optimizer"]["extend_steps"] is not None
+            else "optimizer.extend_steps is null"
+        )
+        return {
+            "steps": config["optimizer"]["steps"],
+            "reason": f"the configured steps ({why}: no budget to decide)",
+        }
+    with open(checkpoints.step_budget.get().output.budget) as f:
+        decided = json.load(f)
+    return {k: decided[k] for k in ("steps", "reason")}
+
+
 def final_run_files(experiment, site=SITE):
     """The packs an analysis reads, at the step budget: Exp 1's deciding packs continued to
     it when it is larger than the configured steps, every other pack optimised for it.
@@ -222,6 +245,8 @@ def final_outputs():
             "cosine_by_position.png",
         )
     ]
+    if EXTENDING:  # the decision itself: a failed or deleted one is made again on the next run
+        outputs.append(BUDGET)
     if EXPERIMENTS:
         outputs += [
             "results/summary.png",

@@ -10,6 +10,7 @@ rule hard_prompts:
         ),
         pool=POOL,
         model=model_files(),
+        hard_metrics="results/hard_prompt/metrics.json",  # the step budget the runs hold
     output:
         table=report(
             "results/hard_prompt/hard_prompts.md",

@@ -40,7 +40,8 @@ checkpoint step_budget:
     params:
         code=code("decide_step_budget.py"),
         optimizer=canonical(config["optimizer"]),
-        metrics=canonical(config["metrics"]),
+        # the decision's own settings only: another metrics option must not redo it
+        plateau={k: config["metrics"][k] for k in PLATEAU_SETTINGS},
         layout=lambda w: layout_of(SimpleNamespace(experiment="experiment1", site=SITE)),
         n_targets=study.n_targets(config, "experiment1"),
     script:

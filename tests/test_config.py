@@ -52,6 +52,12 @@ BAD = [
     ({"compare.models": [{"label": "a/b"}]}, r"label"),
     ({"compare.experiments": ["hard_prompt"]}, r"compare.experiments = \['hard_prompt'\]: .* add experiment1"),
     ({"compare.models": [{"label": "x", "name": "resources/x", "build": {"hidden_size": 0}}]}, r"hidden_size"),
+    ({"optimizer.lr": float("inf")}, r"optimizer.lr: must be a finite number \(not .nan or .inf\)"),
+    ({"optimizer.lr": float("nan")}, r"optimizer.lr: must be a finite number"),
+    ({"findings.much_ratio": float("inf")}, r"findings.much_ratio: must be a finite number"),
+    ({"compare.models": [{"label": "tiny-32", "name": "resources/demo-model-32", "build": {"hidden_size": 32},
+                          "site": {"kind": "hidden_states", "layer": 7}}]},
+     r"compare.models\[0\] \(label tiny-32\): site: site.layer 7 is out of range .* choose 0..4"),
 ]
 
 

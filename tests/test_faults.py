@@ -15,7 +15,7 @@ import pytest
 
 from reachability.results import collect_runs, summarise_condition
 from reachability.storage import write_h5
-from workflow_helpers import AGENDA_ONLY, demo_config, planned_outputs, snakemake, snakemake_command
+from workflow_helpers import AGENDA_ONLY, demo_config, planned_jobs, planned_outputs, snakemake, snakemake_command
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4")
 
@@ -166,3 +166,78 @@ def test_a_rerun_starts_a_fresh_log(tmp_path, monkeypatch):
     logging.getLogger().handlers.clear()  # they wrote to the closed log
     text = (tmp_path / "job.log").read_text()
     assert text.count(" started (3 threads") == 1 and "attempt 1" in text and "attempt 0" not in text
+
+
+@pytest.fixture
+def finished(demo, tmp_path):
+    """A copy of the finished demo to swap, truncate and edit files in."""
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(demo, copy, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    return copy
+
+
+def run_target(workdir, *targets, extra=()):
+    return snakemake(workdir, demo_config(), "--cores", "2", *extra, *targets)
+
+
+def log_text(workdir, *parts) -> str:
+    return (workdir / "results" / "logs" / Path(*parts)).read_text()
+
+
+@pytest.mark.slow
+def test_swapped_edited_and_truncated_files_are_refused_by_name(finished):
+    """No wrong number with exit code 0: each reader refuses a file made for other inputs or a
+    broken one, naming the file, the field, both values and the fix; deleting it recomputes it."""
+    import shutil
+
+    budget = json.loads((finished / "results" / "step_budget.json").read_text())
+    assert budget["extended"], "the demo's Exp 1 extends its budget (the scenario below needs an extended pack)"
+    base = finished / "results" / "experiment1" / "runs" / "hs4" / "0-16_s300.h5"
+    extended = finished / "results" / "experiment1" / "runs_extended" / "hs4" / "0-16_s360.h5"
+    saved = extended.read_bytes()
+    shutil.copy(base, extended)  # a 300-step pack at the 360-step path
+    result = run_target(finished, "results/layer_sweep.json")
+    assert result.returncode != 0
+    text = log_text(finished, "analysis", "layer_sweep.log")
+    assert "0-16_s360.h5 was made for other inputs: steps is 300 in the file, this step expects 360" in text
+    assert "Delete it" in text
+    extended.write_bytes(saved)
+
+    pack = finished / "results" / "experiment2b" / "runs" / "hs4" / "0-16_s360.h5"
+    with h5py.File(pack, "a") as f:  # a pack whose record says another experiment and lr
+        f.attrs["experiment"], f.attrs["lr"] = json.dumps("experiment2a"), json.dumps(0.5)
+    assert run_target(finished, "results/experiment2b/metrics.json").returncode != 0
+    text = log_text(finished, "aggregate", "experiment2b.log")
+    assert "experiment is 'experiment2a' in the file, this step expects 'experiment2b'" in text
+    assert "lr is 0.5 in the file, this step expects 0.05" in text
+
+    pack.write_bytes(pack.read_bytes()[:2000])  # truncated: a crashed copy
+    assert run_target(finished, "results/experiment2b/metrics.json").returncode != 0
+    text = log_text(finished, "aggregate", "experiment2b.log")
+    assert f"{pack.relative_to(finished)} cannot be read" in text and "Delete it" in text
+    pack.unlink()  # what the message says to do: the next run makes only that pack again
+    plan = planned_jobs(snakemake(finished, demo_config(), "--dry-run"))
+    assert plan["optimise_pack"] == 1 and "cache_residuals" not in plan
+    assert run_target(finished, "results/experiment2b/metrics.json").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_continuation_names_its_own_bad_pack_and_a_lost_decision_is_made_again(finished):
+    """extend_pack checks the pack it continues before anything else (the targets are fine); a
+    deleted step-budget decision is asked for by the next plain run, not 'nothing to be done'."""
+    import shutil
+
+    base = finished / "results" / "experiment1" / "runs" / "hs4" / "0-16_s300.h5"
+    shutil.copy(finished / "results" / "experiment2b" / "runs" / "hs4" / "0-16_s360.h5", base)
+    result = run_target(finished, "results/experiment1/runs_extended/hs4/0-16_s360.h5",
+                        extra=("--forcerun", "extend_pack"))
+    assert result.returncode != 0
+    text = (finished / "results" / "logs" / "extend" / "experiment1" / "hs4" / "0-16_s360.log").read_text()
+    assert "runs/hs4/0-16_s300.h5 was made for other inputs" in text and "experiment is 'experiment2b'" in text
+    assert "targets" not in text.split("was made for other inputs")[0].splitlines()[-1]  # it blames the pack
+
+    (finished / "results" / "step_budget.json").unlink()
+    plan = planned_jobs(snakemake(finished, demo_config(), "--dry-run"))
+    assert plan.get("step_budget") == 1

@@ -69,7 +69,7 @@ def test_metrics_have_their_fields_and_provenance(demo):
         for summary in metrics["conditions"].values():
             per_target = summary["per_target"]
             n = summary["n_targets"]
-            assert len(per_target["best_final_mse"]) == n == len(per_target["restart_variance"])
+            assert len(per_target["best_final_mse"]) == n == len(per_target["restart_sd_log10"])
             assert np.array(per_target["final_mse"]).shape == (n, summary["n_restarts"])
             assert np.array(per_target["cosine_by_position"]).shape == (n, 20)
             assert len(summary["cosine_by_position"]["mean"]) == 20
@@ -224,6 +224,15 @@ def test_a_plot_option_reruns_only_plots(demo):
                          "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
                          "plot_hard_prompts", "plot_models", "all"}  # drawing only
     assert jobs["plot_experiment"] == 7 and "optimise_pack" not in jobs and "aggregate" not in jobs
+
+
+def test_a_metrics_option_reruns_exactly_the_jobs_whose_numbers_it_changes(demo):
+    """reached_threshold changes the metrics and what reads them, not the step budget (only the
+    plateau settings decide it) nor any GPU job."""
+    jobs = planned_jobs(snakemake(demo, demo_config(**{"metrics.reached_threshold": 0.02}), "--dry-run"))
+    assert jobs["aggregate"] == 7 and jobs["model_tiny_32_aggregate"] == 2 and "findings" in jobs
+    assert not {"step_budget", "model_tiny_32_step_budget", "optimise_pack", "extend_pack", "analyse_solutions",
+                "cache_residuals", "perturb_residuals", "placement_curve"} & set(jobs), jobs
 
 
 def test_more_targets_add_only_the_new_runs(demo):

@@ -9,15 +9,12 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability.guide import paired_table  # noqa: E402
+from reachability.storage import read_json, writing  # noqa: E402
 
-with open(snakemake.input.full) as f:
-    full = json.load(f)["conditions"]["real"]
-with open(snakemake.input.ablated) as f:
-    rows = paired_table(full, json.load(f)["conditions"])
-with open(snakemake.output.table, "w") as f:
+full = read_json(snakemake.input.full)["conditions"]["real"]
+rows = paired_table(full, read_json(snakemake.input.ablated)["conditions"])
+with writing(snakemake.output.table) as f:
     f.write(f"{rows[0]['targets']} of Exp 1's targets; each target's best over the same restarts on both sides (the "
             f"first {rows[0]['restarts']}, which share their initial prompts).\n\n")
     f.write("| variant | median cosine | Δ from full | median best MSE | better than full (lower MSE) |\n")

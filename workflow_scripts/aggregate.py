@@ -15,22 +15,18 @@ import numpy as np  # noqa: E402
 
 from reachability.config import pool_warnings, site_of  # noqa: E402
 from reachability.pipeline import config_hash, library_versions, provenance  # noqa: E402
-from reachability.storage import jsonable, read_attrs, write_h5  # noqa: E402
+from reachability.storage import jsonable, read_attrs, write_h5, writing  # noqa: E402
+from reachability.records import expected, experiment_record  # noqa: E402
 from reachability.results import (  # noqa: E402
     batch_modes, capture_warnings, collect_runs, divergence_warnings, summarise_condition,
 )
 
 cfg, p = snakemake.config, snakemake.params
 made_by = provenance(cfg, site_of(cfg))
-runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, made_by)
+runs = collect_runs(list(snakemake.input.runs), p.conditions, p.n_targets, p.restarts, lambda path: expected(cfg, path))
 packs = [read_attrs(path) for path in snakemake.input.runs]
 m = cfg["metrics"]
-if snakemake.input.budget:
-    with open(snakemake.input.budget[0]) as f:
-        budget = json.load(f)
-else:
-    why = "Exp 1 is disabled" if cfg["optimizer"]["extend_steps"] is not None else "optimizer.extend_steps is null"
-    budget = {"steps": cfg["optimizer"]["steps"], "reason": f"the configured steps ({why}: no budget to decide)"}
+budget = p.budget
 steps = sorted({int(s["steps"]) for s in packs})
 if steps != [budget["steps"]]:
     raise ValueError(f"the packs ran {steps} steps, but the step budget is {budget['steps']}: rerun them")
@@ -62,8 +58,8 @@ metrics = {
         "pack_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in packs}),
     },
 }
-with open(snakemake.output.metrics, "w") as f:
+with writing(snakemake.output.metrics) as f:
     json.dump(jsonable(metrics), f, indent=1)
-write_h5(snakemake.output.runs, runs, {**made_by, "conditions": p.conditions})
+write_h5(snakemake.output.runs, runs, experiment_record(cfg, snakemake.wildcards.experiment, budget["steps"]))
 log.info("%s: %d conditions x %d targets x %d restarts; %d diverged", snakemake.wildcards.experiment,
          len(p.conditions), p.n_targets, p.restarts, int(np.sum(runs["diverged"])))

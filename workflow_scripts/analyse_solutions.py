@@ -25,7 +25,8 @@ from reachability.metrics import best_per_target  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
 from reachability.placement import epsilon_of_error  # noqa: E402
 from reachability.pipeline import load_study_model, provenance  # noqa: E402
-from reachability.storage import jsonable, read_h5, read_targets  # noqa: E402
+from reachability.storage import jsonable, read_h5, read_targets, writing  # noqa: E402
+from reachability.records import expected  # noqa: E402
 
 cfg = snakemake.config
 site = site_of(cfg)
@@ -33,10 +34,11 @@ made_by = provenance(cfg, site)
 lm = load_study_model(cfg)
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 
-targets = read_targets(list(snakemake.input.targets), made_by)
+targets = read_targets(list(snakemake.input.targets), lambda path: expected(cfg, path))
 runs = defaultdict(lambda: defaultdict(list))
 for path in snakemake.input.runs:
-    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id", "restart", "condition"], expect=made_by)
+    data, attrs = read_h5(path, ["prompt", "achieved", "final_mse", "target_id", "restart", "condition"],
+                          expect=expected(cfg, path))
     for i, c in enumerate(data["condition"]):
         rec = runs[attrs["conditions"][c]]
         for key in ("prompt", "achieved", "final_mse", "target_id", "restart"):
@@ -106,6 +108,6 @@ with claimed_device(cfg) as claim:
     residual = residual_function(lm, site)
     out = {condition: analyse(condition, rec) for condition, rec in runs.items()}
     del embedding, residual  # nothing of the model outlives the claim
-with open(snakemake.output.solutions, "w") as f:
+with writing(snakemake.output.solutions) as f:
     json.dump(jsonable({"experiment": snakemake.wildcards.experiment, "site": str(site), "conditions": out,
                        "device_held_s": claim.held_s}), f, indent=1)

@@ -10,9 +10,10 @@ from reachability.pipeline import start_log  # noqa: E402
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability.results import read_solutions  # noqa: E402
+from reachability.storage import writing  # noqa: E402
 
 rows = read_solutions(snakemake.input.solutions)
-with open(snakemake.output.manifold_table, "w") as f:
+with writing(snakemake.output.manifold_table) as f:
     f.write("| condition | nearest-token cosine (median) | > 0.9 | prompt / token norm | soft MSE | hard-token MSE "
             "| soft cosine | hard-token cosine | nearest tokens of one prompt |\n|---|---|---|---|---|---|---|---|---|\n")
     for k, s in rows.items():
@@ -23,7 +24,7 @@ with open(snakemake.output.manifold_table, "w") as f:
                 f"| {m['prompt_norm_mean']:.3g} / {m['token_norm_mean']:.3g} | {m['soft_median_mse']:.3g} "
                 f"| {m['hard_median_mse']:.3g} | {m['soft_median_cosine']:.4f} | {m['hard_median_cosine']:.4f} "
                 f"| `{example}` |\n")
-with open(snakemake.output.functional_table, "w") as f:
+with writing(snakemake.output.functional_table) as f:
     f.write("| condition | median KL | median ε of the error | KL by position (median over targets) |\n|---|---|---|---|\n")
     for k, s in rows.items():
         fn = s["functional"]

@@ -11,17 +11,17 @@ log = start_log(snakemake)  # first: import errors land in the log
 
 import numpy as np  # noqa: E402
 
-from reachability.pipeline import provenance  # noqa: E402
 from reachability.runs import Layout, parse_pack  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 from reachability.storage import read_h5, write_h5  # noqa: E402
 from reachability.targets import build_targets  # noqa: E402
+from reachability.records import expected, targets_record  # noqa: E402
 
 w, cfg = snakemake.wildcards, snakemake.config
 layout = Layout(tuple(snakemake.params.layout["conditions"]), snakemake.params.layout["restarts"])
 runs = layout.runs(w.experiment, *parse_pack(w.pack))
 site = Site.from_tag(w.site)
-cache, _ = read_h5(snakemake.input.cache, expect=provenance(cfg, site))
+cache, _ = read_h5(snakemake.input.cache, expect=expected(cfg, snakemake.input.cache))
 real = cache.pop("residuals")
 targets, ids, conditions = [], [], []
 for c, condition in enumerate(layout.conditions):
@@ -32,5 +32,5 @@ for c, condition in enumerate(layout.conditions):
         conditions += [c] * len(wanted)
 write_h5(snakemake.output.targets,
          {"target": np.concatenate(targets), "target_id": ids, "condition": conditions},
-         {**provenance(cfg, site), "experiment": w.experiment, "conditions": list(layout.conditions)})
+         targets_record(cfg, w.experiment, w.site, w.pack))
 log.info("%s pack %s: %d targets (%d ids x conditions)", w.experiment, w.pack, len(ids), len(set(ids)))

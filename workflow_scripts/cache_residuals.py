@@ -12,18 +12,19 @@ import torch  # noqa: E402
 
 from reachability.forward import residuals_of_tokens  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.pipeline import load_study_model, provenance  # noqa: E402
+from reachability.pipeline import load_study_model  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 from reachability.storage import read_h5, write_h5  # noqa: E402
 from reachability.targets import position_statistics  # noqa: E402
+from reachability.records import cache_record, expected  # noqa: E402
 
 cfg = snakemake.config
 site = Site.from_tag(snakemake.wildcards.site)  # checked against the model by the forward
-pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
+pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))
 lm = load_study_model(cfg)
 with claimed_device(cfg) as claim:
     residuals = residuals_of_tokens(claim.load(lm), site, torch.from_numpy(pool["tokens"])).numpy()
 stats = position_statistics(residuals)  # on the CPU, after the device is given back
 write_h5(snakemake.output.cache, {"residuals": residuals, **stats},
-         {**provenance(cfg, site), "d_model": lm.d_model, "n_layers": lm.n_layers, "device_held_s": claim.held_s})
+         {**cache_record(cfg, site.tag), "d_model": lm.d_model, "n_layers": lm.n_layers, "device_held_s": claim.held_s})
 log.info("cached %s residuals at %s", residuals.shape, site)

@@ -11,6 +11,7 @@ start_log(snakemake)  # first: import errors land in the log
 import json  # noqa: E402
 
 from reachability.results import label_conditions, read_metrics  # noqa: E402
+from reachability.storage import writing  # noqa: E402
 
 
 def fmt(x, spec):
@@ -20,7 +21,7 @@ def fmt(x, spec):
 loaded = read_metrics(snakemake.input.metrics)
 rows = label_conditions(loaded)
 budgets = {json.dumps(m["provenance"]["step_budget"], sort_keys=True) for m in loaded}
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     for budget in map(json.loads, sorted(budgets)):
         f.write(f"Step budget: {budget['steps']} steps. {budget['reason']}.\n\n")
     f.write("| condition | median cosine | median best MSE | reached | diverged runs | needs more steps |\n")

@@ -13,14 +13,14 @@ import json  # noqa: E402
 
 from reachability.comparison import markdown_table, model_rows, steps_note  # noqa: E402
 from reachability.results import read_metrics  # noqa: E402
-from reachability.storage import jsonable  # noqa: E402
+from reachability.storage import jsonable, writing  # noqa: E402
 
 p = snakemake.params
 models = [m for m in p.models if p.metrics[m["label"]]]
 rows = model_rows(models, [read_metrics(p.metrics[m["label"]]) for m in models], p.findings)
-with open(snakemake.output.json, "w") as f:
+with writing(snakemake.output.json) as f:
     json.dump(jsonable({"axis": p.axis, "models": models, "rows": rows}), f, indent=1)
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     note = steps_note(rows)
     f.write(f"# Reachability across models\n\nIntervals: median over targets with its {p.findings['confidence']:.0%} "
             f"bootstrap interval; reached share with its Clopper-Pearson interval. Relative MSE: best MSE over the "

@@ -21,16 +21,17 @@ from reachability.optimize import optimize_runs  # noqa: E402
 from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 from reachability.storage import read_h5, read_targets, write_h5  # noqa: E402
+from reachability.records import expected, extended_record  # noqa: E402
 
 cfg, w = snakemake.config, snakemake.wildcards
 budget = int(w.steps)
 site = Site.from_tag(w.site)
-pack, attrs = read_h5(snakemake.input.runs)
+pack, attrs = read_h5(snakemake.input.runs, expect=expected(cfg, snakemake.input.runs))
 done = int(attrs["steps"])
 if "exp_avg" not in pack or budget <= done:
     raise ValueError(f"{snakemake.input.runs} holds no saved state to continue from {done} to {budget} steps")
 names = attrs["conditions"]
-targets = read_targets([snakemake.input.targets], {k: attrs[k] for k in ("model", "revision", "seq_len", "site")})
+targets = read_targets([snakemake.input.targets], lambda path: expected(cfg, path))
 target = torch.from_numpy(np.stack([targets[names[c], int(t)] for c, t in zip(pack["condition"], pack["target_id"])]))
 log.info("continuing %d runs of %s from %d to %d steps", len(target), snakemake.input.runs, done, budget)
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
@@ -47,7 +48,7 @@ arrays = {**more.arrays, "loss": np.concatenate([pack["loss"], more.loss], axis=
           "diverged": pack["diverged"] | more.diverged,
           **{k: pack[k] for k in ("target_id", "restart", "condition", "target_mean_square")}}
 write_h5(snakemake.output.runs, arrays,
-         {**attrs, "steps": budget, "continued_from_steps": done, "device": device, "optimising_s": optimising_s,
+         {**attrs, **extended_record(cfg, w.experiment, w.site, w.pack, budget), "device": device, "optimising_s": optimising_s,
           "device_held_s": claim.held_s, "device_wait_s": claim.waited_s,
           "base_optimising_s": attrs["optimising_s"], "base_device_held_s": attrs["device_held_s"],
           "batches": more.batches, "base_batches": attrs.get("batches", []), "versions": library_versions()})

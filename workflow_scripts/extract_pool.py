@@ -10,8 +10,8 @@ log = start_log(snakemake)  # first: import errors land in the log
 
 from reachability.data import extract_sequences, load_texts  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
-from reachability.pipeline import provenance  # noqa: E402
 from reachability.storage import write_h5  # noqa: E402
+from reachability.records import pool_record  # noqa: E402
 
 cfg, ds = snakemake.config, snakemake.params.dataset
 tokenizer = load_tokenizer(snakemake.params.model["name"], snakemake.params.model["revision"])
@@ -19,5 +19,5 @@ files = [*snakemake.input.data, *snakemake.params.remote_data_files] or None  # 
 texts = load_texts(ds["path"], ds["name"], ds["split"], files, ds["text_field"])
 tokens, sources = extract_sequences(texts, tokenizer, cfg["seq_len"], cfg["pool_size"], ds["min_chars"])
 write_h5(snakemake.output.pool, {"tokens": tokens, "text_index": sources},
-         {**provenance(cfg), "dataset_spec": ds})
+         {**pool_record(cfg), "dataset_spec": ds})
 log.info("pool of %d sequences x %d tokens from %s", *tokens.shape, ds["path"])

@@ -14,21 +14,28 @@ import json  # noqa: E402
 
 from reachability.hard_prompt import compare, markdown_table  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
-from reachability.storage import jsonable, read_h5  # noqa: E402
+from reachability.storage import jsonable, read_h5, read_json, writing  # noqa: E402
+from reachability.records import expected  # noqa: E402
 
 cfg = snakemake.config
-hard = read_h5(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens"])[0]  # [condition, target, restart, ...]
-soft = read_h5(snakemake.input.soft_runs, ["final_mse", "cosine"])[0]
-original = read_h5(snakemake.input.pool, ["tokens"])[0]["tokens"]  # Exp 1's target t is pool sequence t
+steps = read_json(snakemake.input.hard_metrics)["provenance"]["step_budget"]["steps"]  # both runs.h5: that budget
+
+
+def runs(path, keys):
+    return read_h5(path, keys, expect=expected(cfg, path, steps))[0]  # [condition, target, restart, ...]
+
+
+hard = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens"])
+soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])
+original = runs(snakemake.input.pool, ["tokens"])["tokens"]  # Exp 1's target t is pool sequence t
 projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
-    with open(snakemake.input.projected[0]) as f:
-        projected = json.load(f)["conditions"]["real"]["manifold"]["projected_runs"]
+    projected = read_json(snakemake.input.projected[0])["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 rows, summary = compare(hard, soft, projected, original, tokenizer.decode)
-with open(snakemake.output.json, "w") as f:
+with writing(snakemake.output.json) as f:
     json.dump(jsonable({"summary": summary, "targets": rows}), f, indent=1)
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     f.write(markdown_table(rows, summary))
 log.info("hard prompts: median MSE %s (soft %s, projected %s); exact recovery %.0f%%", summary["hard_median_mse"],
          summary["soft_median_mse"], summary["projected_median_mse"], 100 * summary["exact_match_rate"])

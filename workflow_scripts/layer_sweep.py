@@ -14,23 +14,23 @@ from collections import defaultdict  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reachability.config import FIXED_CONDITION  # noqa: E402
-from reachability.pipeline import provenance  # noqa: E402
+from reachability.records import expected, place_of  # noqa: E402
 from reachability.results import collect_runs, summarise_condition  # noqa: E402
-from reachability.storage import jsonable, read_attrs  # noqa: E402
+from reachability.storage import jsonable, writing  # noqa: E402
 from reachability.sites import Site  # noqa: E402
 
 cfg, sweep, m = snakemake.config, snakemake.params.sweep, snakemake.params.metrics
 groups = defaultdict(list)
-for path in snakemake.input.runs:
-    attrs = read_attrs(path)
-    groups[attrs["experiment"], attrs["site"]].append(path)
+for path in snakemake.input.runs:  # filed by where they are in the study; each file is checked against it
+    place = place_of(path)[1]
+    groups[place["experiment"], place["site"]].append(path)
 sites = [Site(s["kind"], s["layer"]) for s in sweep["sites"]]
 results = defaultdict(dict)
 for experiment in sweep["experiments"]:
     for site in sites:
         condition = FIXED_CONDITION[experiment]
-        runs = collect_runs(groups[experiment, str(site)], [condition], sweep["n_targets"], sweep["restarts"],
-                            provenance(cfg, site))
+        runs = collect_runs(groups[experiment, site.tag], [condition], sweep["n_targets"], sweep["restarts"],
+                            lambda path: expected(cfg, path))
         s = summarise_condition(runs, 0, m)
         relative = np.asarray(s["per_target"]["best_final_mse"]) / np.asarray(s["per_target"]["initial_mse"])
         results[experiment][site.tag] = {
@@ -38,9 +38,9 @@ for experiment in sweep["experiments"]:
             "median_relative_final_mse": float(np.nanmedian(relative)), "reached_fraction": s["reached_fraction"],
             "n_diverged": s["n_diverged"],
         }
-with open(snakemake.output.metrics, "w") as f:
+with writing(snakemake.output.metrics) as f:
     json.dump(jsonable(results), f, indent=1)
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     f.write("| experiment | site | median cosine | median best MSE | median final/initial MSE | reached |\n")
     f.write("|---|---|---|---|---|---|\n")
     for experiment, by_site in results.items():

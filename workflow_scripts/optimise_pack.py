@@ -24,18 +24,18 @@ from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.models import load_tokenizer  # noqa: E402
 from reachability.methods import Pez, Soft, initial_prompt, random_token_prompt  # noqa: E402
 from reachability.optimize import BatchResult, optimize_runs  # noqa: E402
-from reachability.pipeline import device_name, library_versions, load_study_model, provenance  # noqa: E402
+from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
 from reachability.storage import read_targets, write_h5  # noqa: E402
 from reachability.runs import Layout, parse_pack  # noqa: E402
 from reachability.sites import Site  # noqa: E402
+from reachability.records import expected, pack_record  # noqa: E402
 
 w, cfg, p = snakemake.wildcards, snakemake.config, snakemake.params
 opt, engine = {**p.optimizer, "steps": int(w.steps)}, cfg["engine"]
 site = Site.from_tag(w.site)
 layout = Layout(tuple(p.layout["conditions"]), p.layout["restarts"])
 runs = layout.runs(w.experiment, *parse_pack(w.pack))
-made_by = provenance(cfg, site)
-targets = read_targets([snakemake.input.targets], made_by)
+targets = read_targets([snakemake.input.targets], lambda path: expected(cfg, path))
 log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d restarts", w.pack, len(runs),
          w.experiment, site, runs[0].target_id, runs[-1].target_id, len(layout.conditions), layout.restarts)
 
@@ -74,8 +74,7 @@ write_h5(
      "target_mean_square": target.double().pow(2).mean(dim=(1, 2)).float().numpy(),  # each run's target scale
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
-    {**made_by, "steps": opt["steps"], "lr": opt["lr"], "precision": opt["precision"], "experiment": w.experiment,
-     "conditions": list(layout.conditions), "restarts": layout.restarts, "n_parameters": n_parameters,
+    {**pack_record(cfg, w.experiment, w.site, w.pack, opt["steps"]), "n_parameters": n_parameters,
      "device": device, "optimising_s": optimising_s, "device_wait_s": claim.waited_s, "device_held_s": claim.held_s,
      "batches": result.batches, "versions": library_versions()},
 )

@@ -15,12 +15,13 @@ import torch  # noqa: E402
 
 from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.perturbation import DIRECTIONS, kl_vs_epsilon  # noqa: E402
-from reachability.pipeline import load_study_model, provenance  # noqa: E402
+from reachability.pipeline import load_study_model  # noqa: E402
 from reachability.sites import Site  # noqa: E402
-from reachability.storage import read_h5  # noqa: E402
+from reachability.storage import read_h5, writing  # noqa: E402
+from reachability.records import expected  # noqa: E402
 
 cfg, p = snakemake.config, snakemake.params.perturbation
-pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
+pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))
 tokens = torch.from_numpy(pool["tokens"][: p["n_sequences"]])
 lm = load_study_model(cfg)
 curves = {}
@@ -32,7 +33,7 @@ with claimed_device(cfg) as claim:
             lm, site, tokens, p["token_index"], p["epsilons"], p["n_directions"], kind, p["seed"]).items()}
             for kind in DIRECTIONS}
         log.info("%s: %s", site, curves[tag])
-with open(snakemake.output.curves, "w") as f:
+with writing(snakemake.output.curves) as f:
     json.dump({"epsilons": p["epsilons"], "token_index": p["token_index"], "n_directions": p["n_directions"],
                "n_sequences": len(tokens), "curves": curves, "device_held_s": claim.held_s,
                "kl_after": "KL(perturbed ‖ unperturbed), mean over the perturbed token and the ones after it",

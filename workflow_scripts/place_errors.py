@@ -15,10 +15,9 @@ import json  # noqa: E402
 
 from reachability.placement import place  # noqa: E402
 from reachability.results import read_solutions  # noqa: E402
-from reachability.storage import jsonable  # noqa: E402
+from reachability.storage import jsonable, read_json, writing  # noqa: E402
 
-with open(snakemake.input.curve) as f:
-    curve = json.load(f)
+curve = read_json(snakemake.input.curve)
 placed, rows = {}, []
 for label, s in read_solutions(snakemake.input.solutions).items():
     eps, measured = s["functional"]["epsilon"], s["functional"]["kl"]
@@ -31,7 +30,7 @@ for label, s in read_solutions(snakemake.input.solutions).items():
     rows.append(f"| {label} | {g(iso['median_epsilon'])} | {iso['n_placed']} of {iso['n_points']} "
                 f"| {iso['below_range']:.0%} / {iso['above_range']:.0%} | {g(iso['median_predicted_kl'])} "
                 f"| {g(real['median_predicted_kl'])} | {g(iso['median_measured_kl'])} | {g(iso['ratio'])} |")
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     f.write(
         f"Reachability errors on the perturbation curve at {curve['site']}, per position. The curve: "
         f"{curve['statistic']}, on {len(curve['epsilons'])} log-spaced eps from {min(curve['epsilons']):.3g} to "
@@ -44,6 +43,6 @@ with open(snakemake.output.table, "w") as f:
     f.write("| condition | eps of the error | placed | below / above the range | KL predicted (isotropic) "
             "| KL predicted (toward real) | KL measured | predicted / measured (isotropic) |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
-with open(snakemake.output.points, "w") as f:
+with writing(snakemake.output.points) as f:
     json.dump(jsonable({"site": curve["site"], "epsilons": curve["epsilons"], "curve": curve["curves"]["isotropic"],
                         "placed": placed}), f, indent=1)

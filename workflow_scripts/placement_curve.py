@@ -17,14 +17,15 @@ import torch  # noqa: E402
 from reachability.config import site_of  # noqa: E402
 from reachability.gpu_pool import claimed_device  # noqa: E402
 from reachability.perturbation import DIRECTIONS, placement_curve  # noqa: E402
-from reachability.pipeline import load_study_model, provenance  # noqa: E402
+from reachability.pipeline import load_study_model  # noqa: E402
 from reachability.placement import grid_for  # noqa: E402
 from reachability.results import read_solutions  # noqa: E402
-from reachability.storage import read_h5  # noqa: E402
+from reachability.storage import read_h5, writing  # noqa: E402
+from reachability.records import expected  # noqa: E402
 
 cfg, p = snakemake.config, snakemake.params.perturbation
 site = site_of(cfg)
-pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=provenance(cfg))
+pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))
 tokens = torch.from_numpy(pool["tokens"][: p["n_sequences"]])
 errors = [s["functional"]["epsilon"] for s in read_solutions(snakemake.input.solutions).values()]
 grid = p["placement_epsilons"] or grid_for(errors, p["placement_points"])
@@ -34,7 +35,7 @@ with claimed_device(cfg) as claim:
     claim.load(lm)
     curves = {kind: placement_curve(lm, site, tokens, grid, p["n_directions"], kind, p["seed"]).tolist()
               for kind in DIRECTIONS}
-with open(snakemake.output.curve, "w") as f:
+with writing(snakemake.output.curve) as f:
     json.dump({"site": str(site), "epsilons": grid, "curves": curves, "n_sequences": len(tokens),
                "n_directions": p["n_directions"], "derived": p["placement_epsilons"] is None,
                "statistic": "median over sequences, directions and positions of KL(unperturbed ‖ perturbed) at a "

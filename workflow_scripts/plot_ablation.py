@@ -8,15 +8,12 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
 from reachability.results import best_runs  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.full) as f:
-    full, _ = best_runs(json.load(f)["conditions"]["real"])
-with open(snakemake.input.ablated) as f:
-    ablated = {c.replace("_", " "): best_runs(s)[0] for c, s in json.load(f)["conditions"].items()}
+full, _ = best_runs(read_json(snakemake.input.full)["conditions"]["real"])
+ablated = {c.replace("_", " "): best_runs(s)[0] for c, s in read_json(snakemake.input.ablated)["conditions"].items()}
 n = min(len(cos) for cos in ablated.values())
 plots.boxes(snakemake.output.figure, {"full": full[:n], **ablated}, "per-target mean cosine (best restart)",
             f"Ablations on {n} of Exp 1's targets", dpi=snakemake.params.plots["dpi"])

@@ -8,21 +8,19 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 from reachability import plots  # noqa: E402
-from reachability.config import site_of  # noqa: E402
-from reachability.pipeline import provenance  # noqa: E402
-from reachability.storage import read_h5  # noqa: E402
+from reachability.storage import read_h5, read_json  # noqa: E402
+from reachability.records import expected  # noqa: E402
 
 cfg, dpi, out = snakemake.config, snakemake.params.plots["dpi"], snakemake.output
 exp = snakemake.wildcards.experiment
-runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=provenance(cfg, site_of(cfg)))
+metrics = read_json(snakemake.input.metrics)
+steps = metrics["provenance"]["step_budget"]["steps"]  # runs.h5 and metrics.json come from one aggregation
+runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=expected(cfg, snakemake.input.runs, steps))
 conditions = attrs["conditions"]
-with open(snakemake.input.metrics) as f:
-    summaries = json.load(f)["conditions"]
+summaries = metrics["conditions"]
 per_target = [summaries[c]["per_target"] for c in conditions]
 best = np.array([t["best_final_mse"] for t in per_target], dtype=float)
 cosine = np.array([t["cosine_by_position"] for t in per_target], dtype=float)

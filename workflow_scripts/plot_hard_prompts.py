@@ -8,10 +8,8 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.table) as f:
-    rows = json.load(f)["targets"]
+rows = read_json(snakemake.input.table)["targets"]
 plots.hard_vs_soft(snakemake.output.figure, rows, snakemake.params.plots["dpi"])

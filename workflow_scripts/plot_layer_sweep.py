@@ -8,12 +8,10 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.metrics) as f:
-    results = json.load(f)
+results = read_json(snakemake.input.metrics)
 sites = list(next(iter(results.values())))  # in the sweep's order
 rows = {e: {site: (r["median_cosine"], r["median_relative_final_mse"]) for site, r in by_site.items()}
         for e, by_site in results.items()}

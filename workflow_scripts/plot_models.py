@@ -8,12 +8,10 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
 from reachability.comparison import steps_note  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.rows) as f:
-    table = json.load(f)
+table = read_json(snakemake.input.rows)
 plots.across_models(snakemake.output.figure, table["rows"], table["axis"], steps_note(table["rows"]),
                     snakemake.params.plots["dpi"])

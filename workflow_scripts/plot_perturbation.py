@@ -8,11 +8,9 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.curves) as f:
-    perturbation = json.load(f)
+perturbation = read_json(snakemake.input.curves)
 notebook = {site: {kind: c["kl_after"] for kind, c in by_kind.items()} for site, by_kind in perturbation["curves"].items()}
 plots.kl_curves(snakemake.output.figure, notebook, perturbation["epsilons"], snakemake.params.plots["dpi"])

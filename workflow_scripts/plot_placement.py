@@ -8,11 +8,9 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.points) as f:
-    placed = json.load(f)
+placed = read_json(snakemake.input.points)
 plots.placement(snakemake.output.figure, placed["epsilons"], placed["curve"], placed["placed"], placed["site"],
                 snakemake.params.plots["dpi"])

@@ -8,14 +8,12 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.metrics) as f:
-    conditions = json.load(f)["conditions"]
+conditions = read_json(snakemake.input.metrics)["conditions"]
 alphas = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)  # [α, pair]
 relative = np.array([s["per_target"]["relative_best_final_mse"] for s in conditions.values()], dtype=float)

@@ -8,16 +8,13 @@ from reachability.pipeline import start_log  # noqa: E402
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 from reachability import plots  # noqa: E402
+from reachability.storage import read_json  # noqa: E402
 
-with open(snakemake.input.metrics) as f:
-    conditions = json.load(f)["conditions"]
+conditions = read_json(snakemake.input.metrics)["conditions"]
 fractions = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)
-with open(snakemake.input.findings) as f:
-    fit = json.load(f)["experiment4_fit"]
+fit = read_json(snakemake.input.findings)["experiment4_fit"]
 plots.transition(snakemake.output.transition, fractions, best, fit, snakemake.params.plots["dpi"])

@@ -13,7 +13,7 @@ import json  # noqa: E402
 
 from reachability import guide  # noqa: E402
 from reachability.results import read_metrics  # noqa: E402
-from reachability.storage import jsonable  # noqa: E402
+from reachability.storage import jsonable, writing  # noqa: E402
 
 settings = snakemake.params.findings
 metrics = {m["experiment"]: m for m in read_metrics(snakemake.input.metrics)}
@@ -23,8 +23,8 @@ for row in rows:
     log.info("%s: %s", row.observation, row.verdict)
 for warning in warned:
     log.warning(warning)
-with open(snakemake.output.table, "w") as f:
+with writing(snakemake.output.table) as f:
     f.write(guide.markdown(rows, settings, warned))
-with open(snakemake.output.json, "w") as f:
+with writing(snakemake.output.json) as f:
     json.dump(jsonable({"settings": settings, "warnings": warned, "findings": [r.row() for r in rows],
                         "experiment4_fit": fit}), f, indent=1)

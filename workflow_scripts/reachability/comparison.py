@@ -60,10 +60,12 @@ def compared_models(config: dict) -> list[dict]:
     return out
 
 
-def check_comparison(config: dict) -> None:
-    """Labels unique (each is a folder), built models apart from each other, and a training
-    step for every model when the axis is the step."""
-    from .config import ConfigError
+def check_comparison(config: dict, model_config=None) -> None:
+    """Labels unique (each is a folder), built models apart from each other, a training step
+    for every model when the axis is the step; and every compared model's own config checked
+    as its module will check it (`model_config(model)`: its config.json where available),
+    with the entry named in the error."""
+    from .config import ConfigError, check_config, resolve_last_layers
 
     if not config["compare"]["models"]:
         return
@@ -80,6 +82,14 @@ def check_comparison(config: dict) -> None:
     built += [model_study(config, e)["model"]["name"] for e in config["compare"]["models"] if "build" in e]
     if len(set(built)) < len(built):
         raise ConfigError(f"compare.models: each built model needs its own name (model directories {built})")
+    for i, entry in enumerate(config["compare"]["models"]):
+        theirs = model_study(config, entry)
+        own = model_config(theirs["model"]) if model_config else None
+        try:
+            resolve_last_layers(theirs, getattr(own, "num_hidden_layers", None))
+            check_config(theirs, own)
+        except ConfigError as error:
+            raise ConfigError(f"compare.models[{i}] (label {entry['label']}): {error}") from None
     if config["compare"]["axis"] == "step":
         unknown = [m["label"] for m in models if m["step"] is None]
         if unknown:

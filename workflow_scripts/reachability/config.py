@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -144,8 +145,20 @@ def digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def non_finite(value, key: str = "") -> list[str]:
+    """The dotted keys of every float in a config that is NaN or infinite (YAML's .nan, .inf)."""
+    if isinstance(value, dict):
+        return [k for name, v in value.items() for k in non_finite(v, f"{key}.{name}" if key else str(name))]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in non_finite(v, f"{key}[{i}]")]
+    return [key] if isinstance(value, float) and not math.isfinite(value) else []
+
+
 def check_config(config: dict, model_config=None) -> None:
     """Raise ConfigError for relations the schema cannot check (model limits if given)."""
+    bad = non_finite(config)
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: must be a finite number (not .nan or .inf): set a finite value")
     exps = config["experiments"]
     pool = config["pool_size"]
     real = exps["experiment1"]["n_targets"]
@@ -334,6 +347,7 @@ def budget_status(path: str, optimizer: dict) -> str:
     if not Path(path).exists():
         return (f"step budget: pending. Exp 1 runs {optimizer['steps']} steps first; if its loss curves still "
                 f"fall, every experiment runs {optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
-    with open(path) as f:
-        budget = json.load(f)
+    from .storage import read_json
+
+    budget = read_json(path)
     return f"step budget: {budget['steps']} steps. {budget['reason']}"

@@ -79,26 +79,32 @@ def plateau_improvement(loss: np.ndarray, tail: float = 0.2) -> np.ndarray:
         return 1 - (end / begin) ** (span / between) if between > 0 else np.zeros_like(begin)
 
 
-def plateau_check(loss: np.ndarray, reached_runs: np.ndarray, tail: float = 0.2, tolerance: float = 0.05,
-                  fraction: float = 0.5) -> dict:
+def plateau_verdict(loss: np.ndarray, tail: float = 0.2, tolerance: float = 0.05, fraction: float = 0.5) -> dict:
     """Have the loss curves flattened? The agenda's question, asked of every run ([runs, steps]).
 
     A run is still improving when its loss fell by more than `tolerance` (relative) over the
     last `tail` of the steps, reached or not; more steps are needed when more than `fraction`
-    of the runs are still improving. The same share among runs not yet reached is reported
-    beside it (`fraction_still_improving_unreached`), since a reached run falling toward float
-    precision is a different thing from an unreached one still on its way."""
+    of the runs are still improving. (Only the plateau settings decide it: the step budget
+    depends on nothing else.)"""
     improvement = plateau_improvement(loss, tail)
     finite = np.isfinite(improvement)
-    still = improvement[finite] > tolerance
-    open_ = finite & ~reached_runs
-    share = float(still.mean()) if finite.any() else float("nan")
+    share = float((improvement[finite] > tolerance).mean()) if finite.any() else float("nan")
     return {
         "tail_fraction": tail,
         "tolerance": tolerance,
         "fraction_threshold": fraction,
         "median_relative_improvement": float(np.median(improvement[finite])) if finite.any() else float("nan"),
         "fraction_still_improving": share,
-        "fraction_still_improving_unreached": float((improvement[open_] > tolerance).mean()) if open_.any() else None,
         "needs_more_steps": bool(finite.any() and share > fraction),
     }
+
+
+def plateau_check(loss: np.ndarray, reached_runs: np.ndarray, tail: float = 0.2, tolerance: float = 0.05,
+                  fraction: float = 0.5) -> dict:
+    """The plateau verdict, and the same share among runs not yet reached beside it
+    (`fraction_still_improving_unreached`), since a reached run falling toward float
+    precision is a different thing from an unreached one still on its way."""
+    improvement = plateau_improvement(loss, tail)
+    open_ = np.isfinite(improvement) & ~reached_runs
+    return {**plateau_verdict(loss, tail, tolerance, fraction),
+            "fraction_still_improving_unreached": float((improvement[open_] > tolerance).mean()) if open_.any() else None}

@@ -8,10 +8,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .storage import atomic  # noqa: E402
+
 
 def _save(fig, path: str, dpi: int) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with atomic(path) as tmp:  # a killed job leaves no half-drawn figure at the final path
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
 
 

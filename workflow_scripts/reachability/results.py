@@ -9,19 +9,18 @@ has its own gain).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from . import metrics
-from .storage import read_h5
+from .storage import read_h5, read_json
 
 PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_mean_square")
 RUN_ARRAYS = (*PER_RUN, "target_id", "condition", "restart")
 
 
-def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect: dict) -> dict:
-    """Read run packs into arrays indexed [condition, target, restart(, ...)].
+def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect) -> dict:
+    """Read run packs into arrays indexed [condition, target, restart(, ...)]; `expect(path)`
+    gives each pack's expected record (records.expected), or `expect` is one record for all.
 
     Runs beyond the first `n_targets` targets or `restarts` restarts, or of other conditions,
     are left out, so a smaller analysis (the layer sweep) can read a larger study's packs.
@@ -30,7 +29,8 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(shape, dtype=bool)
     for path in paths:
-        arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect, optional=("tokens",))
+        arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect(path) if callable(expect) else expect,
+                                optional=("tokens",))
         names = attrs["conditions"]
         per_run = [k for k in (*PER_RUN, "tokens") if k in arrays]
         if not out:
@@ -138,8 +138,7 @@ def read_solutions(paths: list[str]) -> dict[str, dict]:
     """Every condition's solution analysis (solutions.json files), labelled 'experiment condition'."""
     rows = {}
     for path in paths:
-        with open(path) as f:
-            solutions = json.load(f)
+        solutions = read_json(path)
         rows.update({f"{solutions['experiment']} {c}": s for c, s in solutions["conditions"].items()})
     return rows
 
@@ -150,11 +149,7 @@ LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp
 
 def read_metrics(paths: list[str]) -> list[dict]:
     """metrics.json files, in order."""
-    out = []
-    for path in paths:
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
+    return [read_json(path) for path in paths]
 
 
 def label_conditions(loaded: list[dict]) -> dict[str, dict]:
