@@ -1,6 +1,7 @@
-# Soft-prompt reachability of residual-stream targets: the research agenda as a DAG.
-#   pool extraction -> residual cache (HDF5) -> targets -> optimisation packs (GPU; Exp 1
-#   first, deciding the step budget) -> aggregation (metrics.json) -> findings and plots
+# Soft-prompt reachability of residual-stream targets: the research agenda as a DAG, by stage.
+#   data (pool, residual caches) -> targets -> optimisation packs (GPU; Exp 1 first, deciding
+#   the step budget) -> aggregation (metrics.json, conditions, findings) -> tables and
+#   analyses beyond the agenda -> figures; the study again per compared model
 # Run: snakemake --cores 4 --resources gpu=2   (demo: --cores 2 --configfile demo.yaml)
 
 
@@ -12,9 +13,10 @@ include: "rules/data.smk"
 include: "rules/targets.smk"
 include: "rules/optimise.smk"
 include: "rules/aggregate.smk"
+include: "rules/tables.smk"
+include: "rules/solutions.smk"
+include: "rules/perturbation.smk"
 include: "rules/plots.smk"
-include: "rules/analysis.smk"
-include: "rules/hard_prompt.smk"
 include: "rules/compare.smk"
 
 

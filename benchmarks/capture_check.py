@@ -32,7 +32,7 @@ from reachability.precision import PRECISIONS
 from reachability.sites import Site
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import FAMILIES, save_tiny  # noqa: E402  (the tests' own tiny models)
+from conftest import FAMILIES, save_tiny
 
 
 def compare(lm, precision: str, batch: int, steps: int, device: str) -> dict:

@@ -44,10 +44,10 @@ from snakemake.utils import validate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow_scripts"))
 
-from reachability import config as study  # noqa: E402
-from reachability.comparison import model_study, module_name  # noqa: E402
-from reachability.runs import batch_sizes, parse_pack  # noqa: E402
-from reachability.sites import Site  # noqa: E402
+from reachability import experiments, study
+from reachability.comparison import model_study, module_name
+from reachability.runs import batch_sizes, parse_pack
+from reachability.sites import Site
 
 DEFAULT_RATES = ROOT / "benchmarks" / "rates" / "h100_landed_2026-11-26.json"
 
@@ -209,7 +209,7 @@ def shape(job: Job, config: dict) -> None:
     job.batches = [b for members in study.variants(runs).values()
                    for b in batch_sizes(len(members), cfg["engine"]["batch_size"])]
     job.runs, job.run_steps = len(runs), len(runs) * cfg["optimizer"]["steps"]
-    job.method = "pez" if w["experiment"] == "hard_prompt" else "soft"
+    job.method = experiments.get(w["experiment"]).method(runs[0].condition)
     job.layer = Site.from_tag(w["site"]).layer
 
 
@@ -263,10 +263,10 @@ def checkpoint_jobs(jobs: list[Job], config: dict) -> list[Job]:
     added, next_id = [], max(by_id) + 1
     for prefix, cfg in [("", config)] + [(module_name(e["label"]), model_study(config, e))
                                          for e in config["compare"]["models"]]:
-        if cfg["optimizer"]["extend_steps"] is None or not cfg["experiments"]["experiment1"]["enabled"]:
+        if cfg["optimizer"]["extend_steps"] is None or not cfg["experiments"][experiments.BASELINE]["enabled"]:
             continue
         packs = [j for j in jobs if j.rule == prefix + "optimise_pack"]
-        deciding = {j.jobid for j in packs if j.wildcards["experiment"] == "experiment1"
+        deciding = {j.jobid for j in packs if j.wildcards["experiment"] == experiments.BASELINE
                     and (prefix or j.wildcards["site"] == study.site_of(cfg).tag)}
         gated = {j.jobid for j in packs} - deciding
         gated |= {j.jobid for j in jobs if j.rule == prefix + "aggregate"}

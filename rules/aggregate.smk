@@ -1,10 +1,11 @@
+# The agenda's summaries: each experiment's metrics, the conditions table, the findings.
 rule aggregate:
     input:
         runs=lambda w: final_run_files(w.experiment),
         budget=BUDGET_INPUT,
     output:
-        metrics="results/{experiment}/metrics.json",
-        runs="results/{experiment}/runs.h5",
+        metrics=METRICS,
+        runs=EXPERIMENT_RUNS,
     log:
         "results/logs/aggregate/{experiment}.log",
     conda:
@@ -20,3 +21,39 @@ rule aggregate:
         budget=lambda w: budget_record(),
     script:
         "../workflow_scripts/aggregate.py"
+
+
+rule conditions_table:
+    input:
+        metrics=metrics_of(*EXPERIMENTS),
+    output:
+        table="results/conditions.md",
+    log:
+        "results/logs/aggregate/conditions.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("conditions_table.py"),
+    script:
+        "../workflow_scripts/conditions_table.py"
+
+
+rule findings:
+    input:
+        metrics=metrics_of(*EXPERIMENTS),
+    output:
+        table=report(
+            "results/findings.md", caption="../report/findings.rst", category="Summary"
+        ),
+        json="results/findings.json",
+    log:
+        "results/logs/aggregate/findings.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("write_findings.py"),
+        findings=canonical(config["findings"]),
+    script:
+        "../workflow_scripts/write_findings.py"

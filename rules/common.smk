@@ -14,12 +14,25 @@ min_version("9.0")
 # first, and so does every rule script, in its first lines (sys.path.insert(0, scriptdir)).
 LIBRARY = str(Path(workflow.basedir) / "workflow_scripts")
 sys.path.insert(0, LIBRARY)
-from reachability import comparison  # noqa: E402
-from reachability import config as study  # noqa: E402
-from reachability.pipeline import code_digest  # noqa: E402
-from reachability.runs import pack_bounds, pack_name  # noqa: E402
+from reachability import budget, comparison, experiments, probes, study, validation
+from reachability.pipeline import code_digest
+from reachability.records import (
+    BUDGET,
+    CACHE,
+    EXPERIMENT_RUNS,
+    EXTENDED,
+    METRICS,
+    POOL,
+    RUNS,
+    SOLUTIONS,
+    TARGETS,
+)
+from reachability.runs import pack_bounds, pack_name
 
-study.expand_site_names(config)  # TransformerLens names -> {kind, layer}
+# The config: site names read, the schema (keys, types, ranges, defaults), then every relation
+# the schema cannot state, the model's own limits (its config.json, where available), the
+# local dataset files and the compared models, each error naming its key and the fix.
+validation.expand_site_names(config)  # TransformerLens names -> {kind, layer}
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -50,44 +63,36 @@ def model_config(model=config["model"]):
         return None
 
 
-study.resolve_last_layers(config, getattr(model_config(), "num_hidden_layers", None))
-study.check_config(config, model_config())
-study.check_dataset(config, local_path)
+validation.resolve_last_layers(
+    config, getattr(model_config(), "num_hidden_layers", None)
+)
+validation.check_config(config, model_config())
+probes.check_dataset(config, local_path)
 comparison.check_comparison(config, model_config)
 
 
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
-# the ablation's runs are on another model, hard prompts are tokens already: no
-# manifold/functional analysis of them
-ANALYSED = [e for e in EXPERIMENTS if e not in ("ablation", "hard_prompt")]
-POOL = "results/pool/tokens.h5"
-CACHE = "results/cache/{site}/pool_residuals.h5"
-# A pack is a range of an experiment's runs at a site, numbered target-major (runs.py),
-# optimised for a number of steps.
-TARGETS = "results/targets/{site}/{experiment}/{pack}.h5"
-RUNS = "results/{experiment}/runs/{site}/{pack}_s{steps}.h5"
+BASELINE = experiments.BASELINE  # Exp 1: it decides the step budget
+ANALYSED = [e for e in EXPERIMENTS if experiments.get(e).analysed]
 # The step budget (the agenda: if Exp 1's curves still fall, more steps everywhere): Exp 1's
 # packs at the study's site run the configured steps and decide (a checkpoint); the analyses
 # then ask for every other pack at the budget, and for Exp 1's continued to it from their
 # saved state. A decision that does not change asks for the same files: nothing reruns.
-EXTENDED = "results/{experiment}/runs_extended/{site}/{pack}_s{steps}.h5"
-BUDGET = "results/step_budget.json"
-EXTENDING = (
-    config["optimizer"]["extend_steps"] is not None and "experiment1" in EXPERIMENTS
-)
+EXTENDING = config["optimizer"]["extend_steps"] is not None and BASELINE in EXPERIMENTS
 # Readers of the decision depend on its content (a param), not its time stamp: rewritten with
 # the same decision (another metrics option, say), it reruns nothing.
 BUDGET_INPUT = [ancient(BUDGET)] if EXTENDING else []
+PLATEAU_SETTINGS = ("plateau_tail", "plateau_tolerance", "plateau_fraction")
 # The budget's status on every start, dry runs too (a compared model's module names its file)
 if EXTENDING:
     here = str(workflow.modifier.modify_path(BUDGET))
-    status = study.budget_status(here, config["optimizer"])
+    status = budget.status(here, config["optimizer"])
     logger.info(status if here == BUDGET else f"{status} ({here})")
 
 
 wildcard_constraints:
-    experiment=r"experiment(1|2a|2b|3|4)|ablation|hard_prompt",
+    experiment="|".join(experiments.names()),
     site=r"(hs|block)\d+",
     pack=r"\d+-\d+",
     steps=r"\d+",
@@ -95,11 +100,11 @@ wildcard_constraints:
 
 def check_hub_for_every_model():
     """Before any job: each model's (the study's and every compared one's) hub needs can be met."""
-    study.check_hub(config, model_config() is not None, Path(POOL).exists())
+    probes.check_hub(config, model_config() is not None, Path(POOL).exists())
     for entry in config["compare"]["models"]:
         theirs = comparison.model_study(config, entry)
         pool = Path(comparison.folder(entry["label"])) / "pool" / "tokens.h5"
-        study.check_hub(
+        probes.check_hub(
             theirs, model_config(theirs["model"]) is not None, pool.exists()
         )
 
@@ -129,6 +134,25 @@ def remote_data_files():
     return [f for f in ([files] if isinstance(files, str) else files) if "://" in f]
 
 
+def having(rule):
+    """The experiments whose records name a rule, as a wildcard constraint for it (so it
+    serves those experiments, and no other)."""
+    return (
+        "|".join(n for n in experiments.names() if rule in experiments.get(n).outputs)
+        or "^$"
+    )
+
+
+def label(wildcards):
+    """The registry's label of a job's experiment (the HTML report's category)."""
+    return experiments.get(wildcards.experiment).label
+
+
+def metrics_of(*names):
+    """The metrics.json files of experiments."""
+    return [METRICS.format(experiment=e) for e in names]
+
+
 def packs(experiment, site=SITE):
     """The pack names of an experiment's runs at a site."""
     n_runs = (
@@ -156,19 +180,7 @@ def run_files(experiment, site=SITE, steps=None):
 
 def decides_budget(experiment, site):
     """Exp 1 at the study's site decides the step budget (when one is to be decided)."""
-    return EXTENDING and experiment == "experiment1" and site == SITE
-
-
-def step_budget():
-    """The decided number of steps (an IncompleteCheckpointException until it is decided:
-    Snakemake then plans what depends on it once Exp 1 has run)."""
-    if not EXTENDING:
-        return config["optimizer"]["steps"]
-    with open(checkpoints.step_budget.get().output.budget) as f:
-        return json.load(f)["steps"]
-
-
-PLATEAU_SETTINGS = ("plateau_tail", "plateau_tolerance", "plateau_fraction")
+    return EXTENDING and experiment == BASELINE and site == SITE
 
 
 def budget_record():
@@ -186,6 +198,12 @@ def budget_record():
     with open(checkpoints.step_budget.get().output.budget) as f:
         decided = json.load(f)
     return {k: decided[k] for k in ("steps", "reason")}
+
+
+def step_budget():
+    """The decided number of steps (an IncompleteCheckpointException until it is decided:
+    Snakemake then plans what depends on it once Exp 1 has run)."""
+    return budget_record()["steps"]
 
 
 def final_run_files(experiment, site=SITE):
@@ -235,54 +253,31 @@ def compared_metrics():
 
 
 def final_outputs():
-    outputs = [
-        f"results/{experiment}/{name}"
-        for experiment in EXPERIMENTS
-        for name in (
-            "metrics.json",
-            "loss_curves.png",
-            "final_mse_histogram.png",
-            "cosine_by_position.png",
-        )
-    ]
-    if EXTENDING:  # the decision itself: a failed or deleted one is made again on the next run
-        outputs.append(BUDGET)
+    """What the study makes, from the rules' own outputs: every experiment's metrics and
+    figures and the rules its record names, the summaries, and each enabled analysis."""
+    outputs = [BUDGET] if EXTENDING else []  # a lost decision is made again next run
+    outputs += expand(rules.plot_experiment.output, experiment=EXPERIMENTS)
+    outputs += expand(rules.aggregate.output.metrics, experiment=EXPERIMENTS)
+    for name in EXPERIMENTS:
+        record = experiments.get(name)
+        if (
+            record.exp1 != "compared" or BASELINE in EXPERIMENTS
+        ):  # compared only when Exp 1 runs
+            for (
+                maker
+            ) in record.outputs:  # the names of the rules that make its own files
+                outputs += expand(getattr(rules, maker).output, experiment=name)
     if EXPERIMENTS:
-        outputs += [
-            "results/summary.png",
-            "results/comparison.md",
-            "results/findings.md",
-        ]
-    if "experiment3" in EXPERIMENTS:
-        outputs.append("results/experiment3/reachability_curves.png")
-    if "experiment4" in EXPERIMENTS:
-        outputs.append("results/experiment4_transition.png")
-    if "ablation" in EXPERIMENTS and "experiment1" in EXPERIMENTS:
-        outputs += ["results/ablation.png", "results/ablation.md"]
-    if "hard_prompt" in EXPERIMENTS:
-        outputs += [
-            "results/hard_prompt/hard_prompts.md",
-            "results/hard_prompt/hard_vs_soft.png",
-        ]
+        outputs += [*rules.plot_summary.output, *rules.conditions_table.output]
+        outputs += list(rules.findings.output)
     if config["compare"]["models"]:
-        outputs += [
-            "results/compare/models.md",
-            "results/compare/reachability_across_models.png",
-        ]
+        outputs += [*rules.compare_models.output, *rules.plot_models.output]
     if config["layer_sweep"]["enabled"]:
-        outputs += ["results/layer_sweep.png", "results/layer_sweep.md"]
+        outputs += [*rules.layer_sweep.output, *rules.plot_layer_sweep.output]
     if config["analysis"]["enabled"] and ANALYSED:
-        outputs += [
-            "results/embedding_manifold.png",
-            "results/embedding_manifold.md",
-            "results/functional_reachability.png",
-            "results/functional_reachability.md",
-        ]
+        outputs += [*rules.analysis_summary.output, *rules.plot_analysis.output]
     if config["perturbation"]["enabled"]:
-        outputs += ["results/perturbation/kl_vs_epsilon.png"]
+        outputs += list(rules.plot_perturbation.output)
         if config["analysis"]["enabled"] and ANALYSED:
-            outputs += [
-                "results/perturbation/placement.png",
-                "results/perturbation/placement.md",
-            ]
+            outputs += [*rules.place_errors.output, *rules.plot_placement.output]
     return outputs

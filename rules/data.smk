@@ -20,7 +20,7 @@ if config["model"]["build"]:
 rule extract_pool:
     input:
         model=model_files(),
-        data=study.local_data_files(config, local_path),
+        data=probes.local_data_files(config, local_path),
     output:
         pool=POOL,
     log:

@@ -29,7 +29,7 @@ rule optimise_pack:
 
 checkpoint step_budget:
     input:
-        runs=run_files("experiment1"),
+        runs=run_files(BASELINE),
     output:
         budget=BUDGET,
     log:
@@ -42,8 +42,8 @@ checkpoint step_budget:
         optimizer=canonical(config["optimizer"]),
         # the decision's own settings only: another metrics option must not redo it
         plateau={k: config["metrics"][k] for k in PLATEAU_SETTINGS},
-        layout=lambda w: layout_of(SimpleNamespace(experiment="experiment1", site=SITE)),
-        n_targets=study.n_targets(config, "experiment1"),
+        layout=lambda w: layout_of(SimpleNamespace(experiment=BASELINE, site=SITE)),
+        n_targets=study.n_targets(config, BASELINE),
     script:
         "../workflow_scripts/decide_step_budget.py"
 

@@ -1,3 +1,5 @@
+# Every figure, each drawn from a table or metrics another rule wrote: a plot option redraws and
+# computes nothing.
 rule plot_experiment:
     input:
         runs=rules.aggregate.output.runs,
@@ -6,17 +8,17 @@ rule plot_experiment:
         loss_curves=report(
             "results/{experiment}/loss_curves.png",
             caption="../report/loss_curves.rst",
-            category="{experiment}",
+            category=label,
         ),
         histogram=report(
             "results/{experiment}/final_mse_histogram.png",
             caption="../report/final_mse_histogram.rst",
-            category="{experiment}",
+            category=label,
         ),
         cosine=report(
             "results/{experiment}/cosine_by_position.png",
             caption="../report/cosine_by_position.rst",
-            category="{experiment}",
+            category=label,
         ),
     log:
         "results/logs/plots/{experiment}.log",
@@ -30,48 +32,14 @@ rule plot_experiment:
         "../workflow_scripts/plot_experiment.py"
 
 
-rule compare_conditions:
-    input:
-        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
-    output:
-        table="results/comparison.md",
-    log:
-        "results/logs/analysis/comparison.log",
-    conda:
-        "../envs/reachability.yaml"
-    threads: 1
-    params:
-        code=code("compare_conditions.py"),
-    script:
-        "../workflow_scripts/compare_conditions.py"
-
-
-rule findings:
-    input:
-        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
-    output:
-        table=report(
-            "results/findings.md", caption="../report/findings.rst", category="Summary"
-        ),
-        json="results/findings.json",
-    log:
-        "results/logs/analysis/findings.log",
-    conda:
-        "../envs/reachability.yaml"
-    threads: 1
-    params:
-        code=code("write_findings.py"),
-        findings=canonical(config["findings"]),
-    script:
-        "../workflow_scripts/write_findings.py"
-
-
 rule plot_summary:
     input:
-        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+        metrics=metrics_of(*EXPERIMENTS),
     output:
         summary=report(
-            "results/summary.png", caption="../report/summary.rst", category="Summary"
+            "results/summary.png",
+            caption="../report/summary.rst",
+            category="Summary",
         ),
     log:
         "results/logs/plots/summary.log",
@@ -85,18 +53,43 @@ rule plot_summary:
         "../workflow_scripts/plot_summary.py"
 
 
-rule plot_transition:
+rule plot_reachability_curves:
     input:
-        metrics="results/experiment4/metrics.json",
-        findings="results/findings.json",
+        metrics=METRICS,
     output:
-        transition=report(
-            "results/experiment4_transition.png",
-            caption="../report/experiment4_transition.rst",
-            category="Summary",
+        figure=report(
+            "results/{experiment}/reachability_curves.png",
+            caption="../report/reachability_curves.rst",
+            category=label,
         ),
     log:
-        "results/logs/plots/transition.log",
+        "results/logs/plots/reachability_curves_{experiment}.log",
+    wildcard_constraints:
+        experiment=having("plot_reachability_curves"),
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_reachability_curves.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_reachability_curves.py"
+
+
+rule plot_transition:
+    input:
+        metrics=METRICS,
+        findings=rules.findings.output.json,
+    output:
+        transition=report(
+            "results/{experiment}_transition.png",
+            caption="../report/experiment4_transition.rst",
+            category=label,
+        ),
+    log:
+        "results/logs/plots/transition_{experiment}.log",
+    wildcard_constraints:
+        experiment=having("plot_transition"),
     conda:
         "../envs/reachability.yaml"
     threads: 1
@@ -107,22 +100,138 @@ rule plot_transition:
         "../workflow_scripts/plot_transition.py"
 
 
-rule plot_reachability_curves:
+rule plot_ablation:
     input:
-        metrics="results/experiment3/metrics.json",
+        full_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
+        ablated_runs=EXPERIMENT_RUNS,
+        metrics=METRICS,  # the step budget the runs hold
     output:
         figure=report(
-            "results/experiment3/reachability_curves.png",
-            caption="../report/reachability_curves.rst",
-            category="experiment3",
+            "results/{experiment}.png",
+            caption="../report/ablation.rst",
+            category=label,
         ),
     log:
-        "results/logs/plots/reachability_curves.log",
+        "results/logs/plots/ablation_{experiment}.log",
+    wildcard_constraints:
+        experiment=having("plot_ablation"),
     conda:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_reachability_curves.py"),
+        code=code("plot_ablation.py"),
         plots=canonical(config["plots"]),
     script:
-        "../workflow_scripts/plot_reachability_curves.py"
+        "../workflow_scripts/plot_ablation.py"
+
+
+rule plot_hard_prompts:
+    input:
+        table=rules.hard_prompts.output.json,
+    output:
+        figure=report(
+            "results/{experiment}/hard_vs_soft.png",
+            caption="../report/hard_prompts.rst",
+            category=label,
+        ),
+    log:
+        "results/logs/plots/hard_prompts_{experiment}.log",
+    wildcard_constraints:
+        experiment=having("plot_hard_prompts"),
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_hard_prompts.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_hard_prompts.py"
+
+
+rule plot_layer_sweep:
+    input:
+        metrics=rules.layer_sweep.output.metrics,
+    output:
+        figure=report(
+            "results/layer_sweep.png",
+            caption="../report/layer_sweep.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/layer_sweep.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_layer_sweep.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_layer_sweep.py"
+
+
+rule plot_analysis:
+    input:
+        solutions=expand(SOLUTIONS, experiment=ANALYSED),
+    output:
+        manifold=report(
+            "results/embedding_manifold.png",
+            caption="../report/embedding_manifold.rst",
+            category="Beyond the agenda",
+        ),
+        functional=report(
+            "results/functional_reachability.png",
+            caption="../report/functional_reachability.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/analysis.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_analysis.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_analysis.py"
+
+
+rule plot_perturbation:
+    input:
+        curves=rules.perturb_residuals.output.curves,
+    output:
+        figure=report(
+            "results/perturbation/kl_vs_epsilon.png",
+            caption="../report/kl_vs_epsilon.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/perturbation.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_perturbation.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_perturbation.py"
+
+
+rule plot_placement:
+    input:
+        points=rules.place_errors.output.points,
+    output:
+        figure=report(
+            "results/perturbation/placement.png",
+            caption="../report/placement.rst",
+            category="Beyond the agenda",
+        ),
+    log:
+        "results/logs/plots/placement.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_placement.py"),
+        plots=canonical(config["plots"]),
+    script:
+        "../workflow_scripts/plot_placement.py"

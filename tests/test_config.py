@@ -6,7 +6,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from reachability.config import ConfigError, check_config, conditions, n_targets
+from reachability.study import conditions, n_targets
+from reachability.validation import ConfigError, check_config
 from workflow_helpers import AGENDA_ONLY, DELETE, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
 
 SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
@@ -156,7 +157,7 @@ def test_last_is_each_compared_models_own_last_layer(tmp_path):
 def test_last_without_the_models_config_says_what_to_do():
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["site"]["layer"] = "last"
-    from reachability.config import resolve_last_layers
+    from reachability.validation import resolve_last_layers
 
     with pytest.raises(ConfigError, match="site.layer: last needs the model's config.json"):
         resolve_last_layers(config, None)
@@ -165,7 +166,7 @@ def test_last_without_the_models_config_says_what_to_do():
 
 
 def test_condition_names_are_exact_so_close_values_never_collide():
-    from reachability.config import exact_name
+    from reachability.experiments import exact_name
 
     config = {"experiments": {"experiment3": {"alphas": [0.1, 0.1000001, 2, -0.5, 1 / 3]},
                               "experiment4": {"fractions": [0.3, 0.30000000000000004]}}}
@@ -177,7 +178,7 @@ def test_condition_names_are_exact_so_close_values_never_collide():
 
 
 def test_a_pool_under_the_agendas_thousand_is_a_warning_for_exp_2a():
-    from reachability.config import pool_warnings
+    from reachability.study import pool_warnings
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert pool_warnings(config, "experiment2a") == []

@@ -32,9 +32,12 @@ def test_identical_models_with_5_against_3_restarts_show_no_difference():
     true = 10 ** np.random.default_rng(0).normal(-3, 0.5, 200)
     full, same = summary(restarts(true, 5, seed=1)), summary(restarts(true, 3, seed=2))
     m = {"experiment1": {"conditions": {"real": full}}, "ablation": {"conditions": {"no_ffn": same}}}
-    (row,) = guide.ablation(m, SETTINGS)
+    (row,), _ = guide.variants(m, SETTINGS, "ablation", ("experiment1", "real"))
     assert row.restarts == [3, 3] and row.low <= 1 <= row.high
-    (table,) = guide.paired_table(full, {"no_ffn": same})
+    runs = {k: np.array(v["per_target"]["final_mse"])[None] for k, v in (("full", full), ("same", same))}
+    cos = {k: np.full(runs[k].shape + (20,), 0.99) for k in runs}
+    (table,) = guide.paired_table({"final_mse": runs["full"], "cosine": cos["full"]},
+                                  {"final_mse": runs["same"], "cosine": cos["same"]}, ["no_ffn"])
     assert 0.4 <= table["better_share"] <= 0.6 and table["restarts"] == 3
 
 
@@ -48,7 +51,8 @@ def test_exp_3_on_relative_mse_sees_no_degradation_where_only_the_targets_power_
         power = a * a + (1 - a) ** 2 + a * (1 - a)  # unit A, B at cosine 0.5
         scale = power * np.exp(rng.normal(0, 0.05, pairs))
         conditions[f"a{a:g}"] = summary((1e-3 * scale * np.exp(rng.normal(0, 0.1, pairs)))[:, None], scale)
-    rows = guide.experiment3({"experiment3": {"conditions": conditions}}, {**SETTINGS, "much_ratio": 2.0})
+    rows, _ = guide.interpolation({"experiment3": {"conditions": conditions}}, {**SETTINGS, "much_ratio": 2.0},
+                                  "experiment3")
     smooth, sharp = rows
     assert sharp.observation == "Exp 3 sharp degradation at α > 1" and sharp.verdict == F.FAILS
     assert sharp.estimate == pytest.approx(1.0, rel=0.15) and smooth.verdict == F.HOLDS

@@ -18,7 +18,8 @@ def test_round_trip_with_provenance(tmp_path):
 def test_a_file_made_for_another_site_is_refused(tmp_path):
     path = tmp_path / "x.h5"
     write_h5(path, {"a": np.zeros(2)}, {"site": "hidden_states[12]", "model": "m"})
-    with pytest.raises(ProvenanceMismatch, match=r"site: file has 'hidden_states\[12\]', expected 'block_output\[12\]'"):
+    with pytest.raises(ProvenanceMismatch, match=r"site is 'hidden_states\[12\]' in the file, this step expects "
+                                                 r"'block_output\[12\]'"):
         read_h5(path, expect={"site": "block_output[12]", "model": "m"})
 
 

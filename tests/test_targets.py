@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from reachability.experiments import make_targets as build_targets
 from reachability.targets import (
-    build_targets, distribution_matched, interpolate, isotropic, pair_of, position_statistics, replace_dimensions,
+    distribution_matched, interpolate, isotropic, pair_of, position_statistics, replace_dimensions,
 )
 
 S, D = 5, 6

@@ -28,7 +28,7 @@ def test_every_output_exists_and_every_png_decodes(demo):
     for png in pngs:
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
-    table = (demo / "results" / "comparison.md").read_text()
+    table = (demo / "results" / "conditions.md").read_text()
     assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 + 1 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert table.startswith("Step budget: ")
 
@@ -147,7 +147,9 @@ def test_the_html_report_holds_every_figure(demo):
                  "hard_prompts.md", "models.md", *(b.split("/")[-1] for b in BEYOND)):
         assert name in html, name
     assert "Beyond the agenda" in html and "experiment3" in html and "Summary" in html
-    assert "Hard prompts" in html and "Across models" in html
+    assert "Hard prompt" in html and "Across models" in html
+    for label in ("Exp 1", "Exp 2a", "Exp 3", "Exp 4", "Ablation"):  # the registry's labels are the categories
+        assert label in html, label
 
 
 def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
@@ -167,7 +169,7 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
     assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 1 + 10
     text = result.stdout
     for name in [f"results/{e}/{f}" for e in EXPERIMENTS for f in (*FIGURES, "metrics.json")] + [
-            "results/summary.png", "results/experiment4_transition.png", "results/comparison.md"] + [
+            "results/summary.png", "results/experiment4_transition.png", "results/conditions.md"] + [
             f"results/{b}" for b in BEYOND if not b.startswith("compare/")]:  # config.yaml compares no models
         assert name in text, name
 
@@ -341,7 +343,7 @@ def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_p
     with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
         f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
     assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1,
-                                              "compare_conditions": 1, "findings": 1, "all": 1}
+                                              "conditions_table": 1, "findings": 1, "all": 1}
     (library / "capture.py").write_text((library / "capture.py").read_text().replace("WARMUP_STEPS = 3", "WARMUP_STEPS = 4"))
     jobs = planned_jobs(run("--dry-run"))
     assert jobs["optimise_pack"] == 1 and "build_targets" not in jobs and "cache_residuals" not in jobs
@@ -374,7 +376,7 @@ def test_exp_1_decides_the_step_budget_of_every_experiment(tmp_path, fraction, s
         assert runs["loss"].shape[-1] == steps
     extended = list((tmp_path / "results" / "experiment1" / "runs_extended").rglob("*.h5"))
     assert len(extended) == (1 if steps == 60 else 0)
-    assert f"Step budget: {steps} steps" in (tmp_path / "results" / "comparison.md").read_text()
+    assert f"Step budget: {steps} steps" in (tmp_path / "results" / "conditions.md").read_text()
     after = snakemake(tmp_path, config, "--dry-run")
     assert planned_jobs(after) == {} and f"step budget: {steps} steps" in after.stdout + after.stderr
 

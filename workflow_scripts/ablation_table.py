@@ -5,15 +5,20 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-from reachability.guide import paired_table  # noqa: E402
-from reachability.storage import read_json, writing  # noqa: E402
+from reachability.guide import paired_table
+from reachability.records import expected
+from reachability.storage import read_h5, read_json, writing
 
-full = read_json(snakemake.input.full)["conditions"]["real"]
-rows = paired_table(full, read_json(snakemake.input.ablated)["conditions"])
+cfg = snakemake.config
+steps = read_json(snakemake.input.metrics)["provenance"]["step_budget"]["steps"]
+full = read_h5(snakemake.input.full_runs, ["final_mse", "cosine"], expect=expected(cfg, snakemake.input.full_runs, steps))[0]
+variants, attrs = read_h5(snakemake.input.ablated_runs, ["final_mse", "cosine"],
+                          expect=expected(cfg, snakemake.input.ablated_runs, steps))
+rows = paired_table(full, variants, attrs["conditions"])
 with writing(snakemake.output.table) as f:
     f.write(f"{rows[0]['targets']} of Exp 1's targets; each target's best over the same restarts on both sides (the "
             f"first {rows[0]['restarts']}, which share their initial prompts).\n\n")

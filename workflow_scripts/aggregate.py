@@ -5,19 +5,19 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+import json
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reachability.config import pool_warnings, site_of  # noqa: E402
-from reachability.pipeline import config_hash, library_versions, provenance  # noqa: E402
-from reachability.storage import jsonable, read_attrs, write_h5, writing  # noqa: E402
-from reachability.records import expected, experiment_record  # noqa: E402
-from reachability.results import (  # noqa: E402
+from reachability.study import pool_warnings, site_of
+from reachability.pipeline import config_hash, library_versions, provenance
+from reachability.storage import jsonable, read_attrs, write_h5, writing
+from reachability.records import expected, experiment_record
+from reachability.results import (
     batch_modes, capture_warnings, collect_runs, divergence_warnings, summarise_condition,
 )
 

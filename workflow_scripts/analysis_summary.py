@@ -5,12 +5,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-from reachability.results import read_solutions  # noqa: E402
-from reachability.storage import writing  # noqa: E402
+from reachability.results import read_solutions
+from reachability.storage import writing
 
 rows = read_solutions(snakemake.input.solutions)
 with writing(snakemake.output.manifold_table) as f:

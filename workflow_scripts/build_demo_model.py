@@ -4,11 +4,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-from reachability.demo_model import build_demo_model  # noqa: E402
+from reachability.demo_model import build_demo_model
 
 spec = dict(snakemake.params.spec)
 corpus = snakemake.input.corpus

@@ -5,17 +5,17 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reachability.runs import Layout, parse_pack  # noqa: E402
-from reachability.sites import Site  # noqa: E402
-from reachability.storage import read_h5, write_h5  # noqa: E402
-from reachability.targets import build_targets  # noqa: E402
-from reachability.records import expected, targets_record  # noqa: E402
+from reachability.runs import Layout, parse_pack
+from reachability.sites import Site
+from reachability.storage import read_h5, write_h5
+from reachability.experiments import make_targets
+from reachability.records import expected, targets_record
 
 w, cfg = snakemake.wildcards, snakemake.config
 layout = Layout(tuple(snakemake.params.layout["conditions"]), snakemake.params.layout["restarts"])
@@ -27,7 +27,7 @@ targets, ids, conditions = [], [], []
 for c, condition in enumerate(layout.conditions):
     wanted = sorted({r.target_id for r in runs if r.condition == condition})
     if wanted:
-        targets.append(build_targets(w.experiment, condition, wanted, real, cache))
+        targets.append(make_targets(w.experiment, condition, wanted, real, cache))
         ids += wanted
         conditions += [c] * len(wanted)
 write_h5(snakemake.output.targets,

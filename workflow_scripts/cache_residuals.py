@@ -4,19 +4,19 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
-import torch  # noqa: E402
+import torch
 
-from reachability.forward import residuals_of_tokens  # noqa: E402
-from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.pipeline import load_study_model  # noqa: E402
-from reachability.sites import Site  # noqa: E402
-from reachability.storage import read_h5, write_h5  # noqa: E402
-from reachability.targets import position_statistics  # noqa: E402
-from reachability.records import cache_record, expected  # noqa: E402
+from reachability.forward import residuals_of_tokens
+from reachability.gpu_pool import claimed_device
+from reachability.pipeline import load_study_model
+from reachability.sites import Site
+from reachability.storage import read_h5, write_h5
+from reachability.targets import position_statistics
+from reachability.records import cache_record, expected
 
 cfg = snakemake.config
 site = Site.from_tag(snakemake.wildcards.site)  # checked against the model by the forward

@@ -5,15 +5,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+import json
 
-from reachability.comparison import markdown_table, model_rows, steps_note  # noqa: E402
-from reachability.results import read_metrics  # noqa: E402
-from reachability.storage import jsonable, writing  # noqa: E402
+from reachability.comparison import markdown_table, model_rows, steps_note
+from reachability.results import read_metrics
+from reachability.storage import jsonable, writing
 
 p = snakemake.params
 models = [m for m in p.models if p.metrics[m["label"]]]

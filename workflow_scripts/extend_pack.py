@@ -5,23 +5,23 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import time  # noqa: E402
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from reachability.forward import residual_function  # noqa: E402
-from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.methods import Soft  # noqa: E402
-from reachability.optimize import optimize_runs  # noqa: E402
-from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
-from reachability.sites import Site  # noqa: E402
-from reachability.storage import read_h5, read_targets, write_h5  # noqa: E402
-from reachability.records import expected, extended_record  # noqa: E402
+from reachability.forward import residual_function
+from reachability.gpu_pool import claimed_device
+from reachability.methods import Soft
+from reachability.optimize import optimize_runs
+from reachability.pipeline import device_name, library_versions, load_study_model
+from reachability.sites import Site
+from reachability.storage import read_h5, read_targets, write_h5
+from reachability.records import expected, extended_record
 
 cfg, w = snakemake.config, snakemake.wildcards
 budget = int(w.steps)

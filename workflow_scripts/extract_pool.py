@@ -4,14 +4,14 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-from reachability.data import extract_sequences, load_texts  # noqa: E402
-from reachability.models import load_tokenizer  # noqa: E402
-from reachability.storage import write_h5  # noqa: E402
-from reachability.records import pool_record  # noqa: E402
+from reachability.data import extract_sequences, load_texts
+from reachability.models import load_tokenizer
+from reachability.storage import write_h5
+from reachability.records import pool_record
 
 cfg, ds = snakemake.config, snakemake.params.dataset
 tokenizer = load_tokenizer(snakemake.params.model["name"], snakemake.params.model["revision"])

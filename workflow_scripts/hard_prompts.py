@@ -6,16 +6,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+import json
 
-from reachability.hard_prompt import compare, markdown_table  # noqa: E402
-from reachability.models import load_tokenizer  # noqa: E402
-from reachability.storage import jsonable, read_h5, read_json, writing  # noqa: E402
-from reachability.records import expected  # noqa: E402
+from reachability.hard_prompt import compare, markdown_table
+from reachability.models import load_tokenizer
+from reachability.storage import jsonable, read_h5, read_json, writing
+from reachability.records import expected
 
 cfg = snakemake.config
 steps = read_json(snakemake.input.hard_metrics)["provenance"]["step_budget"]["steps"]  # both runs.h5: that budget

@@ -4,20 +4,20 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
-from collections import defaultdict  # noqa: E402
+import json
+from collections import defaultdict
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reachability.config import FIXED_CONDITION  # noqa: E402
-from reachability.records import expected, place_of  # noqa: E402
-from reachability.results import collect_runs, summarise_condition  # noqa: E402
-from reachability.storage import jsonable, writing  # noqa: E402
-from reachability.sites import Site  # noqa: E402
+from reachability.study import conditions
+from reachability.records import expected, place_of
+from reachability.results import collect_runs, summarise_condition
+from reachability.storage import jsonable, writing
+from reachability.sites import Site
 
 cfg, sweep, m = snakemake.config, snakemake.params.sweep, snakemake.params.metrics
 groups = defaultdict(list)
@@ -28,7 +28,7 @@ sites = [Site(s["kind"], s["layer"]) for s in sweep["sites"]]
 results = defaultdict(dict)
 for experiment in sweep["experiments"]:
     for site in sites:
-        condition = FIXED_CONDITION[experiment]
+        (condition,) = conditions(cfg, experiment)  # a swept experiment has one condition
         runs = collect_runs(groups[experiment, site.tag], [condition], sweep["n_targets"], sweep["restarts"],
                             lambda path: expected(cfg, path))
         s = summarise_condition(runs, 0, m)

@@ -8,27 +8,28 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
-import time  # noqa: E402
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from reachability.ablation import ablated  # noqa: E402
-from reachability.config import variants  # noqa: E402
-from reachability.forward import residual_function  # noqa: E402
-from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.models import load_tokenizer  # noqa: E402
-from reachability.methods import Pez, Soft, initial_prompt, random_token_prompt  # noqa: E402
-from reachability.optimize import BatchResult, optimize_runs  # noqa: E402
-from reachability.pipeline import device_name, library_versions, load_study_model  # noqa: E402
-from reachability.storage import read_targets, write_h5  # noqa: E402
-from reachability.runs import Layout, parse_pack  # noqa: E402
-from reachability.sites import Site  # noqa: E402
-from reachability.records import expected, pack_record  # noqa: E402
+from reachability import experiments
+from reachability.ablation import ablated
+from reachability.study import variants
+from reachability.forward import residual_function
+from reachability.gpu_pool import claimed_device
+from reachability.models import load_tokenizer
+from reachability.methods import Pez, Soft, initial_prompt, random_token_prompt
+from reachability.optimize import BatchResult, optimize_runs
+from reachability.pipeline import device_name, library_versions, load_study_model
+from reachability.storage import read_targets, write_h5
+from reachability.runs import Layout, parse_pack
+from reachability.sites import Site
+from reachability.records import expected, pack_record
 
 w, cfg, p = snakemake.wildcards, snakemake.config, snakemake.params
 opt, engine = {**p.optimizer, "steps": int(w.steps)}, cfg["engine"]
@@ -42,8 +43,8 @@ log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
 n_parameters = sum(t.numel() for t in lm.model.parameters())  # its size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
-hard = w.experiment == "hard_prompt"  # PEZ: token prompts, from random tokens
-if hard:  # the tokenizer's tokens only (an embedding may have padding rows that are no text)
+if experiments.get(w.experiment).method(layout.conditions[0]) == "pez":  # token prompts, from random tokens
+    # the tokenizer's tokens only (an embedding may have padding rows that are no text)
     n_tokens = len(load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"]))
     vocabulary = lm.embedding.weight.detach()[:n_tokens].clone()
     method = Pez(lr=opt["lr"], vocabulary=vocabulary)

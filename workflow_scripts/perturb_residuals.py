@@ -5,20 +5,20 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
-import json  # noqa: E402
+import json
 
-import torch  # noqa: E402
+import torch
 
-from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.perturbation import DIRECTIONS, kl_vs_epsilon  # noqa: E402
-from reachability.pipeline import load_study_model  # noqa: E402
-from reachability.sites import Site  # noqa: E402
-from reachability.storage import read_h5, writing  # noqa: E402
-from reachability.records import expected  # noqa: E402
+from reachability.gpu_pool import claimed_device
+from reachability.perturbation import DIRECTIONS, kl_vs_epsilon
+from reachability.pipeline import load_study_model
+from reachability.sites import Site
+from reachability.storage import read_h5, writing
+from reachability.records import expected
 
 cfg, p = snakemake.config, snakemake.params.perturbation
 pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))

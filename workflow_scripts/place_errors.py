@@ -7,15 +7,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+import json
 
-from reachability.placement import place  # noqa: E402
-from reachability.results import read_solutions  # noqa: E402
-from reachability.storage import jsonable, read_json, writing  # noqa: E402
+from reachability.placement import place
+from reachability.results import read_solutions
+from reachability.storage import jsonable, read_json, writing
 
 curve = read_json(snakemake.input.curve)
 placed, rows = {}, []

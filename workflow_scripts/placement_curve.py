@@ -6,22 +6,22 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
-import json  # noqa: E402
+import json
 
-import torch  # noqa: E402
+import torch
 
-from reachability.config import site_of  # noqa: E402
-from reachability.gpu_pool import claimed_device  # noqa: E402
-from reachability.perturbation import DIRECTIONS, placement_curve  # noqa: E402
-from reachability.pipeline import load_study_model  # noqa: E402
-from reachability.placement import grid_for  # noqa: E402
-from reachability.results import read_solutions  # noqa: E402
-from reachability.storage import read_h5, writing  # noqa: E402
-from reachability.records import expected  # noqa: E402
+from reachability.study import site_of
+from reachability.gpu_pool import claimed_device
+from reachability.perturbation import DIRECTIONS, placement_curve
+from reachability.pipeline import load_study_model
+from reachability.placement import grid_for
+from reachability.results import read_solutions
+from reachability.storage import read_h5, writing
+from reachability.records import expected
 
 cfg, p = snakemake.config, snakemake.params.perturbation
 site = site_of(cfg)

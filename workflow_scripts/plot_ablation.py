@@ -1,19 +1,26 @@
-"""Rule plot_ablation: per-target cosine of the full model and of each ablation."""
+"""Rule plot_ablation: per-target cosine of the full model and of each ablated variant, each
+side's best over the same restarts."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-from reachability import plots  # noqa: E402
-from reachability.results import best_runs  # noqa: E402
-from reachability.storage import read_json  # noqa: E402
+from reachability import plots
+from reachability.guide import paired_table
+from reachability.records import expected
+from reachability.storage import read_h5, read_json
 
-full, _ = best_runs(read_json(snakemake.input.full)["conditions"]["real"])
-ablated = {c.replace("_", " "): best_runs(s)[0] for c, s in read_json(snakemake.input.ablated)["conditions"].items()}
-n = min(len(cos) for cos in ablated.values())
-plots.boxes(snakemake.output.figure, {"full": full[:n], **ablated}, "per-target mean cosine (best restart)",
-            f"Ablations on {n} of Exp 1's targets", dpi=snakemake.params.plots["dpi"])
+cfg = snakemake.config
+steps = read_json(snakemake.input.metrics)["provenance"]["step_budget"]["steps"]
+full = read_h5(snakemake.input.full_runs, ["final_mse", "cosine"], expect=expected(cfg, snakemake.input.full_runs, steps))[0]
+variants, attrs = read_h5(snakemake.input.ablated_runs, ["final_mse", "cosine"],
+                          expect=expected(cfg, snakemake.input.ablated_runs, steps))
+rows = paired_table(full, variants, attrs["conditions"])
+groups = {"full": rows[0]["full_cosine"], **{r["variant"].replace("_", " "): r["cosine"] for r in rows}}
+plots.boxes(snakemake.output.figure, groups, "per-target mean cosine (best restart)",
+            f"Ablations on {rows[0]['targets']} of Exp 1's targets, {rows[0]['restarts']} restart(s) each",
+            dpi=snakemake.params.plots["dpi"])

@@ -4,14 +4,14 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reachability import plots  # noqa: E402
-from reachability.results import read_solutions  # noqa: E402
+from reachability import plots
+from reachability.results import read_solutions
 
 rows, dpi = read_solutions(snakemake.input.solutions), snakemake.params.plots["dpi"]
 plots.boxes(snakemake.output.manifold,

@@ -4,12 +4,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-from reachability import plots  # noqa: E402
-from reachability.storage import read_json  # noqa: E402
+from reachability import plots
+from reachability.storage import read_json
 
 results = read_json(snakemake.input.metrics)
 sites = list(next(iter(results.values())))  # in the sweep's order

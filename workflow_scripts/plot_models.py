@@ -4,13 +4,13 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-from reachability import plots  # noqa: E402
-from reachability.comparison import steps_note  # noqa: E402
-from reachability.storage import read_json  # noqa: E402
+from reachability import plots
+from reachability.comparison import steps_note
+from reachability.storage import read_json
 
 table = read_json(snakemake.input.rows)
 plots.across_models(snakemake.output.figure, table["rows"], table["axis"], steps_note(table["rows"]),

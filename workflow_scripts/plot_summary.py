@@ -4,14 +4,14 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reachability import plots  # noqa: E402
-from reachability.results import label_conditions, read_metrics  # noqa: E402
+from reachability import plots
+from reachability.results import label_conditions, read_metrics
 
 rows = label_conditions(read_metrics(snakemake.input.metrics))
 groups = {label: np.array(s["per_target"]["best_final_mse"], dtype=float) for label, s in rows.items()}

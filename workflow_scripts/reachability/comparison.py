@@ -65,14 +65,17 @@ def check_comparison(config: dict, model_config=None) -> None:
     for every model when the axis is the step; and every compared model's own config checked
     as its module will check it (`model_config(model)`: its config.json where available),
     with the entry named in the error."""
-    from .config import ConfigError, check_config, resolve_last_layers
+    from .validation import ConfigError, check_config, resolve_last_layers
 
     if not config["compare"]["models"]:
         return
     chosen = config["compare"]["experiments"]
-    if "hard_prompt" in chosen and "experiment1" not in chosen:
-        raise ConfigError(f"compare.experiments = {chosen}: hard prompts are compared with Exp 1's soft prompts, "
-                          f"add experiment1")
+    from .experiments import BASELINE, get
+
+    needing = [e for e in chosen if get(e).exp1 == "requires"]
+    if needing and BASELINE not in chosen:
+        raise ConfigError(f"compare.experiments = {chosen}: {needing} are compared with Exp 1's soft prompts, "
+                          f"add {BASELINE}")
     models = compared_models(config)
     labels = [m["label"] for m in models]
     if len(set(labels)) < len(labels) or len({module_name(x) for x in labels}) < len(labels):

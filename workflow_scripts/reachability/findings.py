@@ -262,11 +262,11 @@ def _elbow_note(fits: list[dict], fractions: list[float]) -> str:
         " and ".join(add)
 
 
-def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict | None]:
+def transition(fractions, best, settings: dict, label: str = "Exp 4") -> tuple[list[Finding], dict | None]:
     """Exp 4's two lines of the guide (sharp transition at some f / gradual degradation) from a
     logistic fitted to each target, judged on the targets' own widths (a spread of elbows
     between targets is not a gradual transition within them); and the fits, for the figure."""
-    lines = ("Exp 4 sharp transition", "Exp 4 gradual degradation")
+    lines = (f"{label} sharp transition", f"{label} gradual degradation")
     best = np.asarray(best, dtype=float)  # [F, T]
     order = np.argsort(fractions)
     fractions, best = [float(fractions[i]) for i in order], best[order]
@@ -298,7 +298,7 @@ def transition(fractions, best, settings: dict) -> tuple[list[Finding], dict | N
             f"(resolved elbows); elbows f0 median {fit['f0_median']:.2f}, IQR [{q1:.2f}, {q3:.2f}], range "
             f"[{elbows.min():.2f}, {elbows.max():.2f}]; median rise {fit['rise_median']:.2f} decades (within the "
             f"measured f); sharp means width < {sharp:g}")
-    title = f"Exp 4 sharp transition at f ≈ {fit['f0_median']:.2f}" if verdict == HOLDS else lines[0]
+    title = f"{lines[0]} at f ≈ {fit['f0_median']:.2f}" if verdict == HOLDS else lines[0]
     rows = [Finding(name, "each target's best MSE against f, a logistic per target",
                     "median width of the transition over targets (f units)", fit["median_width"], float(w_low),
                     float(w_high), None, None, v, note)

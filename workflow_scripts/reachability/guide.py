@@ -1,10 +1,12 @@
 """The agenda's interpretation guide, line by line, from the experiments' metrics.json files.
 
-Each function answers the lines one experiment (or pair of experiments) can answer, with the
-rules of `findings.py`, on like-for-like data: both sides' bests over the same restart
-indices, Exp 3 on relative MSE (best MSE over the target's mean square: a mixture's power
-changes with α), diverged targets counted as the worst. `rows` gathers them all and
-Holm-adjusts the tested ones together; `markdown` writes findings.md.
+Each function is one kind of line (all converge; B ≈ A; B much worse than A; smooth and sharp
+in α; sharp or gradual in f; a variant against the full model), answered with the rules of
+`findings.py` on like-for-like data: both sides' bests over the same restart indices, Exp 3 on
+relative MSE (best MSE over the target's mean square: a mixture's power changes with α),
+diverged targets counted as the worst. Which experiments each line compares is the experiment
+registry's (each record's `findings`). `rows` gathers them all and Holm-adjusts the tested ones
+together; `markdown` writes findings.md.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import findings as F
-from .metrics import best_of_restarts
+from .metrics import best_of_restarts, best_over
 from .results import final_mse
 
 Metrics = dict[str, dict]  # experiment -> its metrics.json
@@ -34,33 +36,66 @@ def judged(observation: str, judge, *args, **kwargs) -> F.Finding:
         return F.not_measured(observation, str(error))
 
 
-def experiment1(m: Metrics, settings: dict) -> list[F.Finding]:
-    reached = m["experiment1"]["conditions"]["real"]["per_target"]["reached"]
-    return [F.all_reached("Exp 1 all converge to ~0", reached, True),
-            F.all_reached("Exp 1 some don't converge", reached, False)]
+Rows = tuple[list[F.Finding], dict]  # a line's rows, and what else it measured (a fit, for the figure)
 
 
-def experiment2(m: Metrics, settings: dict) -> list[F.Finding]:
-    rows = []
-    if "experiment1" in m and "experiment2a" in m:
-        x, y, r = bests(m["experiment1"]["conditions"]["real"], m["experiment2a"]["conditions"]["matched"])
-        rows.append(judged("Exp 2a ≈ Exp 1", F.similar, x, y, ("Exp 1", "Exp 2a"), False, settings, restarts=r))
-    if "experiment2a" in m and "experiment2b" in m:
-        x, y, r = bests(m["experiment2a"]["conditions"]["matched"], m["experiment2b"]["conditions"]["isotropic"])
-        rows += [judged("Exp 2b much worse than 2a", F.much_worse, x, y, ("Exp 2a", "Exp 2b"), False, settings,
-                        restarts=r),
-                 judged("Exp 2b ≈ Exp 2a", F.similar, x, y, ("Exp 2a", "Exp 2b"), False, settings, restarts=r)]
-    return rows
+def _condition(m: Metrics, side: tuple[str, str]) -> dict | None:
+    experiment, condition = side
+    return m.get(experiment, {}).get("conditions", {}).get(condition)
 
 
-def experiment3(m: Metrics, settings: dict) -> list[F.Finding]:
+def all_converge(m: Metrics, settings: dict, experiment: str, condition: str) -> Rows:
+    reached = _condition(m, (experiment, condition))["per_target"]["reached"]
+    label = label_of(experiment)
+    return [F.all_reached(f"{label} all converge to ~0", reached, True),
+            F.all_reached(f"{label} some don't converge", reached, False)], {}
+
+
+def _sides(m: Metrics, a: tuple[str, str], b: tuple[str, str]):
+    x, y = _condition(m, a), _condition(m, b)
+    return None if x is None or y is None else bests(x, y)
+
+
+def label_of(experiment: str) -> str:
+    from .experiments import get
+
+    return get(experiment).label
+
+
+def _labels(m: Metrics, *sides: tuple[str, str]) -> tuple[str, ...]:
+    return tuple(label_of(e) for e, _ in sides)
+
+
+def similar_to(m: Metrics, settings: dict, title: str, a: tuple[str, str], b: tuple[str, str]) -> Rows:
+    """'B ≈ A' on different targets, each side's best over the same restarts."""
+    found = _sides(m, a, b)
+    if found is None:
+        return [], {}
+    x, y, r = found
+    return [judged(title, F.similar, x, y, _labels(m, a, b), False, settings, restarts=r)], {}
+
+
+def much_worse_or_similar(m: Metrics, settings: dict, worse: str, same: str, a: tuple[str, str],
+                          b: tuple[str, str]) -> Rows:
+    """'B much worse than A' and 'B ≈ A', on different targets."""
+    found = _sides(m, a, b)
+    if found is None:
+        return [], {}
+    x, y, r = found
+    labels = _labels(m, a, b)
+    return [judged(worse, F.much_worse, x, y, labels, False, settings, restarts=r),
+            judged(same, F.similar, x, y, labels, False, settings, restarts=r)], {}
+
+
+def interpolation(m: Metrics, settings: dict, experiment: str) -> Rows:
     """Smooth inside [0, 1], sharp degradation beyond 1: pair by pair, on relative MSE."""
-    conditions = m["experiment3"]["conditions"]
+    conditions = m[experiment]["conditions"]
+    label = label_of(experiment)
     alphas = {float(c[1:]): c for c in conditions}
     relative = {a: best_of_restarts(final_mse(conditions[c], relative=True)) for a, c in alphas.items()}
     restarts = [len(conditions[alphas[min(alphas)]]["per_target"]["final_mse"][0])] * 2
     inside, beyond = [a for a in alphas if 0 < a < 1], [a for a in alphas if a > 1]
-    smooth, sharp = "Exp 3 smooth across α ∈ [0, 1]", "Exp 3 sharp degradation at α > 1"
+    smooth, sharp = f"{label} smooth across α ∈ [0, 1]", f"{label} sharp degradation at α > 1"
     rows = []
     if {0.0, 1.0} <= set(alphas) and inside:
         ends = np.fmax(relative[0.0], relative[1.0])
@@ -81,60 +116,67 @@ def experiment3(m: Metrics, settings: dict) -> list[F.Finding]:
                            restarts=restarts, note=f"relative MSE; much means more than {settings['much_ratio']:g}×"))
     else:
         rows.append(F.not_measured(sharp, "needs α = 1 and an α above 1"))
-    return rows
+    return rows, {}
 
 
-def experiment4(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict | None]:
-    conditions = m["experiment4"]["conditions"]
+def replacement(m: Metrics, settings: dict, experiment: str) -> Rows:
+    """Sharp transition or gradual degradation in the replaced fraction f (a logistic per target)."""
+    conditions = m[experiment]["conditions"]
     fractions = [float(c[1:]) for c in conditions]
     best = np.array([best_of_restarts(final_mse(s)) for s in conditions.values()])
-    return F.transition(fractions, best, settings)
+    rows, fit = F.transition(fractions, best, settings, label_of(experiment))
+    return rows, {f"{experiment}_fit": fit}
 
 
-def ablation(m: Metrics, settings: dict) -> list[F.Finding]:
-    """Beyond the guide: the research log's ablations, paired by target and restart."""
+def variants(m: Metrics, settings: dict, experiment: str, baseline: tuple[str, str]) -> Rows:
+    """Beyond the guide: each variant (the research log's ablations) against the full model on
+    the same targets and restarts."""
+    full = _condition(m, baseline)
+    if full is None:
+        return [], {}
     rows = []
-    for condition, summary in m["ablation"]["conditions"].items():
+    for condition, summary in m[experiment]["conditions"].items():
         n = len(summary["per_target"]["final_mse"])
-        ablated, full, r = bests(summary, m["experiment1"]["conditions"]["real"], targets=n)
+        ablated, theirs, r = bests(summary, full, targets=n)
         name = condition.replace("_", " ")
-        rows.append(judged(f"Ablation {name} reaches better than the full model", F.much_worse, ablated, full,
-                           (name, "full model"), True, {**settings, "much_ratio": 1.0}, restarts=r,
-                           note=f"paired by target; restarts 0..{r[0] - 1} on both sides, which share their initial "
-                                f"prompts; better means lower best MSE"))
-    return rows
+        rows.append(judged(f"{label_of(experiment)} {name} reaches better than the full model",
+                           F.much_worse, ablated, theirs, (name, "full model"), True, {**settings, "much_ratio": 1.0},
+                           restarts=r, note=f"paired by target; restarts 0..{r[0] - 1} on both sides, which share their "
+                                            f"initial prompts; better means lower best MSE"))
+    return rows, {}
 
 
-def paired_table(full: dict, variants: dict[str, dict]) -> list[dict]:
+def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
     """Each variant (an ablated model) against the full model on the same targets and restarts:
-    median cosine and best MSE, and the share of targets the variant reaches better."""
+    median cosine and best MSE of each side, and the share of targets the variant reaches
+    better. `full`, `variants`: runs.h5 arrays ([condition, target, restart, ...])."""
     out = []
-    for name, summary in variants.items():
-        mine, theirs, r = bests(summary, full, targets=len(summary["per_target"]["final_mse"]))
-        cosine = np.nanmean(np.array(summary["per_target"]["cosine_by_position"], dtype=float), axis=1)
-        full_cosine = np.nanmean(np.array(full["per_target"]["cosine_by_position"], dtype=float), axis=1)[:len(cosine)]
-        out.append({"variant": name, "restarts": r[0], "targets": len(mine), "median_cosine": float(np.nanmedian(cosine)),
-                    "full_median_cosine": float(np.nanmedian(full_cosine)),
+    for c, name in enumerate(names):
+        final, cosine = variants["final_mse"][c], variants["cosine"][c]
+        n, r = len(final), min(final.shape[1], full["final_mse"].shape[2])
+        _, mine, mine_cos = best_over(final, cosine, r)
+        _, theirs, their_cos = best_over(full["final_mse"][0][:n], full["cosine"][0][:n], r)
+        out.append({"variant": name, "restarts": r, "targets": n, "median_cosine": float(np.nanmedian(mine_cos)),
+                    "full_median_cosine": float(np.nanmedian(their_cos)),
                     "median_best_mse": float(np.median(F.scored(mine))),
                     "full_median_best_mse": float(np.median(F.scored(theirs))),
-                    "better_share": float(np.mean(F.scored(mine) < F.scored(theirs)))})
+                    "better_share": float(np.mean(F.scored(mine) < F.scored(theirs))),
+                    "cosine": mine_cos, "full_cosine": their_cos})
     return out
 
 
-def rows(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict | None]:
-    """Every line the enabled experiments can answer, Holm-adjusted together; and Exp 4's fits."""
-    out, fit = [], None
-    if "experiment1" in m:
-        out += experiment1(m, settings)
-    out += experiment2(m, settings)
-    if "experiment3" in m:
-        out += experiment3(m, settings)
-    if "experiment4" in m:
-        found, fit = experiment4(m, settings)
-        out += found
-    if {"experiment1", "ablation"} <= set(m):
-        out += ablation(m, settings)
-    return F.adjust(out), fit
+def rows(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict]:
+    """Every line the experiments that ran can answer (each record's own, in the registry's
+    order), Holm-adjusted together; and what else they measured (Exp 4's fits)."""
+    from .experiments import REGISTRY
+
+    out, extras = [], {}
+    for name, record in REGISTRY.items():
+        if name in m and record.findings is not None:
+            found, extra = record.findings(m, settings)
+            out += found
+            extras.update(extra)
+    return F.adjust(out), extras
 
 
 def warnings(m: Metrics) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .findings import scored
-from .metrics import best_restart
+from .metrics import best_over
 
 
 def recovery(found: np.ndarray, original: np.ndarray) -> dict[str, np.ndarray]:
@@ -29,15 +29,6 @@ def recovery(found: np.ndarray, original: np.ndarray) -> dict[str, np.ndarray]:
         "position_match": (found == original).mean(axis=1),
         "token_overlap": np.array(overlap, dtype=float),
     }
-
-
-def _best(final: np.ndarray, cosine: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(best restart, its MSE or NaN, its mean cosine) per target, over the first r restarts."""
-    index = best_restart(final[:, :r])
-    rows = np.arange(len(final))
-    mse, cos = final[rows, index], np.nanmean(cosine[rows, index], axis=-1)
-    diverged = ~np.isfinite(mse)
-    return index, np.where(diverged, np.nan, mse), np.where(diverged, np.nan, cos)
 
 
 def projected_best(projected: dict | None, target: int, r: int) -> tuple[float | None, float | None]:
@@ -64,8 +55,8 @@ def compare(hard: dict, soft: dict, projected: dict | None, original: np.ndarray
     n = len(hard_final)
     soft_final, soft_cos = soft["final_mse"][0][:n], soft["cosine"][0][:n]
     r = min(hard_final.shape[1], soft_final.shape[1])
-    hard_index, hard_mse, hard_c = _best(hard_final, hard_cos, r)
-    _, soft_mse, soft_c = _best(soft_final, soft_cos, r)
+    hard_index, hard_mse, hard_c = best_over(hard_final, hard_cos, r)
+    _, soft_mse, soft_c = best_over(soft_final, soft_cos, r)
     found = tokens[np.arange(n), hard_index]
     recovered = recovery(found, original[:n])
     rows = []

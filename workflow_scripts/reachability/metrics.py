@@ -30,6 +30,16 @@ def best_of_restarts(final_mse: np.ndarray, restarts: int | None = None) -> np.n
     return np.where(np.isfinite(best), best, np.nan)
 
 
+def best_over(final_mse: np.ndarray, cosine: np.ndarray, restarts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(best restart, its final MSE or NaN, its mean cosine over positions) of each target, over
+    the first `restarts` restarts ([T, R] and [T, R, S] -> [T] each)."""
+    index = best_restart(final_mse[:, :restarts])
+    rows = np.arange(len(final_mse))
+    mse, cos = final_mse[rows, index], np.nanmean(cosine[rows, index], axis=-1)
+    diverged = ~np.isfinite(mse)
+    return index, np.where(diverged, np.nan, mse), np.where(diverged, np.nan, cos)
+
+
 def best_per_target(final_mse: np.ndarray, target_id: np.ndarray) -> dict[int, int]:
     """Target id -> the index of its run with the lowest finite final MSE (targets whose runs
     all diverged are left out)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
-from .config import offline_message
+from .probes import offline_message
 
 
 class ModelLoadError(RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -16,7 +17,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import check_model_limits, digest, site_of
+from .study import site_of
 from .sites import Site
 
 LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
@@ -40,11 +41,17 @@ def start_log(job) -> logging.Logger:
     return log
 
 
+def digest(value: object) -> str:
+    """A short stable hash of JSON-able `value`."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def load_study_model(config: dict):
     """The study's model in host memory (a GPU job moves it once it holds a device), checked
     against the config's sites and seq_len. (models is imported here, not above: CPU-only
     rules use this module without torch.)"""
     from .models import load_model
+    from .validation import check_model_limits
 
     m = config["model"]
     lm = load_model(m["name"], m["revision"], "cpu", m["allow_pickle_weights"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .config import layout, site_of
+from .study import layout, site_of
 from .pipeline import provenance
 from .sites import Site
 
@@ -25,6 +25,7 @@ RUNS = "results/{experiment}/runs/{site}/{pack}_s{steps}.h5"  # a pack, optimise
 EXTENDED = "results/{experiment}/runs_extended/{site}/{pack}_s{steps}.h5"  # a pack continued to the budget
 EXPERIMENT_RUNS = "results/{experiment}/runs.h5"  # every run of an experiment at the study's site
 METRICS = "results/{experiment}/metrics.json"
+SOLUTIONS = "results/{experiment}/solutions.json"  # the analyses of an experiment's solutions
 BUDGET = "results/step_budget.json"
 
 

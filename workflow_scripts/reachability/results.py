@@ -143,10 +143,6 @@ def read_solutions(paths: list[str]) -> dict[str, dict]:
     return rows
 
 
-LABELS = {"experiment1": "Exp 1", "experiment2a": "Exp 2a", "experiment2b": "Exp 2b",
-          "experiment3": "Exp 3 α=", "experiment4": "Exp 4 f=", "ablation": "Ablation", "hard_prompt": "Hard prompt"}
-
-
 def read_metrics(paths: list[str]) -> list[dict]:
     """metrics.json files, in order."""
     return [read_json(path) for path in paths]
@@ -155,10 +151,7 @@ def read_metrics(paths: list[str]) -> list[dict]:
 def label_conditions(loaded: list[dict]) -> dict[str, dict]:
     """Every condition's entry of loaded metrics.json files, in order, labelled as the summary
     shows it ('Exp 1 real', 'Exp 3 α=0.5', 'Exp 4 f=0.3')."""
-    rows = {}
-    for one in loaded:  # (not `metrics`: that is the module)
-        experiment = one["experiment"]
-        valued = experiment in ("experiment3", "experiment4")
-        for condition, summary in one["conditions"].items():
-            rows[LABELS[experiment] + (condition[1:] if valued else f" {condition}")] = summary
-    return rows
+    from .experiments import get
+
+    return {get(one["experiment"]).label_of(condition): summary
+            for one in loaded for condition, summary in one["conditions"].items()}

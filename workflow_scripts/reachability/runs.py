@@ -41,14 +41,16 @@ class RunId:
 
     @property
     def seed(self) -> int:
-        """The seed of the run's initial prompt. Runs that are compared pairwise start from the
-        same prompt: every α of an Exp 3 pair and every f of an Exp 4 target (target, restart),
-        and an ablation run and Exp 1's run of the same (target, restart)."""
-        if self.experiment == "ablation":
-            return stable_seed("prompt", "experiment1", "real", self.target_id, self.restart)
-        if self.experiment in ("experiment3", "experiment4"):
-            return stable_seed("prompt", self.experiment, self.target_id, self.restart)
-        return stable_seed("prompt", self.experiment, self.condition, self.target_id, self.restart)
+        """The seed of the run's initial prompt: from its own identity, unless its experiment's
+        record shares it with the runs it is compared with pairwise (every α of an Exp 3 pair,
+        every f of an Exp 4 target; an ablation run and Exp 1's run of the same target and
+        restart)."""
+        from .experiments import REGISTRY
+
+        record = REGISTRY.get(self.experiment)
+        parts = record.prompt_seed(self.condition, self.target_id, self.restart) if record else (
+            "prompt", self.experiment, self.condition, self.target_id, self.restart)
+        return stable_seed(*parts)
 
 
 @dataclass(frozen=True)

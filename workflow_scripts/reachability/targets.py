@@ -1,14 +1,13 @@
-"""Experiment targets built from real residuals at one site, each deterministic in its id.
+"""Targets built from real residuals at one site, each deterministic in its id.
 
-  experiment1   real: the residual of pool sequence t
-  experiment2a  distribution-matched: position i drawn from N(mu_i, Sigma_i) of the pool
-  experiment2b  isotropic: randn(S, d), each position rescaled to the pool's typical norm
-  experiment3   alpha * A + (1 - alpha) * B for pair p = (real 2p, real 2p + 1)
-  ablation      Exp 1's targets, optimised under a model without FFN or attention
-  hard_prompt   Exp 1's targets, reached by token sequences (PEZ) instead of soft prompts
-  experiment4   real target t with a fraction f of the d dimensions (the same at every
-                position) replaced by N(0, sigma_dim); the dimensions for f are the first
-                round(f d) of one permutation per target, so they nest as f grows
+  real                  the residual of pool sequence t (Exp 1, the ablation, hard prompts)
+  distribution-matched  position i drawn from N(mu_i, Sigma_i) of the pool (Exp 2a)
+  isotropic             randn(S, d), each position rescaled to the pool's typical norm (Exp 2b)
+  interpolated          alpha * A + (1 - alpha) * B for pair p = (real 2p, real 2p + 1) (Exp 3)
+  replaced              real target t with a fraction f of the d dimensions (the same at every
+                        position) replaced by N(0, sigma_dim); the dimensions for f are the first
+                        round(f d) of one permutation per target, so they nest as f grows (Exp 4)
+Which experiment uses which is the experiment registry's (experiments.py).
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from .runs import numpy_rng
-
-EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
-
 
 def position_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
     """Per-position mean [S, d], covariance square root [S, d, d] (A with A Aᵀ = Σ),
@@ -77,36 +73,30 @@ def replace_dimensions(target: np.ndarray, fraction: float, dim_std: np.ndarray,
     return out.astype(np.float32)
 
 
-def condition_value(condition: str) -> float:
-    """'a0.25' -> 0.25, 'f0.3' -> 0.3."""
-    return float(condition[1:])
+# One builder per kind of target, as the experiment registry names them:
+# (condition, target ids, the pool's residuals [N, S, d], its statistics) -> targets [S, d] each.
 
 
-def build_targets(
-    experiment: str,
-    condition: str,
-    target_ids: range,
-    real: np.ndarray,
-    stats: dict[str, np.ndarray],
-) -> np.ndarray:
-    """Targets [len(target_ids), S, d] of one experiment condition.
+def real(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    """Exp 1 (and the ablation, the hard prompts): target t is pool sequence t's residual."""
+    return [residuals[t] for t in ids]
 
-    `real` holds the pool residuals [N, S, d] (Exp 1's target t is real[t]); `stats` is
-    `position_statistics` of the pool.
-    """
-    ids = list(target_ids)
-    if experiment in ("experiment1", "ablation", "hard_prompt"):
-        out = [real[t] for t in ids]
-    elif experiment == "experiment2a":
-        out = [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]
-    elif experiment == "experiment2b":
-        out = [isotropic(stats["typical_norm"], real.shape[-1], t) for t in ids]
-    elif experiment == "experiment3":
-        alpha = condition_value(condition)
-        out = [interpolate(real[a], real[b], alpha) for a, b in map(pair_of, ids)]
-    elif experiment == "experiment4":
-        f = condition_value(condition)
-        out = [replace_dimensions(real[t], f, stats["dim_std"], t) for t in ids]
-    else:
-        raise ValueError(f"unknown experiment {experiment!r}; known: {EXPERIMENTS}")
-    return np.stack(out).astype(np.float32) if out else np.empty((0, *real.shape[1:]), np.float32)
+
+def distribution_matched_targets(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    return [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]
+
+
+def isotropic_targets(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    return [isotropic(stats["typical_norm"], residuals.shape[-1], t) for t in ids]
+
+
+def interpolated(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    """Exp 3: pair p at α = float(condition[1:])."""
+    alpha = float(condition[1:])
+    return [interpolate(residuals[a], residuals[b], alpha) for a, b in map(pair_of, ids)]
+
+
+def replaced(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    """Exp 4: target t with the fraction f = float(condition[1:]) of its dimensions replaced."""
+    f = float(condition[1:])
+    return [replace_dimensions(residuals[t], f, stats["dim_std"], t) for t in ids]

@@ -1,17 +1,18 @@
-"""Rule compare_conditions: the research log's comparison table (comparison.md)."""
+"""Rule conditions_table: the research log's table of every condition (results/conditions.md; it was
+comparison.md)."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log  # noqa: E402
+from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json  # noqa: E402
+import json
 
-from reachability.results import label_conditions, read_metrics  # noqa: E402
-from reachability.storage import writing  # noqa: E402
+from reachability.results import label_conditions, read_metrics
+from reachability.storage import writing
 
 
 def fmt(x, spec):

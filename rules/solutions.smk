@@ -1,0 +1,40 @@
+# How far the optimised prompts are from the token embeddings, what their nearest tokens reach,
+# and the next-token KL of the achieved residuals (one GPU job per analysed experiment).
+rule analyse_solutions:
+    input:
+        runs=lambda w: final_run_files(w.experiment),
+        targets=lambda w: target_files(w.experiment),
+        model=model_files(),
+    output:
+        solutions=SOLUTIONS,
+    log:
+        "results/logs/solutions/{experiment}.log",
+    benchmark:
+        "results/benchmarks/analyse_solutions/{experiment}.tsv"
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        code=code("analyse_solutions.py"),
+        analysis=canonical(config["analysis"]),
+    script:
+        "../workflow_scripts/analyse_solutions.py"
+
+
+rule analysis_summary:
+    input:
+        solutions=expand(SOLUTIONS, experiment=ANALYSED),
+    output:
+        manifold_table="results/embedding_manifold.md",
+        functional_table="results/functional_reachability.md",
+    log:
+        "results/logs/solutions/summary.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("analysis_summary.py"),
+    script:
+        "../workflow_scripts/analysis_summary.py"

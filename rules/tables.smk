@@ -1,0 +1,72 @@
+# Tables beyond the agenda, from the experiments' runs and metrics (CPU): the ablations and
+# the hard prompts against Exp 1 target by target, reachability across sites.
+rule ablation_table:
+    input:
+        full_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
+        ablated_runs=EXPERIMENT_RUNS,
+        metrics=METRICS,  # the step budget the runs hold
+    output:
+        table="results/{experiment}.md",
+    log:
+        "results/logs/tables/{experiment}.log",
+    wildcard_constraints:
+        experiment=having("ablation_table"),
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("ablation_table.py"),
+    script:
+        "../workflow_scripts/ablation_table.py"
+
+
+rule hard_prompts:
+    input:
+        hard_runs=EXPERIMENT_RUNS,
+        hard_metrics=METRICS,  # the step budget the runs hold
+        soft_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
+        # Exp 1's prompts projected on their nearest tokens (from the analysis, when enabled)
+        projected=(
+            [SOLUTIONS.format(experiment=BASELINE)]
+            if config["analysis"]["enabled"]
+            else []
+        ),
+        pool=POOL,
+        model=model_files(),
+    output:
+        table=report(
+            "results/{experiment}/hard_prompts.md",
+            caption="../report/hard_prompts.rst",
+            category=label,
+        ),
+        json="results/{experiment}/hard_prompts.json",
+    log:
+        "results/logs/tables/{experiment}.log",
+    wildcard_constraints:
+        experiment=having("hard_prompts"),
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("hard_prompts.py"),
+    script:
+        "../workflow_scripts/hard_prompts.py"
+
+
+rule layer_sweep:
+    input:
+        runs=sweep_run_files,
+    output:
+        table="results/layer_sweep.md",
+        metrics="results/layer_sweep.json",
+    log:
+        "results/logs/tables/layer_sweep.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("layer_sweep.py"),
+        sweep=canonical(config["layer_sweep"]),
+        metrics=canonical(config["metrics"]),
+    script:
+        "../workflow_scripts/layer_sweep.py"

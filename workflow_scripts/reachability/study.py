@@ -1,0 +1,82 @@
+"""What a (validated) study config means: its site, its experiments' conditions and targets, how
+their runs are numbered, and the sites of the sweep and the perturbations — all read from the
+experiment registry (experiments.py), torch-free."""
+
+from __future__ import annotations
+
+from . import experiments
+from .runs import Layout, RunId
+from .sites import Site
+
+AGENDA_POOL = 1000  # the agenda: Exp 2a's statistics from 1000+ real sequences
+
+
+def site_of(config: dict) -> Site:
+    return Site(config["site"]["kind"], int(config["site"]["layer"]))
+
+
+def sites_of(entries: list[dict]) -> list[Site]:
+    return [Site(e["kind"], int(e["layer"])) for e in entries]
+
+
+def sweep_sites(config: dict) -> list[Site]:
+    return sites_of(config["layer_sweep"]["sites"]) if config["layer_sweep"]["enabled"] else []
+
+
+def perturbation_sites(config: dict) -> list[Site]:
+    """The configured sites, plus the study's own site (its curve is drawn beside the others)."""
+    sites = sites_of(config["perturbation"]["sites"])
+    return sites + [site_of(config)] if site_of(config) not in sites else sites
+
+
+def enabled_experiments(config: dict) -> list[str]:
+    """The enabled experiments, in the registry's order."""
+    return [e for e in experiments.names() if config["experiments"].get(e, {}).get("enabled")]
+
+
+def conditions(config: dict, experiment: str) -> list[str]:
+    """Condition names of an experiment: 'real', 'matched', 'isotropic', 'a0.5', 'f0.3', ..."""
+    return experiments.get(experiment).conditions(config["experiments"][experiment])
+
+
+def n_targets(config: dict, experiment: str) -> int:
+    """Targets per condition (Exp 3 counts pairs)."""
+    return config["experiments"][experiment][experiments.get(experiment).count]
+
+
+def uses_experiment_spec(config: dict, experiment: str, site_tag: str) -> bool:
+    """At the study's site an enabled experiment runs as configured; anywhere else (the layer
+    sweep's sites) it runs with the sweep's targets and restarts."""
+    return site_tag == site_of(config).tag and config["experiments"][experiment]["enabled"]
+
+
+def layout(config: dict, experiment: str, site_tag: str) -> Layout:
+    """How the experiment's runs at a site are numbered (see runs.py)."""
+    if uses_experiment_spec(config, experiment, site_tag):
+        return Layout(tuple(conditions(config, experiment)), config["experiments"][experiment]["restarts"])
+    return Layout(tuple(conditions(config, experiment)), config["layer_sweep"]["restarts"])
+
+
+def targets_at(config: dict, experiment: str, site_tag: str) -> int:
+    """How many targets the experiment has at a site (Exp 3: pairs)."""
+    if uses_experiment_spec(config, experiment, site_tag):
+        return n_targets(config, experiment)
+    return config["layer_sweep"]["n_targets"]
+
+
+def variants(runs: list[RunId]) -> dict[str | None, list[int]]:
+    """A pack's runs by model variant (the ablation's component, else None): each variant is
+    optimised in its own batches."""
+    out: dict[str | None, list[int]] = {}
+    for i, run in enumerate(runs):
+        out.setdefault(experiments.get(run.experiment).variant(run.condition), []).append(i)
+    return out
+
+
+def pool_warnings(config: dict, experiment: str) -> list[str]:
+    """What a reader of an experiment's metrics should know about its pool."""
+    record = experiments.get(experiment)
+    if record.gaussian and config["pool_size"] < AGENDA_POOL:
+        return [f"{record.label}'s per-position statistics come from pool_size = {config['pool_size']} sequences; "
+                f"the agenda asks for at least {AGENDA_POOL}"]
+    return []

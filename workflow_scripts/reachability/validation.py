@@ -1,0 +1,154 @@
+"""The checks a study config must pass beyond its JSON schema, before any job (torch-free).
+
+The schema (`schemas/config.schema.yaml`) checks keys, types and ranges; here come the site
+names it cannot read (TransformerLens aliases, `layer: last`), every float's finiteness, the
+relations between keys — the experiments' own with each other, from the registry — and, given
+the model's config.json, the model's own limits. Every error names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import PurePath
+
+from . import experiments
+from .sites import SiteError, check_site, site_entry
+from .study import site_of, sites_of, sweep_sites
+
+
+class ConfigError(ValueError):
+    """A study config that cannot run."""
+
+
+def _site_entries(config: dict):
+    """(key, list or dict holding it, index or key) of every site entry of a config."""
+    yield "site", config, "site"
+    for section in ("layer_sweep", "perturbation"):
+        for i, _ in enumerate(config.get(section, {}).get("sites", []) or []):
+            yield f"{section}.sites[{i}]", config[section]["sites"], i
+
+
+def expand_site_names(config: dict) -> None:
+    """TransformerLens names (e.g. blocks.5.hook_resid_post) -> {kind, layer}, in place, before
+    the schema checks the config."""
+    for key, holder, where in _site_entries(config):
+        if isinstance(holder.get(where) if isinstance(holder, dict) else holder[where], str):
+            try:
+                holder[where] = site_entry(holder[where])
+            except SiteError as error:
+                raise ConfigError(f"{key}: {error}") from None
+
+
+def resolve_last_layers(config: dict, n_layers: int | None) -> None:
+    """layer: last -> the model's number of blocks, in place."""
+    for key, holder, where in _site_entries(config):
+        entry = holder[where]
+        if entry["layer"] == "last":
+            if n_layers is None:
+                raise ConfigError(f"{key}.layer: last needs the model's config.json, which is not available here "
+                                  f"(no local copy, no network): give the layer as a number")
+            entry["layer"] = n_layers
+
+
+def non_finite(value, key: str = "") -> list[str]:
+    """The dotted keys of every float in a config that is NaN or infinite (YAML's .nan, .inf)."""
+    if isinstance(value, dict):
+        return [k for name, v in value.items() for k in non_finite(v, f"{key}.{name}" if key else str(name))]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in non_finite(v, f"{key}[{i}]")]
+    return [key] if isinstance(value, float) and not math.isfinite(value) else []
+
+
+def check_experiments(config: dict) -> None:
+    """Every experiment known; its targets within the pool; the relations it keeps with Exp 1."""
+    specs, pool = config["experiments"], config["pool_size"]
+    unknown = sorted(set(specs) - set(experiments.names()))
+    if unknown:
+        raise ConfigError(f"experiments.{unknown[0]} is not an experiment this tool knows ({experiments.names()}): "
+                          f"correct the name")
+    baseline = specs[experiments.BASELINE]
+    real = baseline["n_targets"]
+    for name, spec in specs.items():
+        record = experiments.get(name)
+        if record.count == "n_targets" and spec["n_targets"] > pool:
+            raise ConfigError(f"experiments.{name}.n_targets = {spec['n_targets']} is above pool_size = {pool}: "
+                              f"raise pool_size or lower n_targets")
+        if not spec["enabled"] or record.exp1 == "":
+            continue
+        uses = record.exp1_targets(spec)
+        broken = (uses > real and (record.exp1 != "compared" or baseline["enabled"])) or (
+            record.exp1 == "requires" and not baseline["enabled"])
+        if broken:
+            raise ConfigError(f"experiments.{name}.{record.count} = {spec[record.count]} "
+                              + record.exp1_relation.format(uses=uses, real=real))
+
+
+def check_sections(config: dict) -> None:
+    """The optimiser's budget, the layer sweep, the perturbation and the built model's folder."""
+    pool = config["pool_size"]
+    extend = config["optimizer"]["extend_steps"]
+    if extend is not None and extend <= config["optimizer"]["steps"]:
+        raise ConfigError(f"optimizer.extend_steps = {extend} must exceed optimizer.steps = "
+                          f"{config['optimizer']['steps']} (or be null: no step budget to decide)")
+    sweep = config["layer_sweep"]
+    if sweep["enabled"] and sweep["n_targets"] > pool:
+        raise ConfigError(f"layer_sweep.n_targets = {sweep['n_targets']} is above pool_size = {pool}")
+    if sweep["enabled"] and site_of(config) in sweep_sites(config):
+        for name in sweep["experiments"]:
+            spec = config["experiments"][name]
+            if spec["enabled"] and (spec["n_targets"] < sweep["n_targets"] or spec["restarts"] < sweep["restarts"]):
+                raise ConfigError(
+                    f"layer_sweep reads experiments.{name}'s runs at the study's site {site_of(config)}, but "
+                    f"layer_sweep.n_targets = {sweep['n_targets']} and layer_sweep.restarts = {sweep['restarts']} "
+                    f"exceed that experiment's n_targets = {spec['n_targets']} or restarts = {spec['restarts']}: "
+                    f"lower the sweep's, or raise the experiment's")
+    perturb = config["perturbation"]
+    if perturb["enabled"] and perturb["token_index"] >= config["seq_len"]:
+        raise ConfigError(f"perturbation.token_index = {perturb['token_index']} is outside the sequence of "
+                          f"seq_len = {config['seq_len']} tokens: choose 0..{config['seq_len'] - 1}")
+    if perturb["enabled"] and perturb["n_sequences"] > pool:
+        raise ConfigError(f"perturbation.n_sequences = {perturb['n_sequences']} is above pool_size = {pool}")
+    if config["model"]["build"] and not is_inside_workdir(config["model"]["name"]):
+        raise ConfigError(f"model.name = {config['model']['name']!r} is where model.build writes the demo model: "
+                          f"it must be a relative path inside the working directory, without '..'")
+
+
+def check_config(config: dict, model_config=None) -> None:
+    """Raise ConfigError for what the schema cannot check (the model's limits, given its config)."""
+    bad = non_finite(config)
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: must be a finite number (not .nan or .inf): set a finite value")
+    check_experiments(config)
+    check_sections(config)
+    if model_config is not None:
+        check_model_limits(config, model_config)
+
+
+def is_inside_workdir(path: str) -> bool:
+    parts = PurePath(path).parts
+    return bool(parts) and not PurePath(path).is_absolute() and ".." not in parts
+
+
+def check_model_limits(config: dict, model_config) -> None:
+    """Site layers, the pool's statistics and seq_len against the model's config.json (no weights)."""
+    named = [("site", site_of(config))]
+    named += [("layer_sweep.sites", s) for s in sweep_sites(config)]
+    if config["perturbation"]["enabled"]:
+        named += [("perturbation.sites", s) for s in sites_of(config["perturbation"]["sites"])]
+    for key, site in named:
+        try:
+            check_site(site, model_config.num_hidden_layers)
+        except SiteError as error:
+            raise ConfigError(f"{key}: {error}") from None
+    d_model = getattr(model_config, "hidden_size", None)
+    swept = config["layer_sweep"]["experiments"] if config["layer_sweep"]["enabled"] else []
+    for name, spec in config["experiments"].items():
+        record = experiments.get(name)
+        if record.gaussian and (spec["enabled"] or name in swept) and d_model and config["pool_size"] < d_model + 1:
+            raise ConfigError(
+                f"pool_size = {config['pool_size']} is too small for {record.label}: each position's covariance over "
+                f"{config['pool_size']} sequences in {d_model} dimensions is rank-deficient (it needs at least "
+                f"{d_model + 1}; the agenda asks for 1000 or more): raise pool_size, or disable {name}")
+    limit = int(model_config.max_position_embeddings)
+    if config["seq_len"] > limit:
+        raise ConfigError(f"seq_len = {config['seq_len']} is above the model's context of {limit} tokens: lower seq_len")
