@@ -34,7 +34,7 @@ import yaml
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from reachability.forward import residual_function
-from reachability.methods import Pez, Soft
+from reachability.methods import Gcg, Pez, Soft
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
 from reachability.pipeline import device_name
@@ -124,18 +124,26 @@ def reference_loop(lm: LanguageModel, layer: int, steps: int, device: str) -> fl
     return steps / (time.perf_counter() - start)
 
 
-def method_of(name: str, lm: LanguageModel):
+def method_of(name: str, lm: LanguageModel, candidates: int = 512):
+    """A method and how its batch starts ([B] runs: random prompts or tokens)."""
     vocabulary = lm.embedding.weight.detach()
-    return {"soft": Soft(lr=0.01), "pez": Pez(lr=0.01, vocabulary=vocabulary)}[name]
+    return {"soft": Soft(lr=0.01), "pez": Pez(lr=0.01, vocabulary=vocabulary),
+            "gcg": Gcg(vocabulary=vocabulary, top_k=min(256, len(vocabulary)), candidates=candidates)}[name]
+
+
+def inputs_for(name: str, lm: LanguageModel, batch: int, device: str) -> dict:
+    if name == "gcg":  # token ids, and a seed per run for its candidates
+        return {"tokens": torch.randint(lm.config.vocab_size, (batch, SEQ), device=device), "seed": torch.arange(batch)}
+    return {"prompt": torch.randn(batch, SEQ, lm.d_model, device=device)}
 
 
 def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
-           capture: bool, method: str = "soft") -> dict:
+           capture: bool, method: str = "soft", candidates: int = 512) -> dict:
     """run-steps/s, fixed seconds per batch, peak GiB and how the batches ran, by the
     difference of two lengths."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
-    inputs, how = {"prompt": torch.randn(batch, SEQ, lm.d_model, device=device)}, method_of(method, lm)
+    inputs, how = inputs_for(method, lm, batch, device), method_of(method, lm, candidates)
     optimize_batch(residual, targets, inputs, how, 4, precision=precision, capture=capture)  # warm-up
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -152,8 +160,9 @@ def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int
         per_step = times[1] / (2 * steps)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.device(device).type == "cuda" else float("nan")
     (mode, reason), = ran if len(ran) == 1 else [("mixed", "; ".join(sorted(r for _, r in ran)))]
+    extra = {"candidates": candidates, "forwards_per_s": candidates * batch / per_step} if method == "gcg" else {}
     return dict(run_steps_per_s=batch / per_step, fixed_s=max(times[0] - steps * per_step, 0.0), peak_gib=peak,
-                ran=mode, reason=reason)
+                ran=mode, reason=reason, **extra)
 
 
 def fresh_interpreter_s(imports: str) -> float:
@@ -185,7 +194,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[40, 256, 1024, 2048])
     parser.add_argument("--precisions", nargs="+", default=["tf32", "fp32", "bf16"])
     parser.add_argument("--layers", type=int, nargs="+", default=[6, 12])
-    parser.add_argument("--methods", nargs="+", default=["soft"], choices=["soft", "pez"])
+    parser.add_argument("--methods", nargs="+", default=["soft"], choices=["soft", "pez", "gcg"])
+    parser.add_argument("--candidates", type=int, default=512, help="GCG's candidate sequences per step")
     parser.add_argument("--capture", choices=["both", "on", "off"], default="both",
                         help="time the CUDA-graph step, the eager step, or both (the CPU is always eager)")
     parser.add_argument("--steps", type=int, default=20)
@@ -193,6 +203,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a 64-wide model: a smoke run, not a measurement")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (a study's job has 1)")
     parser.add_argument("--out", help="write the rate table (JSON) here, for benchmarks/plan.py --rates")
+    parser.add_argument("--append", action="store_true", help="add the rows to the table --out names (another method)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,7 +222,8 @@ def main() -> None:
                 for capture in captures:
                     for batch in args.batches:
                         try:
-                            measured = engine(lm, site, batch, precision, args.steps, args.device, capture, method)
+                            measured = engine(lm, site, batch, precision, args.steps, args.device, capture, method,
+                                              args.candidates)
                         except torch.OutOfMemoryError:
                             torch.cuda.empty_cache()
                             continue
@@ -229,11 +241,18 @@ def main() -> None:
     for r in rows:
         roofline = r["run_steps_per_s"] * GFLOP_PER_RUN_STEP_L12 * r["layer"] / 12 / (BF16_PEAK_TFLOPS * 1e3)
         loop = f"{r['method']}, {'CUDA graph asked' if r['capture'] else 'eager asked'}"
+        if r["method"] == "gcg":  # a GCG run-step is a one-hot gradient and `candidates` forwards
+            loop += f" ({r['candidates']} candidates: {r['forwards_per_s']:,.0f} forwards/s)"
         ran = r["ran"] + (f" ({r['reason']})" if r["reason"] else "")
         print(f"| {loop} | {r['layer']} | {r['precision']} | {r['batch']} | {r['run_steps_per_s']:,.0f} "
               f"| {r['run_steps_per_s'] / reference:,.1f} | {roofline:.1%} | {r['fixed_s']:.2f} | {r['peak_gib']:.2f} "
               f"| {ran} |")
-    if args.out:
+    if args.out and args.append and Path(args.out).exists():
+        table = json.loads(Path(args.out).read_text())
+        table["rows"] += rows
+        Path(args.out).write_text(json.dumps(table, indent=1))
+        print(f"\n{len(rows)} rows added to {args.out}")
+    elif args.out:
         table = {"device": device, "torch": torch.__version__, "model": lm.name, "engine": "this checkout",
                  "date": datetime.date.today().isoformat(), "d_model": lm.d_model, "n_layers": lm.n_layers,
                  "reference": {"layer": min(12, lm.n_layers), "run_steps_per_s": reference}, "rows": rows,

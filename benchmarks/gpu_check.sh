@@ -18,8 +18,9 @@
 # in one session: a GPU test that leaves a shared model on the GPU fails those); capture
 # (captured vs eager on the tests' tiny families and a Pythia-160M-shaped model, fp32/tf32/bf16,
 # how each batch ran); engine (run-steps/s at layers 12 and 6, tf32, B = 256/1024/2048, captured
-# and eager, the soft step and the hard-prompt step, the agenda's reference loop in the same
-# process); perturbation (the batched KL-vs-eps against notebook 004's loop); dag (a reduced
+# and eager, the soft step and the hard-prompt (PEZ) step, the agenda's reference loop in the same
+# process); gcg (GCG's run-steps and candidate forwards per second, B = 64, 512 candidates, added
+# to the same rate table); perturbation (the batched KL-vs-eps against notebook 004's loop); dag (a reduced
 # study on a random Pythia-160M-shaped model with real WikiText-2 and the Pythia tokenizer, with
 # --resources gpu=2: its wall time beside plan.py's projection of the same config from the engine
 # stage's rates).
@@ -159,12 +160,16 @@ if ((smoke)); then
   stage capture 60 python3 benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
   stage engine 90 python3 benchmarks/engine_benchmark.py --tiny --device cpu --layers 12 6 --precisions fp32 \
     --batches 4 8 --methods soft pez --steps 3 --reference-steps 3 --out "$out/rates.json"
+  stage gcg 60 python3 benchmarks/engine_benchmark.py --tiny --device cpu --layers 12 --precisions fp32 --batches 4 \
+    --methods gcg --candidates 16 --capture off --steps 2 --reference-steps 2 --append --out "$out/rates.json"
   stage perturbation 60 python3 benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 --directions 2 \
     --epsilons 0 1
 else
   stage capture 75 python3 benchmarks/capture_check.py --steps 50 --batch 64
   stage engine 150 python3 benchmarks/engine_benchmark.py --layers 12 6 --precisions tf32 --batches 256 1024 2048 \
     --methods soft pez --steps 20 --out "$out/rates.json"
+  stage gcg 60 python3 benchmarks/engine_benchmark.py --layers 12 --precisions tf32 --batches 64 --methods gcg \
+    --candidates 512 --capture off --steps 3 --reference-steps 3 --append --out "$out/rates.json"
   stage perturbation 60 python3 benchmarks/perturbation_benchmark.py
 fi
 if [[ -f $out/rates.json ]]; then

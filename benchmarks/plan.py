@@ -68,7 +68,7 @@ class Job:
     runs: int = 0
     run_steps: int = 0
     batches: list[int] = field(default_factory=list)
-    method: str = ""  # an optimisation pack's: soft or pez
+    groups: list[tuple] = field(default_factory=list)  # a pack's batches: (method, steps, runs, settings)
     layer: int = 0
     optimising_s: float = 0.0  # of device_s, the steps themselves (what a longer budget scales)
     source: str = ""  # what priced it
@@ -165,9 +165,20 @@ class Rates:
         return float(value), fixed_s, f"{method} {mode} {precision}, {how}, {at}"
 
     def batch_seconds(self, method: str, layer: int, precision: str, batch: int, captured: bool,
-                      steps: int) -> tuple[float, float, str]:
-        """(seconds on the device, of them optimising, source) of one batch."""
-        notes = []
+                      steps: int, candidates: int | None = None) -> tuple[float, float, str]:
+        """(seconds on the device, of them optimising, source) of one batch. A GCG step is a
+        one-hot gradient (~2 forwards) and `candidates` forwards: a table measured at other
+        candidates is rescaled by (2 + candidates) / (2 + its candidates)."""
+        notes, scale = [], 1.0
+        if method == "gcg":
+            captured = False  # its candidates are drawn on the host: never captured
+            measured = {r.get("candidates") for r in self.rows if r.get("method") == "gcg"}
+            if candidates and measured and candidates not in measured:
+                near = min(measured, key=lambda c: abs(c - candidates))
+                scale = (2 + candidates) / (2 + near)
+                notes.append(f"measured at {near} candidates, scaled to {candidates} (extrapolated)")
+        if method == "gcg" and not any(r.get("method") == "gcg" for r in self.rows):
+            return self.gcg_from_soft(layer, precision, batch, steps, candidates or 512)
         if method != "soft" and not any(r.get("method", "soft") == method for r in self.rows):
             notes.append(f"no {method} rows: the soft-prompt rate, a lower bound")
             method = "soft"
@@ -183,8 +194,22 @@ class Rates:
             notes.append(f"captured rate would be {mode[0]:,.0f}; the faster eager one bounds it from below")
         if "fixed_s" not in json.dumps(self.rows):
             notes.append("no fixed cost per batch in the table")
-        optimising = steps * batch / rate
-        return optimising + fixed, optimising, "; ".join([f"{source} ({rate:,.0f} run-steps/s)", *notes])
+        optimising = steps * batch / rate * scale
+        return optimising + fixed, optimising, "; ".join([f"{source} ({rate / scale:,.0f} run-steps/s)", *notes])
+
+
+    def gcg_from_soft(self, layer: int, precision: str, batch: int, steps: int, candidates: int,
+                      chunk: int = 8192) -> tuple[float, float, str]:
+        """A GCG batch priced from soft-prompt rows (none measured for GCG): per step, the one-hot
+        gradient at the batch's soft rate and `candidates` forwards per run at half the soft rate of
+        a batch of `chunk` (a forward is about half a forward-and-backward): an estimate."""
+        gradient, _, _ = self.batch_seconds("soft", layer, precision, batch, False, steps)
+        forwards, _, source = self.batch_seconds("soft", layer, precision, min(chunk, batch * candidates), False, 1)
+        per_forward = forwards / min(chunk, batch * candidates) / 2
+        optimising = gradient + steps * batch * candidates * per_forward
+        return optimising, optimising, (f"no gcg rows: the one-hot gradient at the soft rate and {candidates} "
+                                        f"forwards per run-step at half the soft rate of a {chunk}-sequence batch "
+                                        f"(an estimate; {source})")
 
 
 def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict, str]:
@@ -206,10 +231,13 @@ def shape(job: Job, config: dict) -> None:
         return
     w = job.wildcards
     runs = study.layout(cfg, w["experiment"], w["site"]).runs(w["experiment"], *parse_pack(w["pack"]))
-    job.batches = [b for members in study.variants(runs).values()
-                   for b in batch_sizes(len(members), cfg["engine"]["batch_size"])]
-    job.runs, job.run_steps = len(runs), len(runs) * cfg["optimizer"]["steps"]
-    job.method = experiments.get(w["experiment"]).method(runs[0].condition)
+    settings = study.methods(cfg, w["experiment"])
+    for (_, name), members in study.groups(runs).items():  # model variants and methods batch apart
+        own = settings[runs[members[0]].condition]
+        steps = own.get("steps", cfg["optimizer"]["steps"])  # GCG runs its own steps
+        job.groups += [(name, steps, b, own) for b in batch_sizes(len(members), cfg["engine"]["batch_size"])]
+    job.batches = [b for _, _, b, _ in job.groups]
+    job.runs, job.run_steps = len(runs), sum(steps * b for _, steps, b, _ in job.groups)
     job.layer = Site.from_tag(w["site"]).layer
 
 
@@ -231,11 +259,12 @@ def price(job: Job, config: dict, rates: Rates, captured: bool) -> None:
         job.source = "measured job - start-up" if measured is not None else "no rate: start-up only"
         return
     sources = []
-    for b in job.batches:
-        seconds, optimising, source = rates.batch_seconds(job.method, job.layer, cfg["engine"]["precision"], b,
-                                                          captured, cfg["optimizer"]["steps"])
+    for name, steps, b, own in job.groups:
+        seconds, optimising, source = rates.batch_seconds(name, job.layer, cfg["engine"]["precision"], b,
+                                                          captured, steps, own.get("candidates"))
         job.device_s += seconds
-        job.optimising_s += optimising
+        if steps == cfg["optimizer"]["steps"]:  # what a longer step budget scales (not GCG's own steps)
+            job.optimising_s += optimising
         sources.append(source)
     job.source = " | ".join(dict.fromkeys(sources))
 
@@ -420,11 +449,12 @@ def measure_rates(config: dict, configfile: Path, jobs: list[Job], out: Path) ->
     """A rate table for this config's model, layers, precision and batch sizes, measured here
     with one thread, as a job runs."""
     packs = [j for j in jobs if j.batches]
+    candidates = {own["candidates"] for j in packs for _, _, _, own in j.groups if "candidates" in own}
     command = [sys.executable, str(ROOT / "benchmarks" / "engine_benchmark.py"), "--configfile", str(configfile),
                "--layers", *map(str, sorted({j.layer for j in packs})), "--batches",
                *map(str, sorted({b for j in packs for b in j.batches})), "--precisions", config["engine"]["precision"],
-               "--methods", *sorted({j.method for j in packs}), "--steps", "10", "--reference-steps", "5",
-               "--threads", "1", "--out", str(out)]
+               "--methods", *sorted({g[0] for j in packs for g in j.groups}), "--steps", "10", "--reference-steps", "5",
+               "--threads", "1", "--out", str(out), *(["--candidates", str(max(candidates))] if candidates else [])]
     if config["engine"]["device"] == "cpu":
         command += ["--device", "cpu"]
     if not config["engine"]["capture"]:

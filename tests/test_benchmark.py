@@ -48,7 +48,7 @@ def test_the_agendas_plan_has_few_jobs_and_a_projected_time(tmp_path):
     stdout = run("plan.py", "--configfile", ROOT / "config.yaml", "--json", tmp_path / "plan.json")
     plan = json.loads((tmp_path / "plan.json").read_text())
     packs = [job for job in plan["jobs"] if job["rule"] == "optimise_pack"]
-    assert len(packs) <= 20 and sum(job["runs"] for job in packs) == 500 * 3 + 800 + 1650 + 300 + 150 + 10 * 40
+    assert len(packs) <= 20 and sum(job["runs"] for job in packs) == 500 * 3 + 800 + 1650 + 300 + 300 + 10 * 40
     assert {job["rule"] for job in plan["jobs"] if job["gpu"]} == {"optimise_pack", "cache_residuals",
                                                                    "perturb_residuals", "analyse_solutions",
                                                                    "placement_curve"}
@@ -154,6 +154,24 @@ def test_the_gpu_check_runs_every_stage_in_smoke_mode(tmp_path):
     table = summary.split("| stage |", 1)[1].split("\n\n", 1)[0]  # the stage table, first in the summary
     stages = dict(re.findall(r"^\| (\w+) \| ([^|]+) \|", table, flags=re.M))
     assert {k: v.strip() for k, v in stages.items()} == {
-        s: "ok" for s in ("env", "wheels", "tests", "capture", "engine", "perturbation", "dag")}
+        s: "ok" for s in ("env", "wheels", "tests", "capture", "engine", "gcg", "perturbation", "dag")}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs.tgz", "rates.json", "summary.md"]  # <= 8 files back
     assert "measured / projected" in summary
+
+
+def test_a_gcg_batch_is_priced_from_its_own_rows_or_from_the_soft_rate_saying_so():
+    plan = load_plan()
+    rows = TABLE["rows"] + [{"method": "gcg", "layer": 12, "precision": "tf32", "batch": 100, "capture": False,
+                             "ran": "eager", "run_steps_per_s": 50.0, "fixed_s": 0.0, "candidates": 16}]
+    rates = plan.Rates({**TABLE, "rows": rows})
+    _, optimising, source = rates.batch_seconds("gcg", 12, "tf32", 100, True, 10, candidates=32)
+    assert optimising == pytest.approx(10 * 100 / 50.0 * (2 + 32) / (2 + 16)) and "scaled to 32" in source
+    _, exact, _ = rates.batch_seconds("gcg", 12, "tf32", 100, True, 10, candidates=16)
+    assert exact == pytest.approx(10 * 100 / 50.0)  # never captured: its eager rows
+    soft_only = plan.Rates(TABLE)
+    _, estimate, source = soft_only.batch_seconds("gcg", 12, "tf32", 100, False, 10, candidates=16)
+    # eager (GCG is never captured): the one-hot gradient at B = 100, below the eager rows' smallest batch (800:
+    # the same step time), and 16 forwards per run-step at half the eager rate of a 1600-sequence batch
+    gradient = 10 * 100 / (6000.0 * 100 / 800) + 0.5
+    assert estimate == pytest.approx(gradient + 10 * 100 * 16 * (1600 / 6000.0 + 0.5) / 1600 / 2)
+    assert "no gcg rows" in source and "an estimate" in source

@@ -39,8 +39,7 @@ def test_paired_runs_share_their_prompts_as_the_records_say():
 
 TOY = '''
 
-register(Experiment("toy", "Toy", fixed("mirror"), T.real, findings=lambda m, s: guide().all_converge(
-    m, s, "toy", "mirror")))
+register(Experiment("toy", "Toy", fixed("mirror"), T.real, findings=("all_converge", "toy", "mirror")))
 '''
 
 

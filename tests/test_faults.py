@@ -200,7 +200,7 @@ def test_swapped_edited_and_truncated_files_are_refused_by_name(finished):
     shutil.copy(base, extended)  # a 300-step pack at the 360-step path
     result = run_target(finished, "results/layer_sweep.json")
     assert result.returncode != 0
-    text = log_text(finished, "analysis", "layer_sweep.log")
+    text = log_text(finished, "tables", "layer_sweep.log")
     assert "0-16_s360.h5 was made for other inputs: steps is 300 in the file, this step expects 360" in text
     assert "Delete it" in text
     extended.write_bytes(saved)

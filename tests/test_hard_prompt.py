@@ -144,13 +144,16 @@ def test_a_captured_hard_step_tracks_the_eager_one_on_a_gpu(gpu_lm):
 def test_the_table_shows_a_missing_projection_and_escapes_the_text():
     from reachability.hard_prompt import markdown_table
 
+    pez = {"mse": 0.0, "cosine": 1.0, "relative_mse": 0.0, "position_match": 0.5, "token_overlap": 0.75,
+           "text": "a|b\nc", "exact": False, "diverged": False}
     row = {"target_id": 3, "soft_mse": 1e-6, "soft_cosine": 0.99999, "projected_mse": None, "projected_cosine": None,
-           "hard_mse": 0.0, "hard_cosine": 1.0, "position_match": 0.5, "token_overlap": 0.75, "hard_text": "a|b\nc"}
-    summary = {"n_targets": 1, "soft_median_mse": 1e-6, "projected_median_mse": None, "hard_median_mse": 0.0,
-               "exact_match_rate": 0.0, "position_match_mean": 0.5, "token_overlap_mean": 0.75}
+           "methods": {"pez": pez}}
+    summary = {"n_targets": 1, "restarts": 1, "soft_median_mse": 1e-6, "projected_median_mse": None, "methods": {"pez": {
+        "median_mse": 0.0, "median_relative_mse": 0.0, "exact_match_rate": 0.0, "position_match_mean": 0.5,
+        "token_overlap_mean": 0.75, "n_diverged": 0}}}
     table = markdown_table([row], summary)
-    assert "| 3 | 1e-06 (1.0000) | – (–) | 0 (1.0000) | 0.50 | 0.75 | `a\\|b⏎c` |" in table
-    assert "its nearest-token projection –" in table
+    assert "| 3 | 1e-06 (1.0000) | – (–) | 0 (1.0000) | 0.50 | `a\\|b⏎c` |" in table
+    assert "its nearest-token projection –" in table and "token overlap 75%" in table
 
 
 def test_a_hard_packs_tokens_reach_the_experiments_arrays(tmp_path):
@@ -198,14 +201,120 @@ def test_hard_and_soft_sides_take_the_same_restarts_and_a_diverged_target_stays(
     from reachability.hard_prompt import compare
 
     hard = {"final_mse": np.array([[[0.0], [np.nan]]]), "cosine": np.ones((1, 2, 1, 3)),
-            "tokens": np.array([[[[1, 2, 3]], [[4, 5, 6]]]])}
+            "tokens": np.array([[[[1, 2, 3]], [[4, 5, 6]]]]), "target_mean_square": np.full((1, 2, 1), 2.0)}
     soft = {"final_mse": np.array([[[0.5, 0.1], [0.4, 0.3]]]), "cosine": np.ones((1, 2, 2, 3))}
     projected = {"target_id": [0, 0, 1, 1], "restart": [0, 1, 0, 1], "mse": [0.9, 0.2, 0.8, 0.1],
                  "cosine": [0.5, 0.9, 0.6, 0.95]}
-    rows, summary = compare(hard, soft, projected, np.array([[1, 2, 3], [7, 8, 9]]), lambda ids: " ".join(map(str, ids)))
+    rows, summary = compare(hard, ["pez"], soft, projected, np.array([[1, 2, 3], [7, 8, 9]]),
+                            lambda ids: " ".join(map(str, ids)))
     assert [r["soft_mse"] for r in rows] == [0.5, 0.4]  # the first restart only: the hard side has one
     assert [r["projected_mse"] for r in rows] == [0.9, 0.8]
-    assert rows[0]["hard_mse"] == 0.0 and rows[0]["exact"] and rows[0]["hard_text"] == "1 2 3"
-    assert rows[1]["hard_diverged"] and rows[1]["hard_mse"] is None and rows[1]["hard_text"] == "(every run diverged)"
-    assert summary["n_hard_diverged"] == 1 and summary["restarts"] == 1
-    assert summary["hard_median_mse"] is None  # half the targets at 0, half diverged (the worst): the median is +inf
+    pez = [r["methods"]["pez"] for r in rows]
+    assert pez[0]["mse"] == 0.0 and pez[0]["exact"] and pez[0]["text"] == "1 2 3" and pez[0]["relative_mse"] == 0.0
+    assert pez[1]["diverged"] and pez[1]["mse"] is None and pez[1]["text"] == "(every run diverged)"
+    assert summary["methods"]["pez"]["n_diverged"] == 1 and summary["restarts"] == 1
+    assert summary["methods"]["pez"]["median_mse"] is None  # half at 0, half diverged (the worst): the median is +inf
+
+
+# GCG: greedy coordinate gradient, beside PEZ
+
+def gcg_inputs(tokens: torch.Tensor, seeds) -> dict:
+    return {"tokens": tokens, "seed": torch.tensor(seeds)}
+
+
+def test_gcg_recovers_a_known_sequence_from_a_start_a_few_tokens_off(two_layer_lm):
+    from reachability.methods import Gcg
+
+    lm, site = two_layer_lm, Site("hidden_states", 2)
+    vocabulary = lm.embedding.weight.detach()
+    tokens = torch.tensor([[5, 17, 42, 8, 33, 60]])
+    start = tokens.clone()
+    start[0, 1], start[0, 4] = 3, 50  # two tokens wrong
+    method = Gcg(vocabulary=vocabulary, top_k=64, candidates=256)
+    result = optimize_batch(residual_function(lm, site), residuals_of_tokens(lm, site, tokens),
+                            gcg_inputs(start, [7]), method, steps=25)
+    np.testing.assert_array_equal(result.tokens, tokens.numpy())
+    assert result.final_mse[0] < 1e-10 and result.loss[0, 0] > 1e-3
+
+
+def test_a_gcg_step_whose_one_candidate_changes_nothing_leaves_the_run_unchanged(neox_lm, monkeypatch):
+    from reachability import methods
+
+    residual, targets, _, vocabulary = hard_batch(neox_lm, 2)
+    start = torch.randint(0, 97, (2, SEQ), generator=torch.Generator().manual_seed(9))
+    monkeypatch.setattr(methods, "gcg_candidates", lambda ids, top, positions, choices: ids[:, None, :].clone())
+    result = optimize_batch(residual, targets, gcg_inputs(start, [1, 2]), methods.Gcg(vocabulary, candidates=1), steps=1)
+    np.testing.assert_array_equal(result.tokens, start.numpy())
+    np.testing.assert_allclose(result.final_mse, result.loss[:, 0], rtol=1e-5)  # the start's own MSE
+
+
+def test_a_gcg_run_alone_equals_the_same_run_inside_a_batch(neox_lm):
+    from reachability.methods import Gcg
+
+    residual, targets, _, vocabulary = hard_batch(neox_lm, 4)
+    start = torch.randint(0, 97, (4, SEQ), generator=torch.Generator().manual_seed(3))
+    method = Gcg(vocabulary=vocabulary, top_k=16, candidates=24, candidate_batch=40)  # several candidate forwards
+    batch = optimize_batch(residual, targets, gcg_inputs(start, [11, 12, 13, 14]), method, steps=6)
+    alone = optimize_batch(residual, targets[2:3], gcg_inputs(start[2:3], [13]), method, steps=6)
+    np.testing.assert_array_equal(batch.tokens[2], alone.tokens[0])
+    np.testing.assert_allclose(batch.loss[2], alone.loss[0], rtol=1e-5)
+    assert batch.batches[0]["mode"] == "eager"
+
+
+def test_the_candidate_forward_equals_the_models_own_forward(neox_lm):
+    from reachability.methods import candidate_mse
+    from reachability.optimize import mse_of
+
+    residual, targets, _, vocabulary = hard_batch(neox_lm, 3)
+    candidates = torch.randint(0, 97, (3, 7, SEQ), generator=torch.Generator().manual_seed(5))
+    found = candidate_mse(mse_of(residual, targets, "fp32"), vocabulary, candidates, [5])  # 21 in forwards of <= 5
+    own = torch.stack([((residual(neox_lm.embed(candidates[b])) - targets[b]) ** 2).mean(dim=(1, 2)) for b in range(3)])
+    torch.testing.assert_close(found, own.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_gcg_candidates_change_one_position_to_one_of_its_top_k():
+    from reachability.methods import gcg_candidates
+
+    ids = torch.randint(0, 50, (2, SEQ), generator=torch.Generator().manual_seed(0))
+    top = torch.randint(0, 50, (2, SEQ, 4), generator=torch.Generator().manual_seed(1))
+    positions = torch.randint(0, SEQ, (2, 9), generator=torch.Generator().manual_seed(2))
+    choices = torch.randint(0, 4, (2, 9), generator=torch.Generator().manual_seed(3))
+    out = gcg_candidates(ids, top, positions, choices)
+    assert out.shape == (2, 9, SEQ)
+    for b in range(2):
+        for c in range(9):
+            p = positions[b, c]
+            assert out[b, c, p] == top[b, p, choices[b, c]]
+            assert torch.equal(torch.cat([out[b, c, :p], out[b, c, p + 1:]]), torch.cat([ids[b, :p], ids[b, p + 1:]]))
+
+
+def test_gcg_candidates_are_nanogcgs_for_the_same_random_draws():
+    """nanoGCG (the reference implementation, PyPI) samples one prompt's candidates from the
+    global RNG; ours takes each run's draws from its own generator. Given nanoGCG's own draws,
+    ours are exactly its candidates."""
+    nanogcg = pytest.importorskip("nanogcg.gcg")
+    from reachability.methods import gcg_candidates
+
+    ids, grad, width, topk = torch.randint(0, 300, (SEQ,)), torch.randn(SEQ, 300), 64, 32
+    torch.manual_seed(0)
+    theirs = nanogcg.sample_ids_from_grad(ids.clone(), grad.clone(), width, topk, n_replace=1, not_allowed_ids=None)
+    torch.manual_seed(0)  # the same draws, as nanoGCG makes them
+    positions = torch.argsort(torch.rand((width, SEQ)))[..., :1]
+    choices = torch.randint(0, topk, (width, 1, 1))
+    ours = gcg_candidates(ids[None], (-grad).topk(topk, dim=1).indices[None], positions[None, :, 0], choices[None, :, 0, 0])
+    torch.testing.assert_close(ours[0], theirs, rtol=0, atol=0)
+
+
+def test_the_runs_of_two_methods_share_one_pack():
+    """A hard-prompt pack holds PEZ runs (Adam's state, the study's steps) and GCG runs (tokens
+    only, their own steps): one result, the missing entries filled, the shorter curves padded."""
+    from reachability.optimize import BatchResult
+
+    pez = BatchResult({"loss": np.ones((2, 5)), "final_mse": np.ones(2), "prompt": np.ones((2, 3, 4)),
+                       "adam_step": np.full(2, 5), "tokens": np.zeros((2, 3), int)}, [{"runs": 2}])
+    gcg = BatchResult({"loss": np.full((1, 2), 0.5), "final_mse": np.zeros(1), "tokens": np.ones((1, 3), int)},
+                      [{"runs": 1}])
+    both = BatchResult.concatenate([pez, gcg])
+    assert both.loss.shape == (3, 5) and np.isnan(both.loss[2, 2:]).all() and both.loss[2, 1] == 0.5
+    assert np.isnan(both.prompt[2]).all() and both.adam_step.tolist() == [5, 5, -1]
+    assert both.tokens.tolist() == [[0, 0, 0], [0, 0, 0], [1, 1, 1]] and len(both.batches) == 2

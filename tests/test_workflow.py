@@ -175,9 +175,9 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
 
 
 AGENDA_RUNS = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
-               "experiment4": 1650, "ablation": 300, "hard_prompt": 150}
+               "experiment4": 1650, "ablation": 300, "hard_prompt": 300}  # hard prompts: PEZ and GCG
 DEMO_RUNS = {"experiment1": 16, "experiment2a": 16, "experiment2b": 16, "experiment3": 32, "experiment4": 44,
-             "ablation": 16, "hard_prompt": 4}
+             "ablation": 16, "hard_prompt": 8}
 
 
 @pytest.mark.parametrize("source,runs_per_job", [("config.yaml", 7), ("config.yaml", 1024), ("demo.yaml", 1)])
@@ -389,23 +389,30 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
     pool = read_h5(demo / "results" / "pool" / "tokens.h5", ["tokens"])[0]["tokens"]
     rows = report["targets"]
     assert [r["target_id"] for r in rows] == [0, 1, 2, 3]
-    hard = json.loads((demo / "results" / "hard_prompt" / "metrics.json").read_text())["conditions"]["text"]
-    restarts = min(len(hard["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
+    hard = json.loads((demo / "results" / "hard_prompt" / "metrics.json").read_text())["conditions"]
+    assert list(hard) == ["pez", "gcg"]  # one condition per method
+    restarts = min(len(hard["pez"]["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
     assert report["summary"]["restarts"] == restarts == 1  # the demo: Exp 1 has 2 restarts, the hard prompts 1
     for r in rows:
         t = r["target_id"]
         assert r["soft_mse"] == pytest.approx(min(exp1["per_target"]["final_mse"][t][:restarts]), rel=1e-6)
         assert r["projected_mse"] == pytest.approx(min(
             m for i, k, m in zip(projected["target_id"], projected["restart"], projected["mse"]) if i == t and k < restarts))
-        assert r["hard_mse"] >= 0 and r["hard_text"] and len(r["hard_tokens"]) == 20
-        same = np.array(r["hard_tokens"]) == pool[t]  # recovery against the target's own pool sequence
-        assert r["position_match"] == pytest.approx(same.mean()) and r["exact"] == bool(same.all())
+        for method, x in r["methods"].items():
+            assert x["mse"] >= 0 and x["text"] and len(x["tokens"]) == 20
+            assert x["mse"] == pytest.approx(hard[method]["per_target"]["best_final_mse"][t], rel=1e-6, abs=1e-12)
+            same = np.array(x["tokens"]) == pool[t]  # recovery against the target's own pool sequence
+            assert x["position_match"] == pytest.approx(same.mean()) and x["exact"] == bool(same.all())
     summary = report["summary"]
-    assert summary["exact_match_rate"] == np.mean([r["exact"] for r in rows])
-    # the nearest tokens of a soft prompt are far from its target; the PEZ search does far better
-    assert summary["hard_median_mse"] < summary["projected_median_mse"]
+    for method in ("pez", "gcg"):
+        assert summary["methods"][method]["exact_match_rate"] == np.mean([r["methods"][method]["exact"] for r in rows])
+        # the nearest tokens of a soft prompt are far from its target; the hard-prompt searches do far better
+        assert summary["methods"][method]["median_mse"] < summary["projected_median_mse"]
+    findings = {r["observation"]: r for r in json.loads((demo / "results" / "findings.json").read_text())["findings"]}
+    assert {"Text (PEZ) reaches as well as a soft prompt", "Text (GCG) reaches as well as a soft prompt",
+            "GCG reaches better than PEZ"} <= set(findings)
     table = (demo / "results" / "hard_prompt" / "hard_prompts.md").read_text()
-    assert table.count("\n| ") == 1 + 4 and "exact match in" in table
+    assert table.count("\n| ") == 1 + 4 and "exact match in" in table and "GCG (decoded)" in table
 
 
 def test_a_second_model_runs_in_its_own_folder_and_is_compared(demo):

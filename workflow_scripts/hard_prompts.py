@@ -22,20 +22,21 @@ steps = read_json(snakemake.input.hard_metrics)["provenance"]["step_budget"]["st
 
 
 def runs(path, keys):
-    return read_h5(path, keys, expect=expected(cfg, path, steps))[0]  # [condition, target, restart, ...]
+    return read_h5(path, keys, expect=expected(cfg, path, steps))  # [condition, target, restart, ...]
 
 
-hard = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens"])
-soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])
-original = runs(snakemake.input.pool, ["tokens"])["tokens"]  # Exp 1's target t is pool sequence t
+hard, attrs = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens", "target_mean_square"])
+soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])[0]
+original = runs(snakemake.input.pool, ["tokens"])[0]["tokens"]  # Exp 1's target t is pool sequence t
 projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
     projected = read_json(snakemake.input.projected[0])["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
-rows, summary = compare(hard, soft, projected, original, tokenizer.decode)
+rows, summary = compare(hard, attrs["conditions"], soft, projected, original, tokenizer.decode)
 with writing(snakemake.output.json) as f:
     json.dump(jsonable({"summary": summary, "targets": rows}), f, indent=1)
 with writing(snakemake.output.table) as f:
     f.write(markdown_table(rows, summary))
-log.info("hard prompts: median MSE %s (soft %s, projected %s); exact recovery %.0f%%", summary["hard_median_mse"],
-         summary["soft_median_mse"], summary["projected_median_mse"], 100 * summary["exact_match_rate"])
+for method, s in summary["methods"].items():
+    log.info("%s: median MSE %s (soft %s, projected %s); exact recovery %.0f%%", method, s["median_mse"],
+             summary["soft_median_mse"], summary["projected_median_mse"], 100 * s["exact_match_rate"])

@@ -17,13 +17,12 @@ import time
 import numpy as np
 import torch
 
-from reachability import experiments
 from reachability.ablation import ablated
-from reachability.study import variants
+from reachability import study
 from reachability.forward import residual_function
 from reachability.gpu_pool import claimed_device
 from reachability.models import load_tokenizer
-from reachability.methods import Pez, Soft, initial_prompt, random_token_prompt
+from reachability.methods import build
 from reachability.optimize import BatchResult, optimize_runs
 from reachability.pipeline import device_name, library_versions, load_study_model
 from reachability.storage import read_targets, write_h5
@@ -43,25 +42,30 @@ log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d
 lm = load_study_model(cfg)  # host memory: the device is not ours yet
 n_parameters = sum(t.numel() for t in lm.model.parameters())  # its size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
-if experiments.get(w.experiment).method(layout.conditions[0]) == "pez":  # token prompts, from random tokens
-    # the tokenizer's tokens only (an embedding may have padding rows that are no text)
+settings = study.methods(cfg, w.experiment)
+
+
+def vocabulary():
+    """The tokenizer's tokens only (an embedding may have padding rows that are no text)."""
     n_tokens = len(load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"]))
-    vocabulary = lm.embedding.weight.detach()[:n_tokens].clone()
-    method = Pez(lr=opt["lr"], vocabulary=vocabulary)
-    init = torch.stack([random_token_prompt(r, cfg["seq_len"], vocabulary) for r in runs])
-else:
-    method = Soft(lr=opt["lr"])
-    init = torch.stack([initial_prompt(r, cfg["seq_len"], lm.d_model) for r in runs])
+    return lm.embedding.weight.detach()[:n_tokens].clone()
+
+
+plans = []  # (variant, the runs' indices, method, its steps, its inputs), before the device is claimed
+for (variant, name), members in study.groups(runs).items():
+    own = settings[runs[members[0]].condition]
+    method = build(name, opt["lr"], own, vocabulary, engine)
+    inputs = method.start([runs[i] for i in members], cfg["seq_len"], lm.d_model)
+    plans.append((variant, members, method, own.get("steps", opt["steps"]), inputs))
 parts, order = [], []
 with claimed_device(cfg) as claim:
     claim.load(lm)
     start = time.perf_counter()
-    for variant, members in variants(runs).items():  # the ablation's model variants batch apart
+    for variant, members, method, steps, inputs in plans:  # variants and methods batch apart
         with ablated(lm, variant):
             parts.append(optimize_runs(
-                residual_function(lm, site), target[members], {"prompt": init[members]}, method, opt["steps"],
-                precision=opt["precision"], capture=engine["capture"], batch_size=engine["batch_size"],
-                device=claim.device, progress=True,
+                residual_function(lm, site), target[members], inputs, method, steps, precision=opt["precision"],
+                capture=engine["capture"], batch_size=engine["batch_size"], device=claim.device, progress=True,
             ))
         order += members
     optimising_s = time.perf_counter() - start
@@ -79,6 +83,6 @@ write_h5(
      "device": device, "optimising_s": optimising_s, "device_wait_s": claim.waited_s, "device_held_s": claim.held_s,
      "batches": result.batches, "versions": library_versions()},
 )
-log.info("%d runs x %d steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged; batches %s", len(runs),
-         opt["steps"], optimising_s, len(runs) * opt["steps"] / optimising_s, claim.held_s,
-         int(result.diverged.sum()), result.batches)
+run_steps = sum(len(members) * steps for _, members, _, steps, _ in plans)
+log.info("%d runs, %d run-steps in %.1f s (%.0f run-steps/s); device held %.1f s; %d diverged; batches %s", len(runs),
+         run_steps, optimising_s, run_steps / optimising_s, claim.held_s, int(result.diverged.sum()), result.batches)

@@ -53,7 +53,9 @@ class Experiment:
     axis: str | None = None  # what a condition's value is ('α'): labels read 'Exp 3 α=0.5'
     shared_prompts: Callable[[str, str, int, int], tuple] | None = None  # (name, condition, target, restart) -> seed parts
     variant: Callable[[str], str | None] = lambda condition: None  # the model variant a condition runs on
-    method: Callable[[str], str] = lambda condition: "soft"  # how its runs move (methods.py)
+    method: Callable[[str], str] = lambda condition: "soft"  # how a condition's runs move (methods.py)
+    method_settings: Callable[[dict, str], dict] = lambda spec, condition: {}  # that method's settings (its own
+    #                 `steps` among them, where it runs other than the step budget)
     analysed: bool = True  # its solutions get the manifold and functional analyses
     sweepable: bool = False  # the layer sweep may run it
     gaussian: bool = False  # its targets are drawn from the pool's per-position Gaussian (needs a large pool)
@@ -61,7 +63,7 @@ class Experiment:
     #                 run, or 'requires' Exp 1 to run
     exp1_targets: Callable[[dict], int] = lambda spec: 0  # how many of Exp 1's targets its settings use
     exp1_relation: str = ""  # the error when they use more ({uses}, {real}: Exp 1's n_targets)
-    findings: Callable | None = None  # (metrics by experiment, findings settings) -> its guide rows, extras
+    findings: tuple = ()  # its lines of the interpretation guide: (a function of guide.py, its arguments)
     outputs: tuple[str, ...] = ()  # the rules that make its own tables and figures (rules/*.smk)
 
     def prompt_seed(self, condition: str, target: int, restart: int) -> tuple:
@@ -97,47 +99,47 @@ def register(experiment: Experiment) -> Experiment:
     return experiment
 
 
-def guide():
-    """The guide's rules (scipy), imported when findings are made, not at every Snakemake start."""
-    from . import guide as rules
-
-    return rules
-
-
 register(Experiment(
     "experiment1", "Exp 1", fixed("real"), T.real, sweepable=True,
-    findings=lambda m, s: guide().all_converge(m, s, "experiment1", "real")))
+    findings=("all_converge", "experiment1", "real")))
 register(Experiment(
     "experiment2a", "Exp 2a", fixed("matched"), T.distribution_matched_targets, sweepable=True, gaussian=True,
-    findings=lambda m, s: guide().similar_to(m, s, "Exp 2a ≈ Exp 1", ("experiment1", "real"),
-                                             ("experiment2a", "matched"))))
+    findings=("similar_to", "Exp 2a ≈ Exp 1", ("experiment1", "real"), ("experiment2a", "matched"))))
 register(Experiment(
     "experiment2b", "Exp 2b", fixed("isotropic"), T.isotropic_targets, sweepable=True,
-    findings=lambda m, s: guide().much_worse_or_similar(m, s, "Exp 2b much worse than 2a", "Exp 2b ≈ Exp 2a",
-                                                        ("experiment2a", "matched"), ("experiment2b", "isotropic"))))
+    findings=("much_worse_or_similar", "Exp 2b much worse than 2a", "Exp 2b ≈ Exp 2a", ("experiment2a", "matched"),
+              ("experiment2b", "isotropic"))))
 register(Experiment(
     "experiment3", "Exp 3", valued("a", "alphas"), T.interpolated, count="n_pairs", axis="α",
     shared_prompts=across_conditions, exp1="reuses", exp1_targets=lambda spec: 2 * spec["n_pairs"],
     exp1_relation="needs {uses} of Exp 1's targets but experiments.experiment1.n_targets = {real}: raise it or lower "
-                  "n_pairs", findings=lambda m, s: guide().interpolation(m, s, "experiment3"),
+                  "n_pairs", findings=("interpolation", "experiment3"),
     outputs=("plot_reachability_curves",)))
 register(Experiment(
     "experiment4", "Exp 4", valued("f", "fractions"), T.replaced, axis="f", shared_prompts=across_conditions,
     exp1="reuses", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: Exp 4 corrupts Exp 1's targets",
-    findings=lambda m, s: guide().replacement(m, s, "experiment4"),
+    findings=("replacement", "experiment4"),
     outputs=("plot_transition",)))
 register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, shared_prompts=as_exp1,
     variant=ABLATED.get, analysed=False, exp1="compared", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: the ablation is compared target by "
-                  "target with Exp 1", findings=lambda m, s: guide().variants(m, s, "ablation", ("experiment1", "real")),
+                  "target with Exp 1", findings=("variants", "ablation", ("experiment1", "real")),
     outputs=("ablation_table", "plot_ablation")))
+def same_tokens(name: str, condition: str, target: int, restart: int) -> tuple:
+    """Every method of one target and restart starts from the same tokens (PEZ's, as they were
+    before GCG joined: the seed of the condition once called 'text')."""
+    return ("prompt", name, "text", target, restart)
+
+
 register(Experiment(
-    "hard_prompt", "Hard prompt", fixed("text"), T.real, method=lambda condition: "pez", analysed=False,
-    exp1="requires", exp1_targets=lambda spec: spec["n_targets"],
+    "hard_prompt", "Hard prompt", lambda spec: list(spec["methods"]), T.real, shared_prompts=same_tokens,
+    method=lambda condition: condition, method_settings=lambda spec, condition: dict(spec.get(condition, {})),
+    analysed=False, exp1="requires", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="needs as many of Exp 1's targets (experiments.experiment1: enabled, n_targets = {real}): hard "
                   "prompts are compared target by target with Exp 1's soft prompts",
+    findings=("methods", "hard_prompt", ("experiment1", "real")),
     outputs=("hard_prompts", "plot_hard_prompts")))
 
 

@@ -8,6 +8,8 @@ interval, a test where one fits, and a verdict word — `holds`, `does not hold`
                  [1/similar, similar], does not hold when it lies outside, else inconclusive
   Y much worse   holds when the interval of Y / X lies above `much` (and the one-sided test
                  is significant), does not hold when it lies below `much`, else inconclusive
+  Y as well as X  holds when the interval of Y / X lies below `similar` (Y at most that much
+                 worse, or better), does not hold when it lies above, else inconclusive
   all converge   holds when every target is reached, else it does not (with the
                  Clopper-Pearson interval of the reached share)
   sharp / gradual  a logistic in f fitted to each target's log10 MSE (Exp 4): sharp when the
@@ -183,6 +185,20 @@ def much_worse(observation: str, x, y, labels: tuple[str, str], paired: bool, se
     c = counts(x, y)
     return Finding(observation, f"{labels[1]} against {labels[0]}", effect, estimate, low, high, test, p, decide(p),
                    _note_counts(c, labels, note or f"much means more than {much:g}×"), restarts, c, decide=decide)
+
+
+def as_well(observation: str, x, y, labels: tuple[str, str], paired: bool, settings: dict,
+            restarts: list[int] | None = None, note: str = "") -> Finding:
+    """'Y reaches as well as X': Y / X at most `similar` — holds when the ratio's interval lies
+    below it (Y may well be better), does not hold when above, else inconclusive."""
+    estimate, low, high = median_ratio(x, y, paired, settings)
+    test, p = _test(x, y, paired, "greater")
+    bound = settings["similar_ratio"]
+    verdict = HOLDS if high <= bound else FAILS if low > bound else OPEN
+    c = counts(x, y)
+    effect = f"{'median of per-target ratios' if paired else 'ratio of median best MSE'} ({labels[1]} / {labels[0]})"
+    return Finding(observation, f"{labels[1]} against {labels[0]}", effect, estimate, low, high, test, p, verdict,
+                   _note_counts(c, labels, note or f"as well means at most {bound:g}× worse"), restarts, c)
 
 
 def all_reached(observation: str, reached, expect_all: bool) -> Finding:

@@ -146,6 +146,30 @@ def variants(m: Metrics, settings: dict, experiment: str, baseline: tuple[str, s
     return rows, {}
 
 
+def methods(m: Metrics, settings: dict, experiment: str, baseline: tuple[str, str]) -> Rows:
+    """Beyond the guide: does text reach as well as a soft prompt, method by method (paired by
+    target; the restart counts equalised, the starts differ), and does GCG reach better than PEZ
+    (paired by target and restart: they start from the same tokens)?"""
+    soft = _condition(m, baseline)
+    conditions = m[experiment]["conditions"]
+    rows = []
+    if soft is not None:
+        for name, summary in conditions.items():
+            n = len(summary["per_target"]["final_mse"])
+            soft_best, hard_best, r = bests(soft, summary, targets=n)
+            rows.append(judged(f"Text ({name.upper()}) reaches as well as a soft prompt", F.as_well, soft_best, hard_best,
+                               ("soft prompt", name.upper()), True, settings, restarts=r,
+                               note=f"paired by target; {r[0]} restart(s) a side, but the starts differ (tokens, not "
+                                    f"N(0, 1)); as well means at most {settings['similar_ratio']:g}× worse"))
+    if {"pez", "gcg"} <= set(conditions):
+        gcg, pez, r = bests(conditions["gcg"], conditions["pez"])
+        rows.append(judged("GCG reaches better than PEZ", F.much_worse, gcg, pez, ("GCG", "PEZ"), True,
+                           {**settings, "much_ratio": 1.0}, restarts=r,
+                           note="paired by target and restart (the same initial tokens); better means lower best "
+                                "MSE; an MSE of exactly 0 (recovered tokens) ties with another 0"))
+    return rows, {}
+
+
 def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
     """Each variant (an ablated model) against the full model on the same targets and restarts:
     median cosine and best MSE of each side, and the share of targets the variant reaches
@@ -172,8 +196,9 @@ def rows(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict]:
 
     out, extras = [], {}
     for name, record in REGISTRY.items():
-        if name in m and record.findings is not None:
-            found, extra = record.findings(m, settings)
+        if name in m and record.findings:
+            line, *args = record.findings
+            found, extra = globals()[line](m, settings, *args)
             out += found
             extras.update(extra)
     return F.adjust(out), extras

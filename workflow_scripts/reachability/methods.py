@@ -12,6 +12,10 @@ float32 evaluation and out-of-memory halving.
         from saved moments (the step budget's continuation)
   Pez   a hard prompt (Wen et al. 2023): Adam on a continuous prompt whose forward sees the
         nearest token embeddings (straight-through); each run keeps the best tokens it has seen
+  Gcg   a hard prompt by greedy coordinate gradient (Zou et al. 2023): token swaps chosen by the
+        one-hot gradient and tried in one forward of many candidates; the best tokens kept
+Each method also says how its runs start (`start`: from the runs' identities) and `build` makes
+the one a condition runs with, by the registry's name for it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .precision import exact_float32
-from .runs import RunId
+from .runs import RunId, stable_seed
 
 Loss = Callable[[torch.Tensor], torch.Tensor]  # input embeddings [B, S, d] -> per-run MSE [B]
 
@@ -141,6 +145,9 @@ class Soft:
     lr: float
     resume_step: int | None = None
 
+    def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
+        return {"prompt": torch.stack([initial_prompt(r, seq_len, d_model) for r in runs])}
+
     def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
         init = inputs["prompt"].float()
         prompt = init.clone().requires_grad_(True)
@@ -167,6 +174,9 @@ class Pez:
     lr: float
     vocabulary: torch.Tensor
 
+    def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
+        return {"prompt": torch.stack([random_token_prompt(r, seq_len, self.vocabulary) for r in runs])}
+
     def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
         init = inputs["prompt"].float()
         vocabulary = self.vocabulary.to(init.device, torch.float32)
@@ -190,3 +200,106 @@ class Pez:
 
         return Program(step, reset, lambda: vocabulary[best.ids],
                        lambda: {**_adam_arrays(prompt, adam), "tokens": best.ids.cpu().numpy()})
+
+
+def gcg_candidates(ids: torch.Tensor, top: torch.Tensor, positions: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """GCG's candidates, nanoGCG's way with one position replaced: for runs' tokens ids [B, S],
+    their top-k tokens per position top [B, S, K] and each candidate's position and top-k choice
+    ([B, C] each), the candidate sequences [B, C, S]."""
+    batch, count = positions.shape
+    new = ids[:, None, :].repeat(1, count, 1)
+    picked = top.gather(1, positions[..., None].expand(-1, -1, top.shape[-1]))  # [B, C, K]: the position's top-k
+    value = picked.gather(2, choices[..., None])  # [B, C, 1]
+    return new.scatter_(2, positions[..., None], value)
+
+
+def candidate_mse(loss: Loss, vocabulary: torch.Tensor, candidates: torch.Tensor, chunk: list[int]) -> torch.Tensor:
+    """Every candidate's MSE [B, C] from forwards of at most chunk[0] sequences (no backward); on
+    CUDA out-of-memory the chunk halves (in place: later steps keep the size that fit)."""
+    batch, count, seq_len = candidates.shape
+    flat, rows = candidates.reshape(-1, seq_len), torch.arange(batch, device=candidates.device).repeat_interleave(count)
+    out, start = [], 0
+    with torch.no_grad():
+        while start < len(flat):
+            stop = min(start + chunk[0], len(flat))
+            try:
+                out.append(loss(vocabulary[flat[start:stop]], rows[start:stop]))
+            except torch.OutOfMemoryError:
+                if chunk[0] == 1:
+                    raise
+                chunk[0] = max(1, chunk[0] // 2)
+                torch.cuda.empty_cache()
+                continue
+            start = stop
+    return torch.cat(out).reshape(batch, count)
+
+
+@dataclass(frozen=True)
+class Gcg:
+    """A hard prompt by greedy coordinate gradient (Zou et al. 2023) toward a residual: per step,
+    the gradient of the MSE with respect to the one-hot tokens [S, V] (through the embedding),
+    the `top_k` tokens per position by negative gradient, `candidates` sequences that each change
+    one random position to one of its top-k (drawn from the run's own generator, so a run does
+    not depend on its batch), one forward of all candidates, the best kept; the run keeps the
+    best sequence it has seen. Inputs: `tokens` [B, S] (the run's initial tokens, PEZ's), `seed`
+    [B]. The loss history is the MSE of each step's tokens."""
+
+    vocabulary: torch.Tensor
+    top_k: int = 256
+    candidates: int = 512
+    candidate_batch: int = 8192  # sequences per candidate forward (halves on out-of-memory)
+    uncapturable: str = "GCG draws each step's candidates on the host (not captured)"
+
+    def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
+        """The run's initial tokens (the same as its PEZ run's) and the seed of its candidates."""
+        return {"tokens": torch.stack([initial_tokens(r, seq_len, len(self.vocabulary)) for r in runs]),
+                "seed": torch.tensor([stable_seed("gcg", r.seed) for r in runs])}
+
+    def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
+        vocabulary = self.vocabulary.to(inputs["tokens"].device, torch.float32)
+        start = inputs["tokens"].long()
+        current, best = start.clone(), Best(start)
+        seeds = [int(s) for s in inputs["seed"].cpu()]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        top_k, chunk = min(self.top_k, len(vocabulary)), [self.candidate_batch]
+
+        def draws() -> tuple[torch.Tensor, torch.Tensor]:
+            picks = [(torch.randint(start.shape[1], (self.candidates,), generator=g),
+                      torch.randint(top_k, (self.candidates,), generator=g)) for g in generators]
+            return tuple(torch.stack(x).to(start.device) for x in zip(*picks))
+
+        def step() -> torch.Tensor:
+            one_hot = F.one_hot(current, len(vocabulary)).float().requires_grad_(True)
+            per_run = loss(one_hot @ vocabulary)
+            (grad,) = torch.autograd.grad(per_run.sum(), one_hot)
+            best.update(per_run.detach(), current)
+            options = gcg_candidates(current, (-grad).topk(top_k, dim=-1).indices, *draws())
+            found = candidate_mse(loss, vocabulary, options, chunk)
+            choice = found.argmin(dim=1)
+            rows = torch.arange(len(current), device=current.device)
+            best.update(found[rows, choice], options[rows, choice])
+            current.copy_(options[rows, choice])
+            return per_run.detach()
+
+        def reset() -> None:
+            current.copy_(start)
+            best.reset()
+            for g, s in zip(generators, seeds):
+                g.manual_seed(s)
+
+        return Program(step, reset, lambda: vocabulary[best.ids], lambda: {"tokens": best.ids.cpu().numpy()})
+
+
+BUILDERS = {  # the registry's method names -> (lr, settings, token embeddings, engine settings) -> a method
+    "soft": lambda lr, settings, vocabulary, engine: Soft(lr=lr),
+    "pez": lambda lr, settings, vocabulary, engine: Pez(lr=lr, vocabulary=vocabulary()),
+    "gcg": lambda lr, settings, vocabulary, engine: Gcg(vocabulary=vocabulary(), candidate_batch=engine.get(
+        "candidate_batch", 8192), **settings),
+}
+
+
+def build(name: str, lr: float, settings: dict, vocabulary: Callable[[], torch.Tensor], engine: dict | None = None):
+    """The method called `name` with its settings (not `steps`: the engine's); `vocabulary()`
+    gives the token embeddings a hard prompt may use (asked only by the methods that need them)."""
+    own = {k: v for k, v in settings.items() if k not in ("method", "steps")}  # the name and steps are not its own
+    return BUILDERS[name](lr, own, vocabulary, engine or {})

@@ -50,18 +50,41 @@ class BatchResult:
 
     @staticmethod
     def concatenate(parts: list[BatchResult]) -> BatchResult:
-        keys = parts[0].arrays
-        return BatchResult({k: np.concatenate([p.arrays[k] for p in parts]) for k in keys},
-                           [b for p in parts for b in p.batches])
+        """One result of several, in order. Parts of different methods (PEZ and GCG runs of one
+        pack) may lack each other's arrays or run other numbers of steps: the missing entries
+        are filled (NaN, -1, False) and the shorter loss histories padded with NaN."""
+        keys = list(dict.fromkeys(k for p in parts for k in p.arrays))
+        return BatchResult({k: np.concatenate(_filled([p.arrays.get(k) for p in parts], [len(p) for p in parts]))
+                            for k in keys}, [b for p in parts for b in p.batches])
+
+    def __len__(self) -> int:
+        return len(self.__dict__["arrays"]["final_mse"])
 
 
-def mse_of(residual: Residual, target: torch.Tensor, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Input embeddings [B, S, d] -> per-run MSE [B] of the residual they reach (bf16 autocast
-    entered per call, so its cast cache never outlives an update)."""
-    def loss(embeds: torch.Tensor) -> torch.Tensor:
+def _filled(arrays: list[np.ndarray | None], lengths: list[int]) -> list[np.ndarray]:
+    """The parts' arrays of one key, each padded to the largest trailing shape (NaN for floats,
+    -1 for integers, False for booleans) and missing ones made of that fill."""
+    given = [a for a in arrays if a is not None]
+    shape = tuple(max(a.shape[i] for a in given) for i in range(1, given[0].ndim))
+    dtype = np.result_type(*given)
+    fill = np.nan if np.issubdtype(dtype, np.floating) else False if np.issubdtype(dtype, np.bool_) else -1
+    out = []
+    for a, n in zip(arrays, lengths):
+        full = np.full((n, *shape), fill, dtype=dtype)
+        if a is not None:
+            full[tuple(slice(0, s) for s in a.shape)] = a
+        out.append(full)
+    return out
+
+
+def mse_of(residual: Residual, target: torch.Tensor, precision: str) -> Callable[..., torch.Tensor]:
+    """Input embeddings [N, S, d] -> per-row MSE [N] of the residual they reach, against the
+    runs' targets (or those of `rows` [N], run indices: several candidates of one run). bf16
+    autocast is entered per call, so its cast cache never outlives an update."""
+    def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             achieved = residual(embeds)
-        return (achieved.float() - target).pow(2).mean(dim=(1, 2))
+        return (achieved.float() - (target if rows is None else target[rows])).pow(2).mean(dim=(1, 2))
 
     return loss
 
@@ -85,8 +108,9 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
                          f"({ {k: tuple(v.shape) for k, v in inputs.items()} })")
     if "prompt" in inputs and inputs["prompt"].shape != targets.shape:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(inputs['prompt'].shape)} must both be [B, S, d]")
-    backend = graphs.backend_for(device) if capture else None
-    why_not = "engine.capture is off" if not capture else f"no CUDA graphs on {device.type}"
+    uncapturable = getattr(method, "uncapturable", "")  # a method whose step a graph cannot hold says why
+    backend = graphs.backend_for(device) if capture and not uncapturable else None
+    why_not = "engine.capture is off" if not capture else uncapturable or f"no CUDA graphs on {device.type}"
     with precision_mode(precision, device):  # checks the precision's name first
         program = method.program({k: v.to(device) for k, v in inputs.items()}, mse_of(residual, target, precision),
                                  capturable=backend is not None and backend.capturable)

@@ -17,7 +17,6 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .study import site_of
 from .sites import Site
 
 LIBRARIES = ("torch", "transformers", "datasets", "numpy", "h5py", "snakemake")
@@ -75,7 +74,7 @@ def provenance(config: dict, site: Site | None = None) -> dict:
 def config_hash(config: dict) -> str:
     """Hash of everything that changes the numbers (not plots, batch size or job sizes)."""
     return digest({
-        **provenance(config, site_of(config)),
+        **provenance(config, Site(config["site"]["kind"], int(config["site"]["layer"]))),
         "dataset": config["dataset"],
         "optimizer": config["optimizer"],
         "precision": config["engine"]["precision"],

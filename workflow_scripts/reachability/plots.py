@@ -67,11 +67,16 @@ def cosine_by_position(path: str, cosine: np.ndarray, conditions: list[str], tit
 
 
 def summary(path: str, groups: dict[str, np.ndarray], dpi: int = 120) -> None:
-    """The money plot: best final MSE of every condition on a log axis (box plots)."""
+    """The money plot: best final MSE of every condition on a log axis (box plots; an MSE of
+    exactly 0, a recovered hard prompt, on the dotted line, so no condition drops out)."""
     labels = list(groups)
-    data = [v[np.isfinite(v) & (v > 0)] for v in groups.values()]
+    finite = [v[np.isfinite(v)] for v in groups.values()]
+    floor = _zero_floor(finite)
+    data = [np.where(v == 0, floor, v) for v in finite]
     fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(labels)), 5))
     ax.boxplot(data, showfliers=True, flierprops={"markersize": 2})
+    if any((v == 0).any() for v in finite):
+        _mark_zero(ax, floor)
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=8)
     ax.set(yscale="log", ylabel="best-of-restarts final MSE", title="Reachability by condition")
     _save(fig, path, dpi)
@@ -212,25 +217,38 @@ def across_models(path: str, rows: list[dict], axis: str, note: str = "", dpi: i
     _save(fig, path, dpi)
 
 
+def _zero_floor(values: list[np.ndarray]) -> float:
+    """Where an MSE of exactly 0 is drawn on a log axis: a decade below the smallest positive one."""
+    positive = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] or [np.array([])])
+    return positive.min() / 10 if positive.size else 1e-12
+
+
+def _mark_zero(ax, floor: float) -> None:
+    ax.axhline(floor, color="0.6", linestyle=":", linewidth=1)
+    ax.annotate("MSE exactly 0", (0, floor), xycoords=("axes fraction", "data"), xytext=(4, 4),
+                textcoords="offset points", fontsize=7, color="0.4")
+
+
 def hard_vs_soft(path: str, rows: list[dict], dpi: int = 120) -> None:
-    """Per target, the best MSE of the soft prompt, of its nearest-token projection and of
-    the hard prompt (log scale), targets ordered by the soft prompt's MSE."""
-    rows = sorted(rows, key=lambda r: r["soft_mse"])
+    """Per target, the best MSE of the soft prompt, of its nearest-token projection and of each
+    method's hard prompt (log scale; an MSE of exactly 0 on the dotted line), targets ordered
+    by the soft prompt's MSE."""
+    rows = sorted(rows, key=lambda r: (r["soft_mse"] is None, r["soft_mse"] or 0))
     x = np.arange(len(rows))
-    keys = (("soft_mse", "soft prompt (Exp 1)", "o"), ("projected_mse", "its nearest tokens", "s"),
-            ("hard_mse", "hard prompt (PEZ)", "^"))
-    values = {key: np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float) for key, _, _ in keys}
-    positive = np.concatenate([v[v > 0] for v in values.values()])
-    floor = positive.min() / 10 if positive.size else 1e-12  # where an MSE of exactly 0 is drawn
+    methods = list(rows[0]["methods"]) if rows else []
+    series = {"soft prompt (Exp 1)": ([r["soft_mse"] for r in rows], "o"),
+              "its nearest tokens": ([r["projected_mse"] for r in rows], "s"),
+              **{f"hard prompt ({m.upper()})": ([r["methods"][m]["mse"] for r in rows], marker)
+                 for m, marker in zip(methods, "^vD<>")}}
+    values = {k: np.array([np.nan if v is None else v for v in vs], dtype=float) for k, (vs, _) in series.items()}
+    floor = _zero_floor(list(values.values()))
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(rows) + 3), 4.5))
-    for key, label, marker in keys:
-        y = values[key]
+    for label, (_, marker) in series.items():
+        y = values[label]
         if np.isfinite(y).any():
             ax.plot(x, np.where(y == 0, floor, y), marker, label=label, alpha=0.8)
     if any((v == 0).any() for v in values.values()):
-        ax.axhline(floor, color="0.6", linestyle=":", linewidth=1)
-        ax.annotate("MSE exactly 0", (0, floor), xycoords=("axes fraction", "data"),
-                    xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.4")
+        _mark_zero(ax, floor)
     ax.set(yscale="log", xlabel="target (ordered by the soft prompt's MSE)", ylabel="best final MSE",
            title="What text reaches, against a soft prompt")
     ax.set_xticks(x, [str(r["target_id"]) for r in rows], fontsize=7)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .study import layout, site_of
+from .study import layout, methods, site_of
 from .pipeline import provenance
 from .sites import Site
 
@@ -66,7 +66,7 @@ def targets_record(config: dict, experiment: str, site: str, pack: str) -> dict:
 
 def pack_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:
     return {**targets_record(config, experiment, site, pack), "steps": int(steps), "lr": config["optimizer"]["lr"],
-            "precision": config["engine"]["precision"]}
+            "precision": config["engine"]["precision"], "methods": methods(config, experiment)}
 
 
 def extended_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:

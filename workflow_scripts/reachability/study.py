@@ -64,13 +64,20 @@ def targets_at(config: dict, experiment: str, site_tag: str) -> int:
     return config["layer_sweep"]["n_targets"]
 
 
-def variants(runs: list[RunId]) -> dict[str | None, list[int]]:
-    """A pack's runs by model variant (the ablation's component, else None): each variant is
-    optimised in its own batches."""
-    out: dict[str | None, list[int]] = {}
+def groups(runs: list[RunId]) -> dict[tuple[str | None, str], list[int]]:
+    """A pack's runs by (model variant, method) — the ablation's component, PEZ or GCG — each
+    group optimised in its own batches."""
+    out: dict[tuple[str | None, str], list[int]] = {}
     for i, run in enumerate(runs):
-        out.setdefault(experiments.get(run.experiment).variant(run.condition), []).append(i)
+        record = experiments.get(run.experiment)
+        out.setdefault((record.variant(run.condition), record.method(run.condition)), []).append(i)
     return out
+
+
+def methods(config: dict, experiment: str) -> dict[str, dict]:
+    """How each condition's runs move: the method's name and settings (a record of the pack)."""
+    record, spec = experiments.get(experiment), config["experiments"][experiment]
+    return {c: {"method": record.method(c), **record.method_settings(spec, c)} for c in record.conditions(spec)}
 
 
 def pool_warnings(config: dict, experiment: str) -> list[str]:
