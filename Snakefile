@@ -1,7 +1,8 @@
 # Soft-prompt reachability of residual-stream targets: the research agenda as a DAG, by stage.
 #   data (pool, residual caches) -> targets -> optimisation packs (GPU; Exp 1 first, deciding
 #   the step budget) -> aggregation (metrics.json, conditions, findings) -> tables and
-#   analyses beyond the agenda -> figures; the study again per compared model
+#   analyses beyond the agenda (the boundary among them) -> figures; the study again per
+#   compared model
 # Run: snakemake --cores 4 --resources gpu=2   (demo: --cores 2 --configfile demo.yaml)
 
 
@@ -16,6 +17,7 @@ include: "rules/aggregate.smk"
 include: "rules/tables.smk"
 include: "rules/solutions.smk"
 include: "rules/perturbation.smk"
+include: "rules/boundary.smk"
 include: "rules/plots.smk"
 include: "rules/compare.smk"
 

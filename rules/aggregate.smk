@@ -42,6 +42,8 @@ rule conditions_table:
 rule findings:
     input:
         metrics=metrics_of(*EXPERIMENTS),
+        # the boundary analysis's line, when it runs
+        boundary=["results/boundary.json"] if BOUNDARY else [],
     output:
         table=report(
             "results/findings.md", caption="../report/findings.rst", category="Summary"

@@ -75,6 +75,7 @@ SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
 BASELINE = experiments.BASELINE  # Exp 1: it decides the step budget
 ANALYSED = [e for e in EXPERIMENTS if experiments.get(e).analysed]
+BOUNDARY = config["boundary"]["enabled"] and bool(ANALYSED)
 # The step budget (the agenda: if Exp 1's curves still fall, more steps everywhere): Exp 1's
 # packs at the study's site run the configured steps and decide (a checkpoint); the analyses
 # then ask for every other pack at the budget, and for Exp 1's continued to it from their
@@ -238,6 +239,41 @@ def sweep_run_files(wildcards):
     ]
 
 
+def boundary_tables(where):
+    """What a targets table reads: the pool's residuals at each of its sites, and the runs and
+    targets of each of its experiments there (the study's, or the layer sweep's)."""
+    if where == "study":
+        sites, names = [SITE], ANALYSED
+        shape = {
+            e: [study.n_targets(config, e), config["experiments"][e]["restarts"]]
+            for e in names
+        }
+    else:
+        sweep = config["layer_sweep"]
+        sites, names = [s.tag for s in study.sweep_sites(config)], sweep["experiments"]
+        shape = {e: [sweep["n_targets"], sweep["restarts"]] for e in names}
+    return {"sites": sites, "experiments": list(names), "shape": shape}
+
+
+def boundary_inputs(where):
+    tables = boundary_tables(where)
+    return {
+        "caches": [CACHE.format(site=s) for s in tables["sites"]],
+        "runs": lambda w: [
+            p
+            for s in tables["sites"]
+            for e in tables["experiments"]
+            for p in final_run_files(e, s)
+        ],
+        "targets": [
+            p
+            for s in tables["sites"]
+            for e in tables["experiments"]
+            for p in pack_files(TARGETS, e, s)
+        ],
+    }
+
+
 def compared_metrics():
     """Each compared model's metrics.json files: {label: [path, ...]}. The study's own model
     joins with the compared experiments it runs."""
@@ -274,6 +310,14 @@ def final_outputs():
         outputs += [*rules.compare_models.output, *rules.plot_models.output]
     if config["layer_sweep"]["enabled"]:
         outputs += [*rules.layer_sweep.output, *rules.plot_layer_sweep.output]
+        if config["boundary"]["enabled"]:
+            outputs += [*rules.sweep_boundary.output, *rules.plot_sweep_boundary.output]
+    if BOUNDARY:
+        outputs += [
+            *rules.targets_table.output,
+            *rules.boundary.output,
+            *rules.plot_boundary.output,
+        ]
     if config["analysis"]["enabled"] and ANALYSED:
         outputs += [*rules.analysis_summary.output, *rules.plot_analysis.output]
     if config["perturbation"]["enabled"]:

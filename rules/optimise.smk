@@ -23,7 +23,7 @@ rule optimise_pack:
             "precision": config["engine"]["precision"],
         },
         keep_state=lambda w: decides_budget(w.experiment, w.site),  # Adam's state, to continue
-        methods=lambda w: study.methods(config, w.experiment),  # how each condition's runs move
+        methods=lambda w: canonical(study.methods(config, w.experiment)),  # how each condition's runs move
     script:
         "../workflow_scripts/optimise_pack.py"
 

@@ -45,16 +45,16 @@ def test_the_demo_runs_through_the_slurm_profile_and_gpu_rules_ask_slurm_for_a_g
     config = demo_config(**AGENDA_ONLY, **{f"experiments.experiment{e}.enabled": False for e in ("2a", "2b", "3", "4")},
                          **{"engine.device": "auto", "engine.runs_per_job": 8})
     options = (
-        # --jobs above the pack count: array mode holds ready packs until all are ready (README)
+        # --jobs above the pack count: array mode holds ready packs until all are ready (docs/cluster.md)
         "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "8",
         # test overrides: this node's partition and sizes, squeue for status (no accounting)
         "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=1500",
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs", "--latency-wait", "5",
-        # many small jobs: the packs go to SLURM as one job array (README, "On a cluster")
+        # many small jobs: the packs go to SLURM as one job array (docs/cluster.md)
         "--slurm-array-jobs", "optimise_pack",
     )
-    # The README's two steps: the packs' targets first (separate SLURM jobs that finish at
+    # docs/cluster.md's two steps: the packs' targets first (separate SLURM jobs that finish at
     # different times), so that every pack is ready at once and goes in one array
     for until in (("--until", "build_targets"), ()):
         command = snakemake_command(tmp_path, config, *options, *until)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
+from reachability.methods import Gcg
 from reachability.sites import Site
 from reachability.storage import read_attrs, read_h5
 from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
@@ -16,7 +17,7 @@ from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, plann
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
           "perturbation/kl_vs_epsilon.png", "perturbation/placement.png", "hard_prompt/hard_vs_soft.png",
-          "compare/reachability_across_models.png")
+          "compare/reachability_across_models.png", "boundary.png", "layer_sweep/boundary.png")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
 
 
@@ -29,7 +30,7 @@ def test_every_output_exists_and_every_png_decodes(demo):
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "conditions.md").read_text()
-    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 + 1 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 + 2 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert table.startswith("Step budget: ")
 
 
@@ -64,8 +65,8 @@ def test_metrics_have_their_fields_and_provenance(demo):
         assert prov["model"] == "resources/demo-model" and prov["site"] == "hidden_states[4]" and prov["layer"] == 4
         assert len(prov["config_hash"]) == 16 and prov["versions"]["torch"] and prov["devices"][0].startswith("cpu")
         assert prov["optimisation_wall_s"] > 0
-        assert prov["batches"] and all(b["mode"] == "eager" and b["reason"] == "no CUDA graphs on cpu"
-                                       for b in prov["batches"])  # the demo asks for capture, on the CPU
+        eager = {"no CUDA graphs on cpu", Gcg.uncapturable}  # the demo asks for capture, on the CPU
+        assert prov["batches"] and all(b["mode"] == "eager" and b["reason"] in eager for b in prov["batches"])
         for summary in metrics["conditions"].values():
             per_target = summary["per_target"]
             n = summary["n_targets"]
@@ -135,6 +136,34 @@ def test_beyond_the_agenda_tables(demo):
         for curve in (c for kind in by_kind.values() for c in kind.values()):
             assert np.all(np.diff(curve) > 0)  # more perturbation, more change in the predictions
     assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 3 + 8 + 11
+
+
+def test_every_analysed_target_is_one_row_of_the_tidy_table_beside_its_boundary(demo):
+    """results/targets.csv: Exp 1, 2a, 2b (8 each), Exp 3 (4 pairs x 8 α), Exp 4 (4 x 11 f); the
+    boundary read from it, and its row in the findings."""
+    import csv
+
+    from reachability import tidy
+
+    rows = tidy.from_csv((demo / "results" / "targets.csv").read_text())
+    assert len(rows) == 3 * 8 + 4 * 8 + 4 * 11 and list(rows[0]) == list(tidy.COLUMNS)
+    assert {r["site"] for r in rows} == {"hs4"} and all(r["whitened"] > 0 and r["nearest"] >= 0 for r in rows)
+    metrics = json.loads((demo / "results" / "experiment3" / "metrics.json").read_text())["conditions"]["a0.5"]
+    mine = [r for r in rows if r["experiment"] == "experiment3" and r["condition"] == "a0.5"]
+    assert [r["best_mse"] for r in mine] == pytest.approx(metrics["per_target"]["best_final_mse"])
+    assert [r["reached"] for r in mine] == metrics["per_target"]["reached"]
+    real = [r for r in rows if r["experiment"] == "experiment1"]
+    assert all(r["nearest"] > 0 for r in real) and np.median([r["whitened"] for r in real]) < 2
+    result = json.loads((demo / "results" / "boundary.json").read_text())["sites"]["hs4"]
+    assert result["whitened"]["pooled"]["n_targets"] == len(rows)
+    findings = json.loads((demo / "results" / "findings.json").read_text())["findings"]
+    (row,) = [r for r in findings if r["observation"].startswith("Reachability is set by distance")]
+    assert row["verdict"] in ("holds", "does not hold", "inconclusive") and row["p_adjusted"] is not None
+    with open(demo / "results" / "layer_sweep" / "targets.csv") as f:
+        sweep = list(csv.DictReader(f))
+    assert {r["site"] for r in sweep} == {"hs2", "hs4", "block4"} and len(sweep) == 3 * 2 * 8
+    assert set(json.loads((demo / "results" / "layer_sweep" / "boundary.json").read_text())["sites"]) == \
+        {"hs2", "hs4", "block4"}
 
 
 def test_the_html_report_holds_every_figure(demo):

@@ -13,11 +13,19 @@ import json
 
 from reachability import guide
 from reachability.results import read_metrics
-from reachability.storage import jsonable, writing
+from reachability.storage import jsonable, read_json, writing
+from reachability.study import site_of
 
 settings = snakemake.params.findings
 metrics = {m["experiment"]: m for m in read_metrics(snakemake.input.metrics)}
-rows, extras = guide.rows(metrics, settings)
+boundary = None
+if snakemake.input.boundary:
+    site, by_site = site_of(snakemake.config).tag, read_json(snakemake.input.boundary[0])["sites"]
+    if site not in by_site:
+        raise ValueError(f"{snakemake.input.boundary[0]} analyses {list(by_site)}, not the study's site {site}: it "
+                         f"belongs to another study; delete it and rerun")
+    boundary = by_site[site]
+rows, extras = guide.rows(metrics, settings, boundary)
 warned = guide.warnings(metrics)
 for row in rows:
     log.info("%s: %s", row.observation, row.verdict)

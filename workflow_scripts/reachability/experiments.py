@@ -59,6 +59,7 @@ class Experiment:
     analysed: bool = True  # its solutions get the manifold and functional analyses
     sweepable: bool = False  # the layer sweep may run it
     gaussian: bool = False  # its targets are drawn from the pool's per-position Gaussian (needs a large pool)
+    sources: Callable[[int], list[int]] = lambda target: []  # the pool sequences a target is made from
     exp1: str = ""  # how it relates to Exp 1's targets: 'reuses' them, is 'compared' with Exp 1 when both
     #                 run, or 'requires' Exp 1 to run
     exp1_targets: Callable[[dict], int] = lambda spec: 0  # how many of Exp 1's targets its settings use
@@ -100,7 +101,7 @@ def register(experiment: Experiment) -> Experiment:
 
 
 register(Experiment(
-    "experiment1", "Exp 1", fixed("real"), T.real, sweepable=True,
+    "experiment1", "Exp 1", fixed("real"), T.real, sweepable=True, sources=lambda t: [t],
     findings=("all_converge", "experiment1", "real")))
 register(Experiment(
     "experiment2a", "Exp 2a", fixed("matched"), T.distribution_matched_targets, sweepable=True, gaussian=True,
@@ -112,11 +113,13 @@ register(Experiment(
 register(Experiment(
     "experiment3", "Exp 3", valued("a", "alphas"), T.interpolated, count="n_pairs", axis="α",
     shared_prompts=across_conditions, exp1="reuses", exp1_targets=lambda spec: 2 * spec["n_pairs"],
+    sources=lambda pair: list(T.pair_of(pair)),
     exp1_relation="needs {uses} of Exp 1's targets but experiments.experiment1.n_targets = {real}: raise it or lower "
                   "n_pairs", findings=("interpolation", "experiment3"),
     outputs=("plot_reachability_curves",)))
 register(Experiment(
     "experiment4", "Exp 4", valued("f", "fractions"), T.replaced, axis="f", shared_prompts=across_conditions,
+    sources=lambda t: [t],
     exp1="reuses", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: Exp 4 corrupts Exp 1's targets",
     findings=("replacement", "experiment4"),

@@ -189,9 +189,46 @@ def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
     return out
 
 
-def rows(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict]:
+def manifold_boundary(result: dict, settings: dict) -> F.Finding:
+    """Beyond the guide: is reachability set by the distance from the data manifold? Holds when
+    one distance separates reached from unreached targets across experiments (its pooled AUC's
+    interval above `boundary_auc`) and the experiments' own boundaries agree (two or more, their
+    intervals overlapping); else does not hold when the experiment explains who is reached
+    beyond the distance (a likelihood-ratio test, Holm-adjusted with the other rows); else
+    inconclusive — among them, distance and experiment confounded (fewer than two experiments
+    with both reached and unreached targets, and the distance explaining all the experiment does)."""
+    from .boundary import DISTANCES, agree
+    from .experiments import get
+
+    title, level = "Reachability is set by distance from the data manifold", settings["boundary_auc"]
+    pooled = {d: result[d]["pooled"] for d in DISTANCES if result[d]["pooled"]["auc"] is not None}
+    if not pooled:
+        return F.not_measured(title, "every target was reached, or none: no boundary to find")
+    name = max(pooled, key=lambda d: pooled[d]["auc"])
+    s, agreed = pooled[name], agree(result[name]["by_experiment"])
+    low, high = s["auc_interval"]
+    separates = low is not None and low > level
+
+    def decide(q: float | None) -> str:
+        if separates and agreed:
+            return F.HOLDS
+        return F.FAILS if q is not None and q < settings["alpha"] else F.OPEN
+
+    p = result[name]["experiment_beyond_p"]
+    note = (f"the {name} distance (the better separating; Mann-Whitney p {s['p']:.2g} that unreached targets lie "
+            f"farther); AUC level {level:g}; the experiments' own boundaries "
+            f"{'agree' if agreed else 'do not agree' if agreed is False else 'cannot be compared: distance and experiment are confounded'}"
+            f"; reached: {', '.join(f'{get(e).label} {v:.0%}' for e, v in result['reached_by_experiment'].items())}")
+    return F.Finding(title, f"{s['n_targets']} targets, reached against their {name} distance",
+                     "AUC (an unreached target lies farther)", s["auc"], low, high,
+                     None if p is None else "likelihood ratio: the experiment beyond the distance", p, decide(p),
+                     note, decide=decide)
+
+
+def rows(m: Metrics, settings: dict, boundary: dict | None = None) -> tuple[list[F.Finding], dict]:
     """Every line the experiments that ran can answer (each record's own, in the registry's
-    order), Holm-adjusted together; and what else they measured (Exp 4's fits)."""
+    order) and, given the boundary analysis, its line; Holm-adjusted together; and what else
+    they measured (Exp 4's fits)."""
     from .experiments import REGISTRY
 
     out, extras = [], {}
@@ -201,6 +238,8 @@ def rows(m: Metrics, settings: dict) -> tuple[list[F.Finding], dict]:
             found, extra = globals()[line](m, settings, *args)
             out += found
             extras.update(extra)
+    if boundary is not None:
+        out.append(manifold_boundary(boundary, settings))
     return F.adjust(out), extras
 
 

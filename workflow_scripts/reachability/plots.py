@@ -254,3 +254,71 @@ def hard_vs_soft(path: str, rows: list[dict], dpi: int = 120) -> None:
     ax.set_xticks(x, [str(r["target_id"]) for r in rows], fontsize=7)
     ax.legend(fontsize=8)
     _save(fig, path, dpi)
+
+
+def _shades(rows: list[dict]) -> dict[str, dict[str, tuple]]:
+    """A colour per (experiment, condition): one colour map per experiment, its conditions
+    spread along it (light to dark in the table's order)."""
+    maps = ["Blues", "Oranges", "Greens", "Purples", "Reds", "Greys", "YlOrBr", "BuGn"]
+    labels: dict[str, list[str]] = {}
+    for r in rows:
+        names = labels.setdefault(r["experiment"], [])
+        if r["label"] not in names:
+            names.append(r["label"])
+    return {experiment: {name: plt.get_cmap(maps[e % len(maps)])(0.75 if len(names) == 1 else
+                                                                  0.35 + 0.6 * i / (len(names) - 1))
+                         for i, name in enumerate(names)}
+            for e, (experiment, names) in enumerate(labels.items())}
+
+
+def _key(shades: dict[str, dict[str, tuple]]) -> list:
+    """Legend entries: one per experiment (its conditions' range, light to dark), then the
+    marker convention."""
+    from matplotlib.lines import Line2D
+
+    def entry(color, label, filled=True):
+        return Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=color if filled else "none",
+                      markeredgecolor=color if not filled else "0.3", label=label)
+
+    out = []
+    for names in shades.values():
+        colors, first, last = list(names.values()), *[list(names)[i] for i in (0, -1)]
+        label = first if len(names) == 1 else f"{first} … {last.split(' ', 2)[-1]} (light → dark)"
+        out.append(entry(colors[len(colors) // 2], label))
+    return out + [entry("0.5", "reached"), entry("0.5", "not reached", filled=False)]
+
+
+def boundary(path: str, rows: list[dict], results: dict[str, dict], dpi: int = 120) -> None:
+    """Per site (a row of panels) and distance (a column): every target's relative best MSE
+    against its distance from the pool's residuals, coloured by experiment and condition,
+    filled when reached; the fitted boundary (dashed) and its bootstrap interval (shaded).
+    Rows: targets.csv's; results: boundary.json's per site."""
+    from matplotlib.ticker import NullFormatter
+
+    from .boundary import DISTANCES
+
+    shades, sites = _shades(rows), list(results)
+    fig, axes = plt.subplots(len(sites), len(DISTANCES), figsize=(13, 4.2 * len(sites)), squeeze=False)
+    for row, site in zip(axes, sites):
+        mine = [r for r in rows if r["site"] == site]
+        relative = np.array([np.nan if r["relative_mse"] is None else r["relative_mse"] for r in mine])
+        floor = _zero_floor([relative])
+        for ax, name in zip(row, DISTANCES):
+            for r, y in zip(mine, np.where(relative == 0, floor, relative)):
+                color = shades[r["experiment"]][r["label"]]
+                ax.scatter(r[name], y, s=22, facecolors=color if r["reached"] else "none",
+                           edgecolors="0.3" if r["reached"] else color, linewidths=0.4 if r["reached"] else 1.0)
+            s = results[site][name]["pooled"]
+            if s["boundary"] is not None:
+                ax.axvline(s["boundary"], color="black", ls="--", lw=1)
+                if None not in s["boundary_interval"]:
+                    ax.axvspan(*s["boundary_interval"], color="0.5", alpha=0.15)
+            if (relative == 0).any():
+                _mark_zero(ax, floor)
+            auc = "–" if s["auc"] is None else f"{s['auc']:.2f}"
+            edge = "" if s["boundary"] is None else f", half reached at {s['boundary']:.3g} (dashed)"
+            ax.set(xscale="log", yscale="log", xlabel=f"{name} distance from the pool's residuals",
+                   ylabel="best MSE / mean square of the target", title=f"{site}, {name}: AUC {auc}{edge}")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0, -1].legend(handles=_key(shades), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    _save(fig, path, dpi)

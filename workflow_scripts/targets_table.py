@@ -1,0 +1,37 @@
+"""Rule targets_table: one row per (experiment, condition, target) at each site, with each
+target's distances from the pool's residuals there (results/targets.csv; docs/outputs.md)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
+
+from reachability.pipeline import start_log
+
+log = start_log(snakemake)  # first: import errors land in the log
+
+from collections import defaultdict
+
+from reachability import tidy
+from reachability.records import expected, place_of
+from reachability.results import collect_runs
+from reachability.storage import read_h5, read_targets, writing
+from reachability.study import conditions
+
+cfg, tables = snakemake.config, snakemake.params.tables
+files = defaultdict(list)  # filed by where they are in the study; each file is checked against it
+for path in [*snakemake.input.runs, *snakemake.input.targets, *snakemake.input.caches]:
+    kind, place = place_of(path)
+    files[kind, place.get("experiment"), place["site"]].append(path)
+rows = []
+for site in tables["sites"]:
+    (cache,) = files["cache", None, site]
+    pool = read_h5(cache, ["residuals"], expect=expected(cfg, cache))[0]["residuals"]
+    for experiment in tables["experiments"]:
+        names, (n, restarts) = conditions(cfg, experiment), tables["shape"][experiment]
+        packs = files["runs", experiment, site] + files["extended", experiment, site]
+        runs = collect_runs(packs, names, n, restarts, lambda path: expected(cfg, path))
+        targets = read_targets(files["targets", experiment, site], lambda path: expected(cfg, path))
+        rows += tidy.rows_of(site, experiment, names, runs, targets, pool, snakemake.params.metrics)
+    log.info("%s: %d targets", site, sum(r["site"] == site for r in rows))
+with writing(snakemake.output.table) as f:
+    f.write(tidy.to_csv(rows))
