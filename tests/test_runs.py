@@ -4,11 +4,12 @@ import sys
 import torch
 
 from reachability.methods import initial_prompt
-from reachability.runs import Layout, RunId, batch_sizes, pack_bounds, pack_name, parse_pack, stable_seed
+from reachability.runs import Layout, RunId, batch_sizes, pack_bounds, pack_name, parse_pack
+from reachability.seeds import stable_seed
 
 
 def test_seeds_are_stable_across_processes():
-    code = "from reachability.runs import stable_seed; print(stable_seed('prompt', 'experiment1', 'real', 3, 1))"
+    code = "from reachability.seeds import stable_seed; print(stable_seed('prompt', 'experiment1', 'real', 3, 1))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == stable_seed("prompt", "experiment1", "real", 3, 1)
     assert stable_seed("a", 1) != stable_seed("a", 2) and 0 <= stable_seed("x") < 2**63

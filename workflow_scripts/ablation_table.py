@@ -10,14 +10,12 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability.guide import paired_table
-from reachability.records import expected
-from reachability.storage import read_h5, read_json, writing
+from reachability.results import experiment_runs
+from reachability.storage import writing
 
-cfg = snakemake.config
-steps = read_json(snakemake.input.metrics)["provenance"]["step_budget"]["steps"]
-full = read_h5(snakemake.input.full_runs, ["final_mse", "cosine"], expect=expected(cfg, snakemake.input.full_runs, steps))[0]
-variants, attrs = read_h5(snakemake.input.ablated_runs, ["final_mse", "cosine"],
-                          expect=expected(cfg, snakemake.input.ablated_runs, steps))
+i = snakemake.input
+(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, i.metrics, ["final_mse", "cosine"])
+                                for path in (i.full_runs, i.ablated_runs))
 rows = paired_table(full, variants, attrs["conditions"])
 with writing(snakemake.output.table) as f:
     f.write(f"{rows[0]['targets']} of Exp 1's targets; each target's best over the same restarts on both sides (the "

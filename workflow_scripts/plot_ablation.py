@@ -11,14 +11,11 @@ start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
 from reachability.guide import paired_table
-from reachability.records import expected
-from reachability.storage import read_h5, read_json
+from reachability.results import experiment_runs
 
-cfg = snakemake.config
-steps = read_json(snakemake.input.metrics)["provenance"]["step_budget"]["steps"]
-full = read_h5(snakemake.input.full_runs, ["final_mse", "cosine"], expect=expected(cfg, snakemake.input.full_runs, steps))[0]
-variants, attrs = read_h5(snakemake.input.ablated_runs, ["final_mse", "cosine"],
-                          expect=expected(cfg, snakemake.input.ablated_runs, steps))
+i = snakemake.input
+(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, i.metrics, ["final_mse", "cosine"])
+                                for path in (i.full_runs, i.ablated_runs))
 rows = paired_table(full, variants, attrs["conditions"])
 groups = {"full": rows[0]["full_cosine"], **{r["variant"].replace("_", " "): r["cosine"] for r in rows}}
 plots.boxes(snakemake.output.figure, groups, "per-target mean cosine (best restart)",

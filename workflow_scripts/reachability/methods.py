@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .precision import exact_float32
-from .runs import RunId, stable_seed
+from .runs import RunId
+from .seeds import stable_seed
 
 Loss = Callable[[torch.Tensor], torch.Tensor]  # input embeddings [B, S, d] -> per-run MSE [B]
 

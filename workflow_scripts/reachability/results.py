@@ -52,6 +52,15 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
     return out
 
 
+def experiment_runs(config: dict, path: str, metrics_path: str, keys: list[str]) -> tuple[dict, dict]:
+    """An experiment's runs.h5 arrays and attributes, its record checked at the step budget that
+    `metrics_path` (a metrics.json of the same study) holds."""
+    from .records import expected
+
+    steps = read_json(metrics_path)["provenance"]["step_budget"]["steps"]
+    return read_h5(path, keys, expect=expected(config, path, steps))
+
+
 def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
     """metrics.json entry of one condition: per target, then over targets. `settings` is the
     config's `metrics` section."""

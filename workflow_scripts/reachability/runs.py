@@ -15,21 +15,10 @@ or the restarts renumbers every run of the experiment, so all its packs are reco
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from the parts' text, equal on every machine and Python process."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def numpy_rng(*parts: object) -> np.random.Generator:
-    return np.random.default_rng(stable_seed(*parts))
+from .seeds import stable_seed
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runs import numpy_rng
+from .seeds import numpy_rng
 
 def position_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
     """Per-position mean [S, d], covariance square root [S, d, d] (A with A Aᵀ = Σ),
