@@ -20,8 +20,13 @@ def test_every_rule_names_an_env_that_exists_and_its_threads():
     named = set()
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
-        assert text.count("conda:") == text.count("log:"), f"{smk.name}: a rule without conda:"
-        assert text.count("threads:") == text.count("log:"), f"{smk.name}: a rule without threads:"
+        # a `use rule ... with:` inherits its parent's conda and threads (the parent is in the same file)
+        rules = re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, flags=re.M)
+        reused = re.findall(r"^\s*use rule (\w+) as \w+ with:", text, flags=re.M)
+        assert set(reused) <= set(rules), f"{smk.name}: a rule reuses one from another file"
+        assert text.count("conda:") == len(rules), f"{smk.name}: a rule without conda:"
+        assert text.count("threads:") == len(rules), f"{smk.name}: a rule without threads:"
+        assert text.count("log:") == len(rules) + len(reused), f"{smk.name}: a rule without its own log:"
         named |= set(re.findall(r'conda:\s*\n\s*"([^"]+)"', text))
     assert named and all((ROOT / "rules" / n).resolve().is_file() for n in named)
 

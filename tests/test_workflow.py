@@ -253,7 +253,8 @@ def test_a_plot_option_reruns_only_plots(demo):
     jobs = planned_jobs(snakemake(demo, demo_config(**{"plots.dpi": 90}), "--dry-run"))
     assert set(jobs) == {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "plot_ablation",
                          "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
-                         "plot_hard_prompts", "plot_models", "all"}  # drawing only
+                         "plot_hard_prompts", "plot_models", "plot_boundary", "plot_sweep_boundary",
+                         "all"}  # drawing only
     assert jobs["plot_experiment"] == 7 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
@@ -372,7 +373,9 @@ def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_p
     with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
         f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
     assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1,
-                                              "conditions_table": 1, "findings": 1, "all": 1}
+                                              "conditions_table": 1, "findings": 1, "all": 1,
+                                              # the targets table summarises runs (results.py) too
+                                              "targets_table": 1, "boundary": 1, "plot_boundary": 1}
     (library / "capture.py").write_text((library / "capture.py").read_text().replace("WARMUP_STEPS = 3", "WARMUP_STEPS = 4"))
     jobs = planned_jobs(run("--dry-run"))
     assert jobs["optimise_pack"] == 1 and "build_targets" not in jobs and "cache_residuals" not in jobs

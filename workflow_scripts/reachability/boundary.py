@@ -49,9 +49,11 @@ def whitened(pool: np.ndarray, points: np.ndarray, tolerance: float = 1e-9) -> d
         inside = deviation @ vectors[:, keep]
         d2[:, i] = (inside**2 / values[keep]).sum(axis=1)
         total = (deviation**2).sum(axis=1)
-        outside[:, i] = np.where(total > 0, np.clip(total - (inside**2).sum(axis=1), 0, None) / np.where(total > 0, total, 1), 0)
+        beyond = deviation - inside @ vectors[:, keep].T  # the part no pool deviation spans, measured directly
+        outside[:, i] = (beyond**2).sum(axis=1) / np.where(total > 0, total, 1)
         rank[i] = keep.sum()
-    return {"whitened": np.sqrt((d2 / rank).mean(axis=1)), "whitened_by_position": np.sqrt(d2 / rank),
+    per_dimension = d2 / np.maximum(rank, 1)  # a pool of one repeated residual spans nothing: all is outside
+    return {"whitened": np.sqrt(per_dimension.mean(axis=1)), "whitened_by_position": np.sqrt(per_dimension),
             "outside": outside.mean(axis=1), "rank": rank}
 
 

@@ -20,24 +20,25 @@ COLUMNS = ("site", "experiment", "condition", "label", "target_id", "best_mse", 
 def rows_of(site: str, experiment: str, conditions: list[str], runs: dict, targets: dict, pool: np.ndarray,
             metrics: dict) -> list[dict]:
     """An experiment's rows: each condition's per-target results (from its runs' arrays, as
-    aggregation summarises them) beside each target's distances from the pool's residuals."""
-    record, out = experiments.get(experiment), []
-    for c, condition in enumerate(conditions):
-        s = summarise_condition(runs, c, metrics)["per_target"]
-        ids = list(range(len(s["best_final_mse"])))
-        points = np.stack([targets[condition, t] for t in ids])
-        far = {**whitened(pool, points), **nearest(pool, points, [record.sources(t) for t in ids])}
-        diverged = runs["diverged"][c].sum(axis=1)
-        for t in ids:
-            best = s["best_final_mse"][t]
-            out.append({"site": site, "experiment": experiment, "condition": condition,
-                        "label": record.label_of(condition), "target_id": t,
-                        "best_mse": None if not np.isfinite(best) else float(best),
-                        "relative_mse": None if not np.isfinite(best) else float(s["relative_best_final_mse"][t]),
-                        "mean_cosine": float(np.nanmean(s["cosine_by_position"][t])) if np.isfinite(best) else None,
-                        "reached": bool(s["reached"][t]), "diverged_runs": int(diverged[t]),
-                        "best_restart": int(s["best_restart"][t]), "whitened": float(far["whitened"][t]),
-                        "outside": float(far["outside"][t]), "nearest": float(far["nearest"][t])})
+    aggregation summarises them) beside each target's distances from the pool's residuals
+    (every target of the experiment measured in one pass over the pool)."""
+    record = experiments.get(experiment)
+    summaries = [summarise_condition(runs, c, metrics)["per_target"] for c in range(len(conditions))]
+    keys = [(c, t) for c, s in enumerate(summaries) for t in range(len(s["best_final_mse"]))]
+    points = np.stack([targets[conditions[c], t] for c, t in keys])
+    far = {**whitened(pool, points), **nearest(pool, points, [record.sources(t) for _, t in keys])}
+    out = []
+    for i, (c, t) in enumerate(keys):
+        s, best = summaries[c], summaries[c]["best_final_mse"][t]
+        measured = bool(np.isfinite(best))
+        out.append({"site": site, "experiment": experiment, "condition": conditions[c],
+                    "label": record.label_of(conditions[c]), "target_id": t,
+                    "best_mse": float(best) if measured else None,
+                    "relative_mse": float(s["relative_best_final_mse"][t]) if measured else None,
+                    "mean_cosine": float(np.nanmean(s["cosine_by_position"][t])) if measured else None,
+                    "reached": bool(s["reached"][t]), "diverged_runs": int(runs["diverged"][c][t].sum()),
+                    "best_restart": int(s["best_restart"][t]), "whitened": float(far["whitened"][i]),
+                    "outside": float(far["outside"][i]), "nearest": float(far["nearest"][i])})
     return out
 
 
