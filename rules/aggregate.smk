@@ -19,6 +19,7 @@ rule aggregate:
         metrics=canonical(config["metrics"]),
         # the decision's content (not its file's time stamp): which budget, and why
         budget=lambda w: budget_record(),
+        steps=budget_steps,
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -26,6 +27,7 @@ rule aggregate:
 rule conditions_table:
     input:
         metrics=metrics_of(*EXPERIMENTS),
+        budget=BUDGET_INPUT,
     output:
         table="results/conditions.md",
     log:
@@ -35,6 +37,7 @@ rule conditions_table:
     threads: 1
     params:
         code=code("conditions_table.py"),
+        steps=budget_steps,
     script:
         "../workflow_scripts/conditions_table.py"
 
@@ -44,6 +47,7 @@ rule findings:
         metrics=metrics_of(*EXPERIMENTS),
         # the boundary analysis's line, when it runs
         boundary=["results/boundary.json"] if BOUNDARY else [],
+        budget=BUDGET_INPUT,
     output:
         table=report(
             "results/findings.md", caption="../report/findings.rst", category="Summary"
@@ -57,5 +61,6 @@ rule findings:
     params:
         code=code("write_findings.py"),
         findings=canonical(config["findings"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/write_findings.py"

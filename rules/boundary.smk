@@ -4,8 +4,10 @@
 rule targets_table:
     input:
         **boundary_inputs("study"),
+        budget=BUDGET_INPUT,
     output:
         table="results/targets.csv",
+        record="results/targets.csv.record.json",
     log:
         "results/logs/boundary/targets.log",
     conda:
@@ -13,8 +15,9 @@ rule targets_table:
     threads: 1
     params:
         code=code("targets_table.py"),
-        tables=boundary_tables("study"),
+        tables=study.boundary_tables(config, "study"),
         metrics=canonical(config["metrics"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/targets_table.py"
 
@@ -22,19 +25,24 @@ rule targets_table:
 use rule targets_table as sweep_targets_table with:
     input:
         **boundary_inputs("sweep"),
+        budget=BUDGET_INPUT,
     output:
         table="results/layer_sweep/targets.csv",
+        record="results/layer_sweep/targets.csv.record.json",
     log:
         "results/logs/boundary/sweep_targets.log",
     params:
         code=code("targets_table.py"),
-        tables=boundary_tables("sweep"),
+        tables=study.boundary_tables(config, "sweep"),
         metrics=canonical(config["metrics"]),
+        steps=budget_steps,
 
 
 rule boundary:
     input:
         table="results/targets.csv",
+        record="results/targets.csv.record.json",
+        budget=BUDGET_INPUT,
     output:
         table=report(
             "results/boundary.md", caption="../report/boundary.rst", category="Summary"
@@ -48,6 +56,7 @@ rule boundary:
     params:
         code=code("boundary.py"),
         findings=canonical(config["findings"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/boundary.py"
 
@@ -55,6 +64,8 @@ rule boundary:
 use rule boundary as sweep_boundary with:
     input:
         table="results/layer_sweep/targets.csv",
+        record="results/layer_sweep/targets.csv.record.json",
+        budget=BUDGET_INPUT,
     output:
         table=report(
             "results/layer_sweep/boundary.md",
@@ -69,7 +80,9 @@ use rule boundary as sweep_boundary with:
 rule plot_boundary:
     input:
         table="results/targets.csv",
+        record="results/targets.csv.record.json",
         json="results/boundary.json",
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/boundary.png",
@@ -84,6 +97,7 @@ rule plot_boundary:
     params:
         code=code("plot_boundary.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_boundary.py"
 
@@ -91,7 +105,9 @@ rule plot_boundary:
 use rule plot_boundary as plot_sweep_boundary with:
     input:
         table="results/layer_sweep/targets.csv",
+        record="results/layer_sweep/targets.csv.record.json",
         json="results/layer_sweep/boundary.json",
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/layer_sweep/boundary.png",

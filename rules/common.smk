@@ -1,4 +1,3 @@
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ sys.path.insert(0, LIBRARY)
 from reachability import budget, comparison, experiments, probes, study, validation
 from reachability.pipeline import code_digest
 from reachability.records import (
+    PLATEAU_SETTINGS,
     BUDGET,
     CACHE,
     EXPERIMENT_RUNS,
@@ -52,6 +52,7 @@ def model_config(model=config["model"]):
             num_hidden_layers=build["num_layers"],
             max_position_embeddings=build["max_positions"],
             hidden_size=build["hidden_size"],
+            vocab_size=build["vocab_size"],
         )
     try:
         from transformers import AutoConfig
@@ -67,6 +68,7 @@ validation.resolve_last_layers(
     config, getattr(model_config(), "num_hidden_layers", None)
 )
 validation.check_config(config, model_config())
+logger.info(validation.size_line(config, model_config()))
 probes.check_dataset(config, local_path)
 comparison.check_comparison(config, model_config)
 
@@ -74,21 +76,20 @@ comparison.check_comparison(config, model_config)
 SITE = study.site_of(config).tag
 EXPERIMENTS = study.enabled_experiments(config)
 BASELINE = experiments.BASELINE  # Exp 1: it decides the step budget
-ANALYSED = [e for e in EXPERIMENTS if experiments.get(e).analysed]
+ANALYSED = study.analysed(config)
 BOUNDARY = config["boundary"]["enabled"] and bool(ANALYSED)
 # The step budget (the agenda: if Exp 1's curves still fall, more steps everywhere): Exp 1's
 # packs at the study's site run the configured steps and decide (a checkpoint); the analyses
 # then ask for every other pack at the budget, and for Exp 1's continued to it from their
 # saved state. A decision that does not change asks for the same files: nothing reruns.
-EXTENDING = config["optimizer"]["extend_steps"] is not None and BASELINE in EXPERIMENTS
+EXTENDING = budget.extending(config)
 # Readers of the decision depend on its content (a param), not its time stamp: rewritten with
 # the same decision (another metrics option, say), it reruns nothing.
 BUDGET_INPUT = [ancient(BUDGET)] if EXTENDING else []
-PLATEAU_SETTINGS = ("plateau_tail", "plateau_tolerance", "plateau_fraction")
 # The budget's status on every start, dry runs too (a compared model's module names its file)
 if EXTENDING:
     here = str(workflow.modifier.modify_path(BUDGET))
-    status = budget.status(here, config["optimizer"])
+    status = budget.status(here, config)
     logger.info(status if here == BUDGET else f"{status} ({here})")
 
 
@@ -196,8 +197,7 @@ def budget_record():
             "steps": config["optimizer"]["steps"],
             "reason": f"the configured steps ({why}: no budget to decide)",
         }
-    with open(checkpoints.step_budget.get().output.budget) as f:
-        decided = json.load(f)
+    decided = budget.read_decision(checkpoints.step_budget.get().output.budget, config)
     return {k: decided[k] for k in ("steps", "reason")}
 
 
@@ -205,6 +205,12 @@ def step_budget():
     """The decided number of steps (an IncompleteCheckpointException until it is decided:
     Snakemake then plans what depends on it once Exp 1 has run)."""
     return budget_record()["steps"]
+
+
+def budget_steps(wildcards):
+    """The step budget, as a param of a rule that makes or reads files at it (its inputs hold
+    BUDGET_INPUT: a param may wait for a checkpoint only through an input)."""
+    return step_budget()
 
 
 def final_run_files(experiment, site=SITE):
@@ -239,24 +245,8 @@ def sweep_run_files(wildcards):
     ]
 
 
-def boundary_tables(where):
-    """What a targets table reads: the pool's residuals at each of its sites, and the runs and
-    targets of each of its experiments there (the study's, or the layer sweep's)."""
-    if where == "study":
-        sites, names = [SITE], ANALYSED
-        shape = {
-            e: [study.n_targets(config, e), config["experiments"][e]["restarts"]]
-            for e in names
-        }
-    else:
-        sweep = config["layer_sweep"]
-        sites, names = [s.tag for s in study.sweep_sites(config)], sweep["experiments"]
-        shape = {e: [sweep["n_targets"], sweep["restarts"]] for e in names}
-    return {"sites": sites, "experiments": list(names), "shape": shape}
-
-
 def boundary_inputs(where):
-    tables = boundary_tables(where)
+    tables = study.boundary_tables(config, where)
     return {
         "caches": [CACHE.format(site=s) for s in tables["sites"]],
         "runs": lambda w: [
@@ -285,6 +275,16 @@ def compared_metrics():
             if m["folder"] != "results/" or e in EXPERIMENTS
         ]
         for m in comparison.compared_models(config)
+    }
+
+
+def compared_budgets():
+    """Each compared model's step-budget decision, where it makes one: {label: path}."""
+    theirs = comparison.studies(config)
+    return {
+        m["label"]: f"{m['folder']}{Path(BUDGET).name}"
+        for m in comparison.compared_models(config)
+        if budget.extending(theirs[m["label"]])
     }
 
 

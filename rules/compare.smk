@@ -20,6 +20,7 @@ for entry in config["compare"]["models"]:
 rule compare_models:
     input:
         metrics=lambda w: [p for paths in compared_metrics().values() for p in paths],
+        budgets=[ancient(path) for path in compared_budgets().values()],
     output:
         table=report(
             "results/compare/models.md",
@@ -36,6 +37,7 @@ rule compare_models:
         code=code("compare_models.py"),
         models=comparison.compared_models(config),
         metrics=compared_metrics(),
+        budgets=compared_budgets(),
         axis=config["compare"]["axis"],
         findings=canonical(config["findings"]),
     script:

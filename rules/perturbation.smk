@@ -28,6 +28,7 @@ rule placement_curve:
         pool=POOL,
         solutions=expand(SOLUTIONS, experiment=ANALYSED),
         model=model_files(),
+        budget=BUDGET_INPUT,
     output:
         curve="results/perturbation/placement_curve.json",
     log:
@@ -42,6 +43,7 @@ rule placement_curve:
     params:
         code=code("placement_curve.py"),
         perturbation=canonical(config["perturbation"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/placement_curve.py"
 
@@ -50,6 +52,7 @@ rule place_errors:
     input:
         curve=rules.placement_curve.output.curve,
         solutions=expand(SOLUTIONS, experiment=ANALYSED),
+        budget=BUDGET_INPUT,
     output:
         table="results/perturbation/placement.md",
         points="results/perturbation/placement.json",
@@ -60,5 +63,6 @@ rule place_errors:
     threads: 1
     params:
         code=code("place_errors.py"),
+        steps=budget_steps,
     script:
         "../workflow_scripts/place_errors.py"

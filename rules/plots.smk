@@ -4,6 +4,7 @@ rule plot_experiment:
     input:
         runs=rules.aggregate.output.runs,
         metrics=rules.aggregate.output.metrics,
+        budget=BUDGET_INPUT,
     output:
         loss_curves=report(
             "results/{experiment}/loss_curves.png",
@@ -28,6 +29,7 @@ rule plot_experiment:
     params:
         code=code("plot_experiment.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_experiment.py"
 
@@ -35,6 +37,7 @@ rule plot_experiment:
 rule plot_summary:
     input:
         metrics=metrics_of(*EXPERIMENTS),
+        budget=BUDGET_INPUT,
     output:
         summary=report(
             "results/summary.png",
@@ -49,6 +52,7 @@ rule plot_summary:
     params:
         code=code("plot_summary.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_summary.py"
 
@@ -56,6 +60,7 @@ rule plot_summary:
 rule plot_reachability_curves:
     input:
         metrics=METRICS,
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/{experiment}/reachability_curves.png",
@@ -72,6 +77,7 @@ rule plot_reachability_curves:
     params:
         code=code("plot_reachability_curves.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_reachability_curves.py"
 
@@ -80,6 +86,7 @@ rule plot_transition:
     input:
         metrics=METRICS,
         findings=rules.findings.output.json,
+        budget=BUDGET_INPUT,
     output:
         transition=report(
             "results/{experiment}_transition.png",
@@ -96,6 +103,7 @@ rule plot_transition:
     params:
         code=code("plot_transition.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_transition.py"
 
@@ -104,7 +112,7 @@ rule plot_ablation:
     input:
         full_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
         ablated_runs=EXPERIMENT_RUNS,
-        metrics=METRICS,  # the step budget the runs hold
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/{experiment}.png",
@@ -121,6 +129,7 @@ rule plot_ablation:
     params:
         code=code("plot_ablation.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_ablation.py"
 
@@ -128,6 +137,7 @@ rule plot_ablation:
 rule plot_hard_prompts:
     input:
         table=rules.hard_prompts.output.json,
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/{experiment}/hard_vs_soft.png",
@@ -144,6 +154,7 @@ rule plot_hard_prompts:
     params:
         code=code("plot_hard_prompts.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_hard_prompts.py"
 
@@ -151,6 +162,7 @@ rule plot_hard_prompts:
 rule plot_layer_sweep:
     input:
         metrics=rules.layer_sweep.output.metrics,
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/layer_sweep.png",
@@ -165,6 +177,7 @@ rule plot_layer_sweep:
     params:
         code=code("plot_layer_sweep.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_layer_sweep.py"
 
@@ -172,6 +185,7 @@ rule plot_layer_sweep:
 rule plot_analysis:
     input:
         solutions=expand(SOLUTIONS, experiment=ANALYSED),
+        budget=BUDGET_INPUT,
     output:
         manifold=report(
             "results/embedding_manifold.png",
@@ -191,6 +205,7 @@ rule plot_analysis:
     params:
         code=code("plot_analysis.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_analysis.py"
 
@@ -219,6 +234,7 @@ rule plot_perturbation:
 rule plot_placement:
     input:
         points=rules.place_errors.output.points,
+        budget=BUDGET_INPUT,
     output:
         figure=report(
             "results/perturbation/placement.png",
@@ -233,5 +249,6 @@ rule plot_placement:
     params:
         code=code("plot_placement.py"),
         plots=canonical(config["plots"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/plot_placement.py"

@@ -5,6 +5,7 @@ rule analyse_solutions:
         runs=lambda w: final_run_files(w.experiment),
         targets=lambda w: target_files(w.experiment),
         model=model_files(),
+        budget=BUDGET_INPUT,
     output:
         solutions=SOLUTIONS,
     log:
@@ -19,6 +20,7 @@ rule analyse_solutions:
     params:
         code=code("analyse_solutions.py"),
         analysis=canonical(config["analysis"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/analyse_solutions.py"
 
@@ -26,6 +28,7 @@ rule analyse_solutions:
 rule analysis_summary:
     input:
         solutions=expand(SOLUTIONS, experiment=ANALYSED),
+        budget=BUDGET_INPUT,
     output:
         manifold_table="results/embedding_manifold.md",
         functional_table="results/functional_reachability.md",
@@ -36,5 +39,6 @@ rule analysis_summary:
     threads: 1
     params:
         code=code("analysis_summary.py"),
+        steps=budget_steps,
     script:
         "../workflow_scripts/analysis_summary.py"

@@ -4,7 +4,7 @@ rule ablation_table:
     input:
         full_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
         ablated_runs=EXPERIMENT_RUNS,
-        metrics=METRICS,  # the step budget the runs hold
+        budget=BUDGET_INPUT,
     output:
         table="results/{experiment}.md",
     log:
@@ -16,6 +16,7 @@ rule ablation_table:
     threads: 1
     params:
         code=code("ablation_table.py"),
+        steps=budget_steps,
     script:
         "../workflow_scripts/ablation_table.py"
 
@@ -23,7 +24,6 @@ rule ablation_table:
 rule hard_prompts:
     input:
         hard_runs=EXPERIMENT_RUNS,
-        hard_metrics=METRICS,  # the step budget the runs hold
         soft_runs=EXPERIMENT_RUNS.format(experiment=BASELINE),
         # Exp 1's prompts projected on their nearest tokens (from the analysis, when enabled)
         projected=(
@@ -33,6 +33,7 @@ rule hard_prompts:
         ),
         pool=POOL,
         model=model_files(),
+        budget=BUDGET_INPUT,
     output:
         table=report(
             "results/{experiment}/hard_prompts.md",
@@ -49,6 +50,7 @@ rule hard_prompts:
     threads: 1
     params:
         code=code("hard_prompts.py"),
+        steps=budget_steps,
     script:
         "../workflow_scripts/hard_prompts.py"
 
@@ -56,6 +58,7 @@ rule hard_prompts:
 rule layer_sweep:
     input:
         runs=sweep_run_files,
+        budget=BUDGET_INPUT,
     output:
         table="results/layer_sweep.md",
         metrics="results/layer_sweep.json",
@@ -68,5 +71,6 @@ rule layer_sweep:
         code=code("layer_sweep.py"),
         sweep=canonical(config["layer_sweep"]),
         metrics=canonical(config["metrics"]),
+        steps=budget_steps,
     script:
         "../workflow_scripts/layer_sweep.py"

@@ -31,8 +31,17 @@ BAD = [
     ({"experiments.experiment3.n_pairs": 5}, r"n_pairs = 5 needs 10 of Exp 1's targets"),
     ({"experiments.experiment4.n_targets": 9}, r"experiment4.n_targets = 9 must not exceed"),
     ({"model.build.corpus": DELETE}, r"corpus"),
-    ({"model.name": "../outside"}, r"model.name = '../outside' .* inside the working directory"),
-    ({"model.name": "/tmp/elsewhere"}, r"must be a relative path"),
+    ({"model.name": "../outside"}, r"model.name = '../outside' is where model.build writes .* under results/ or resources/"),
+    ({"model.name": "/tmp/elsewhere"}, r"must be a folder under results/ or resources/ of the working directory"),
+    ({"model.name": "docs"}, r"model.name = 'docs' is where model.build writes the demo model"),
+    ({"findings.seed": -5}, r"seed"),
+    ({"optimizer.lr": 1e30}, r"optimizer.lr = 1e\+30 is above 100: Adam moves"),
+    ({"experiments.hard_prompt.gcg.top_k": 5000}, r"experiments.hard_prompt.gcg.top_k = 5000 is above the model's "
+                                                  r"vocabulary of 1024 tokens"),
+    ({"optimizer.steps": 10**7, "optimizer.extend_steps": None}, r"study size: .* above max_run_steps = 1e\+09 .* --config max_run_steps="),
+    ({"experiments.experiment3.alphas": [i / 100 for i in range(2000)], "max_run_steps": 1e6},
+     r"at most 2,943,960 run-steps .* above max_run_steps = 1e\+06"),
+    ({"pool_size": 10**9}, r"above max_cache_gib = 64: check pool_size, or raise it with --config max_cache_gib="),
     ({"engine.device": "gpu0"}, r"device"),
     ({"perturbation.epsilons": []}, r"epsilons"),
     ({"perturbation.token_index": 20}, r"perturbation.token_index = 20 is outside the sequence"),
@@ -184,3 +193,54 @@ def test_a_pool_under_the_agendas_thousand_is_a_warning_for_exp_2a():
     assert pool_warnings(config, "experiment2a") == []
     config["pool_size"] = 999
     assert "at least 1000" in pool_warnings(config, "experiment2a")[0] and pool_warnings(config, "experiment1") == []
+
+
+def test_the_dry_run_says_the_studys_size_and_a_raised_bound_lets_it_through(tmp_path):
+    big = demo_config(**{"optimizer.steps": 10**7, "optimizer.extend_steps": None, "max_run_steps": 1e12})
+    result = snakemake(tmp_path, big, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"study size: [\d,]+ runs, at most [\d,]+ run-steps", result.stdout + result.stderr)
+
+
+def test_a_built_model_never_replaces_a_folder_the_workflow_did_not_build(tmp_path):
+    """model.build writes (and Snakemake first deletes) model.name: an existing folder that is not
+    a model this workflow built stops the run before any job, and is left as it was."""
+    mine = tmp_path / "resources" / "my-model"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    result = snakemake(tmp_path, demo_config(**{"model.name": "resources/my-model"}), "--cores", "1")
+    assert result.returncode != 0
+    assert "model.name = 'resources/my-model' exists and is not a model this workflow built" in result.stderr
+    assert (mine / "notes.txt").read_text() == "mine" and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", r"is empty"),
+    (b"   \n\n", r"is empty"),
+    ("caf\u00e9 au lait, a sentence long enough to read\n".encode("latin-1"), r"is not UTF-8 \(byte 0xe9 at offset 3"),
+    ("a sentence long enough to read\n".encode("utf-16"), r"is not UTF-8 text \(it holds NUL bytes: UTF-16"),
+    (bytes(range(256)) * 4, r"is not UTF-8 text \(it holds NUL bytes"),
+])
+def test_a_corpus_that_is_not_utf8_text_is_named_before_any_job(tmp_path, content, message):
+    from reachability.probes import check_dataset
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    config = demo_config(**{"dataset.data_files": str(corpus)})
+    with pytest.raises(ConfigError, match=rf"dataset.data_files: {corpus} {message}"):
+        check_dataset(config)
+
+
+def test_a_built_model_folder_is_checked_without_a_dry_run(tmp_path, monkeypatch):
+    from reachability.validation import BUILT, check_built_model_folder
+
+    monkeypatch.chdir(tmp_path)
+    for bad in ("docs", "results", "resources/../docs", "/abs/model", "src/model"):
+        with pytest.raises(ConfigError, match="under results/ or resources/"):
+            check_built_model_folder(bad)
+    check_built_model_folder("resources/new-model")  # absent: built there
+    (tmp_path / "resources" / "old").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="exists and is not a model this workflow built"):
+        check_built_model_folder("resources/old")
+    (tmp_path / "resources" / "old" / BUILT).write_text("{}")
+    check_built_model_folder("resources/old")  # built before: replaced when its spec changes

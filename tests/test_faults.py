@@ -241,3 +241,38 @@ def test_a_continuation_names_its_own_bad_pack_and_a_lost_decision_is_made_again
     (finished / "results" / "step_budget.json").unlink(missing_ok=True)  # the failed run may have removed it
     plan = planned_jobs(snakemake(finished, demo_config(), "--dry-run"))
     assert plan.get("step_budget") == 1
+
+
+@pytest.mark.slow
+def test_swapped_json_csv_and_budget_files_are_refused_by_name(finished):
+    """JSON and CSV files carry their record too: another model's metrics.json, another
+    experiment's, the layer sweep's targets.csv and another model's step budget are each refused
+    by the first rule that reads them, naming the file and the field — never a finding computed
+    on them with exit code 0."""
+    import shutil
+
+    results = finished / "results"
+    ours = results / "experiment1" / "metrics.json"
+    saved = ours.read_bytes()
+    shutil.copy(results / "models" / "tiny-32" / "experiment1" / "metrics.json", ours)  # another model's
+    assert run_target(finished, "results/findings.md", extra=("--forcerun", "findings")).returncode != 0
+    text = log_text(finished, "aggregate", "findings.log")
+    assert "experiment1/metrics.json was made for other inputs: model is 'resources/demo-model-32' in the file, " \
+           "this step expects 'resources/demo-model'" in text and "Delete it" in text
+    ours.write_bytes(saved)
+
+    theirs = results / "experiment2b" / "metrics.json"
+    shutil.copy(results / "experiment2a" / "metrics.json", theirs)  # Exp 2a's at Exp 2b's path
+    assert run_target(finished, "results/conditions.md", extra=("--forcerun", "conditions_table")).returncode != 0
+    assert "experiment is 'experiment2a' in the file, this step expects 'experiment2b'" in \
+           log_text(finished, "aggregate", "conditions.log")
+
+    for name in ("targets.csv", "targets.csv.record.json"):  # the layer sweep's table at the study's path
+        shutil.copy(results / "layer_sweep" / name, results / name)
+    assert run_target(finished, "results/boundary.json", extra=("--forcerun", "boundary")).returncode != 0
+    assert "where is 'sweep' in the file, this step expects 'study'" in log_text(finished, "boundary", "boundary.log")
+
+    shutil.copy(results / "models" / "tiny-32" / "step_budget.json", results / "step_budget.json")
+    result = snakemake(finished, demo_config(), "--dry-run")  # the decision is read before any job
+    assert result.returncode != 0
+    assert "step_budget.json was made for other inputs: model is 'resources/demo-model-32'" in result.stderr

@@ -64,3 +64,79 @@ def test_remote_code_is_never_executed(tmp_path):
     with pytest.raises(ModelLoadError):
         load_model(str(tmp_path))
     assert not marker.exists()
+
+
+# A model folder unlike its weights is refused (its loading report); a changed model is noticed
+
+
+def edited(tmp_path, name, **changes):
+    import json
+
+    path = save_tiny("gpt_neox", tmp_path / name)
+    config = json.loads((tmp_path / name / "config.json").read_text())
+    (tmp_path / name / "config.json").write_text(json.dumps({**config, **changes}))
+    return path
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model_type": "gpt2"}, r"files lack: lm_head.weight, transformer\.h\.0"),
+    ({"num_hidden_layers": 5}, r"files lack: gpt_neox\.layers\.3\."),
+    ({"num_hidden_layers": 2}, r"config.json has no place for: gpt_neox\.layers\.2\."),
+    ({"hidden_size": 64}, r"of a shape other than config.json.s: gpt_neox.embed_in.weight \(file \(97, 32\), config \(97, 64\)\)"),
+    ({"vocab_size": 200}, r"gpt_neox.embed_in.weight \(file \(97, 32\), config \(200, 32\)\)"),
+])
+def test_a_config_json_unlike_its_weights_refuses_to_load(tmp_path, changes, message):
+    path = edited(tmp_path, "m", **changes)
+    with pytest.raises(ModelLoadError, match=message) as error:
+        load_model(path)
+    assert f"{path}/config.json does not describe its weights" in str(error.value)
+    assert "restore the folder's own config.json" in str(error.value)
+
+
+@pytest.mark.parametrize("changes", [{"num_attention_heads": 8}, {"layer_norm_eps": 1e-3},
+                                     {"use_parallel_residual": False}])
+def test_a_config_edit_the_weights_cannot_show_is_noticed_against_the_studys_files(tmp_path, changes):
+    """Heads, eps or the residual layout change no weight's shape: the load succeeds, but the
+    model is not the one the study's files were made with, and every model-loading job says so."""
+    from reachability.pipeline import ModelChanged, check_same_model
+
+    before = load_model(save_tiny("gpt_neox", tmp_path / "m")).identity
+    assert load_model(str(tmp_path / "m")).identity == before  # a second load of unchanged files agrees
+    after = load_model(edited(tmp_path, "m", **changes)).identity
+    key = next(iter(changes))
+    with pytest.raises(ModelChanged, match=rf"not the one results/cache/hs2/pool_residuals.h5 was made with \({key} is"):
+        check_same_model(after, before, str(tmp_path / "m"), "results/cache/hs2/pool_residuals.h5")
+
+
+def test_other_weights_of_the_same_shapes_are_noticed(tmp_path):
+    from safetensors.torch import save_file
+
+    from reachability.pipeline import ModelChanged, check_same_model
+
+    path = save_tiny("gpt_neox", tmp_path / "m")
+    before = load_model(path).identity
+    weights = load_file(tmp_path / "m" / "model.safetensors")
+    save_file({k: v * 1.01 for k, v in weights.items()}, tmp_path / "m" / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelChanged, match="its weights differ"):
+        check_same_model(load_model(path).identity, before, path, "pack.h5")
+
+
+def test_missing_files_of_a_model_folder_are_named_with_the_fix(tmp_path):
+    from reachability.models import load_tokenizer
+
+    path = save_tiny("gpt_neox", tmp_path / "m")
+    with pytest.raises(ModelLoadError, match=rf"model folder '{path}' has no tokenizer files"):
+        load_tokenizer(path)
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(ModelLoadError, match=rf"the weights of model '{path}' \({weights}\) cannot be read .* "
+                                             "truncated or damaged"):
+        load_model(path)
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match=rf"model folder '{path}' has no config.json: copy"):
+        load_model(path)
+
+
+def test_every_family_loads_with_a_clean_loading_report(tiny_lm):
+    """No family's own checkpoint trips the check (tied embeddings, buffers): the fixture loaded it."""
+    assert tiny_lm.identity["config"]["model_type"] == tiny_lm.config.model_type

@@ -120,7 +120,7 @@ def test_beyond_the_agenda_tables(demo):
     results = demo / "results"
     ablation = (results / "ablation.md").read_text()
     assert "| no ffn |" in ablation and "| no attention |" in ablation and "| full model |" in ablation
-    sweep = json.loads((results / "layer_sweep.json").read_text())
+    sweep = json.loads((results / "layer_sweep.json").read_text())["results"]
     assert set(sweep) == {"experiment1", "experiment2b"} and list(sweep["experiment1"]) == ["hs2", "hs4", "block4"]
     solutions = json.loads((results / "experiment1" / "solutions.json").read_text())["conditions"]["real"]
     manifold, functional = solutions["manifold"], solutions["functional"]

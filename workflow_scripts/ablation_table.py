@@ -14,7 +14,7 @@ from reachability.results import experiment_runs
 from reachability.storage import writing
 
 i = snakemake.input
-(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, i.metrics, ["final_mse", "cosine"])
+(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, snakemake.params.steps, ["final_mse", "cosine"])
                                 for path in (i.full_runs, i.ablated_runs))
 rows = paired_table(full, variants, attrs["conditions"])
 with writing(snakemake.output.table) as f:

@@ -15,8 +15,8 @@ import numpy as np
 
 from reachability.study import pool_warnings, site_of
 from reachability.pipeline import config_hash, library_versions, provenance
-from reachability.storage import jsonable, read_attrs, write_h5, writing
-from reachability.records import expected, experiment_record
+from reachability.storage import read_attrs, write_h5, write_json
+from reachability.records import expected, experiment_record, metrics_record
 from reachability.results import (
     batch_modes, capture_warnings, collect_runs, divergence_warnings, summarise_condition,
 )
@@ -58,8 +58,7 @@ metrics = {
         "pack_versions": sorted({json.dumps(s["versions"], sort_keys=True) for s in packs}),
     },
 }
-with writing(snakemake.output.metrics) as f:
-    json.dump(jsonable(metrics), f, indent=1)
+write_json(snakemake.output.metrics, metrics, metrics_record(cfg, snakemake.wildcards.experiment, budget["steps"]))
 write_h5(snakemake.output.runs, runs, experiment_record(cfg, snakemake.wildcards.experiment, budget["steps"]))
 log.info("%s: %d conditions x %d targets x %d restarts; %d diverged", snakemake.wildcards.experiment,
          len(p.conditions), p.n_targets, p.restarts, int(np.sum(runs["diverged"])))

@@ -16,24 +16,25 @@ import numpy as np
 from reachability.gpu_pool import claimed_device
 from reachability.models import load_tokenizer
 from reachability.pipeline import load_study_model
-from reachability.records import expected
+from reachability.records import expected, solutions_record
 from reachability.solutions import analyse
 from reachability.storage import read_h5, read_targets, write_json
 from reachability.study import site_of
 
 cfg = snakemake.config
 site = site_of(cfg)
-lm = load_study_model(cfg)
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 targets = read_targets(list(snakemake.input.targets), lambda path: expected(cfg, path))
 keys = ("prompt", "achieved", "final_mse", "target_id", "restart")
-by_condition = defaultdict(lambda: defaultdict(list))
+by_condition, made_with = defaultdict(lambda: defaultdict(list)), {}
 for path in snakemake.input.runs:
     data, attrs = read_h5(path, [*keys, "condition"], expect=expected(cfg, path))
+    made_with[path] = attrs
     for i, c in enumerate(data["condition"]):
         for key in keys:
             by_condition[attrs["conditions"][c]][key].append(data[key][i])
 runs = {condition: {k: np.stack(v) for k, v in rec.items()} for condition, rec in by_condition.items()}
+lm = load_study_model(cfg, made_with)  # the model the runs were made with
 with claimed_device(cfg) as claim:
     claim.load(lm)
     out = {condition: analyse(lm, site, rec, targets, condition, tokenizer.decode,
@@ -42,5 +43,7 @@ for condition, s in out.items():
     log.info("%s: nearest-token cosine %s, hard/soft MSE %.3g/%.3g, median KL %.3g", condition,
              s["manifold"]["nearest_token_cosine_median"], s["manifold"]["hard_median_mse"],
              s["manifold"]["soft_median_mse"], s["functional"]["median_kl"])
-write_json(snakemake.output.solutions, {"experiment": snakemake.wildcards.experiment, "site": str(site),
-                                        "conditions": out, "device_held_s": claim.held_s})
+experiment = snakemake.wildcards.experiment
+write_json(snakemake.output.solutions, {"experiment": experiment, "site": str(site), "conditions": out,
+                                        "model_identity": lm.identity, "device_held_s": claim.held_s},
+           solutions_record(cfg, experiment, snakemake.params.steps))

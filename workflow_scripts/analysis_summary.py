@@ -12,7 +12,7 @@ start_log(snakemake)  # first: import errors land in the log
 from reachability.results import read_solutions
 from reachability.storage import writing
 
-rows = read_solutions(snakemake.input.solutions)
+rows = read_solutions(snakemake.input.solutions, snakemake.config, snakemake.params.steps)
 with writing(snakemake.output.manifold_table) as f:
     f.write("| condition | nearest-token cosine (median) | > 0.9 | prompt / token norm | soft MSE | hard-token MSE "
             "| soft cosine | hard-token cosine | nearest tokens of one prompt |\n|---|---|---|---|---|---|---|---|---|\n")

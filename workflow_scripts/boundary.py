@@ -10,17 +10,17 @@ from reachability.pipeline import start_log
 log = start_log(snakemake)  # first: import errors land in the log
 
 from reachability import boundary, tidy
+from reachability.records import expected, load
 from reachability.storage import write_json, writing
 
-settings = snakemake.params.findings
-with open(snakemake.input.table) as f:
-    rows = tidy.from_csv(f.read())
+cfg, settings, steps = snakemake.config, snakemake.params.findings, snakemake.params.steps
+rows = tidy.from_csv(load(cfg, snakemake.input.table, steps))
 sites = list(dict.fromkeys(r["site"] for r in rows))
 results = {site: boundary.analyse([r for r in rows if r["site"] == site], settings) for site in sites}
 for site, result in results.items():
     for name in boundary.DISTANCES:
         log.info("%s, %s distance: AUC %s, boundary %s", site, name, result[name]["pooled"]["auc"],
                  result[name]["pooled"]["boundary"])
-write_json(snakemake.output.json, {"settings": settings, "sites": results})
+write_json(snakemake.output.json, {"settings": settings, "sites": results}, expected(cfg, snakemake.output.json, steps))
 with writing(snakemake.output.table) as f:
     f.write("\n".join(boundary.markdown(result, site, settings["boundary_auc"]) for site, result in results.items()))

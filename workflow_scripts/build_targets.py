@@ -21,7 +21,7 @@ w, cfg = snakemake.wildcards, snakemake.config
 layout = Layout(tuple(snakemake.params.layout["conditions"]), snakemake.params.layout["restarts"])
 runs = layout.runs(w.experiment, *parse_pack(w.pack))
 site = Site.from_tag(w.site)
-cache, _ = read_h5(snakemake.input.cache, expect=expected(cfg, snakemake.input.cache))
+cache, made_with = read_h5(snakemake.input.cache, expect=expected(cfg, snakemake.input.cache))
 real = cache.pop("residuals")
 targets, ids, conditions = [], [], []
 for c, condition in enumerate(layout.conditions):
@@ -32,5 +32,5 @@ for c, condition in enumerate(layout.conditions):
         conditions += [c] * len(wanted)
 write_h5(snakemake.output.targets,
          {"target": np.concatenate(targets), "target_id": ids, "condition": conditions},
-         targets_record(cfg, w.experiment, w.site, w.pack))
+         {**targets_record(cfg, w.experiment, w.site, w.pack), "model_identity": made_with.get("model_identity")})
 log.info("%s pack %s: %d targets (%d ids x conditions)", w.experiment, w.pack, len(ids), len(set(ids)))

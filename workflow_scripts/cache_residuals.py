@@ -26,5 +26,5 @@ with claimed_device(cfg) as claim:
     residuals = residuals_of_tokens(claim.load(lm), site, torch.from_numpy(pool["tokens"])).numpy()
 stats = position_statistics(residuals)  # on the CPU, after the device is given back
 write_h5(snakemake.output.cache, {"residuals": residuals, **stats},
-         {**cache_record(cfg, site.tag), "d_model": lm.d_model, "n_layers": lm.n_layers, "device_held_s": claim.held_s})
+         {**cache_record(cfg, site.tag), "model_identity": lm.identity, "d_model": lm.d_model, "n_layers": lm.n_layers, "device_held_s": claim.held_s})
 log.info("cached %s residuals at %s", residuals.shape, site)

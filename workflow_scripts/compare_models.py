@@ -9,17 +9,23 @@ from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import json
-
-from reachability.comparison import markdown_table, model_rows, steps_note
+from reachability.budget import steps_of
+from reachability.comparison import markdown_table, model_rows, steps_note, studies
+from reachability.records import compared_record
 from reachability.results import read_metrics
-from reachability.storage import jsonable, writing
+from reachability.storage import write_json, writing
 
-p = snakemake.params
-models = [m for m in p.models if p.metrics[m["label"]]]
-rows = model_rows(models, [read_metrics(p.metrics[m["label"]]) for m in models], p.findings)
-with writing(snakemake.output.json) as f:
-    json.dump(jsonable({"axis": p.axis, "models": models, "rows": rows}), f, indent=1)
+p, cfg = snakemake.params, snakemake.config
+models, theirs = [m for m in p.models if p.metrics[m["label"]]], studies(cfg)
+
+
+def metrics_of(label):
+    """A model's metrics.json files, each checked against that model's own study at its own step budget."""
+    return read_metrics(p.metrics[label], theirs[label], steps_of(theirs[label], p.budgets.get(label)))
+
+
+rows = model_rows(models, [metrics_of(m["label"]) for m in models], p.findings)
+write_json(snakemake.output.json, {"axis": p.axis, "models": models, "rows": rows}, compared_record(cfg))
 with writing(snakemake.output.table) as f:
     note = steps_note(rows)
     f.write(f"# Reachability across models\n\nIntervals: median over targets with its {p.findings['confidence']:.0%} "

@@ -19,7 +19,7 @@ def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 
-loaded = read_metrics(snakemake.input.metrics)
+loaded = read_metrics(snakemake.input.metrics, snakemake.config, snakemake.params.steps)
 rows = label_conditions(loaded)
 budgets = {json.dumps(m["provenance"]["step_budget"], sort_keys=True) for m in loaded}
 with writing(snakemake.output.table) as f:

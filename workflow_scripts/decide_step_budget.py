@@ -11,7 +11,7 @@ from reachability.pipeline import start_log
 log = start_log(snakemake)  # first: import errors land in the log
 
 from reachability.budget import decide
-from reachability.records import expected
+from reachability.records import budget_record, expected
 from reachability.results import collect_runs
 from reachability.storage import write_json
 
@@ -21,4 +21,4 @@ runs = collect_runs(list(snakemake.input.runs), p.layout["conditions"], p.n_targ
 loss = runs["loss"][0].reshape(-1, runs["loss"].shape[-1])  # every run of Exp 1, [targets x restarts, steps]
 budget = decide(loss, p.optimizer, p.plateau)
 log.info("step budget: %d steps. %s", budget["steps"], budget["reason"])
-write_json(snakemake.output.budget, budget)
+write_json(snakemake.output.budget, budget, budget_record(cfg))

@@ -34,7 +34,7 @@ names = attrs["conditions"]
 targets = read_targets([snakemake.input.targets], lambda path: expected(cfg, path))
 target = torch.from_numpy(np.stack([targets[names[c], int(t)] for c, t in zip(pack["condition"], pack["target_id"])]))
 log.info("continuing %d runs of %s from %d to %d steps", len(target), snakemake.input.runs, done, budget)
-lm = load_study_model(cfg)  # host memory: the device is not ours yet
+lm = load_study_model(cfg, {snakemake.input.runs: attrs})  # host memory: the device is not ours yet
 saved = {k: torch.from_numpy(pack[k]) for k in ("prompt", "exp_avg", "exp_avg_sq")}
 with claimed_device(cfg) as claim:
     claim.load(lm)

@@ -10,15 +10,12 @@ from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-import json
-
 from reachability.hard_prompt import compare, markdown_table
 from reachability.models import load_tokenizer
-from reachability.storage import jsonable, read_h5, read_json, writing
-from reachability.records import expected
+from reachability.storage import read_h5, write_json, writing
+from reachability.records import expected, load
 
-cfg = snakemake.config
-steps = read_json(snakemake.input.hard_metrics)["provenance"]["step_budget"]["steps"]  # both runs.h5: that budget
+cfg, steps = snakemake.config, snakemake.params.steps  # both runs.h5 are at the step budget
 
 
 def runs(path, keys):
@@ -30,11 +27,10 @@ soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])[0]
 original = runs(snakemake.input.pool, ["tokens"])[0]["tokens"]  # Exp 1's target t is pool sequence t
 projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
-    projected = read_json(snakemake.input.projected[0])["conditions"]["real"]["manifold"]["projected_runs"]
+    projected = load(cfg, snakemake.input.projected[0], steps)["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 rows, summary = compare(hard, attrs["conditions"], soft, projected, original, tokenizer.decode)
-with writing(snakemake.output.json) as f:
-    json.dump(jsonable({"summary": summary, "targets": rows}), f, indent=1)
+write_json(snakemake.output.json, {"summary": summary, "targets": rows}, expected(cfg, snakemake.output.json, steps))
 with writing(snakemake.output.table) as f:
     f.write(markdown_table(rows, summary))
 for method, s in summary["methods"].items():

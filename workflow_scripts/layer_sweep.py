@@ -8,7 +8,6 @@ from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json
 from collections import defaultdict
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from reachability.study import conditions
 from reachability.records import expected, place_of
 from reachability.results import collect_runs, summarise_condition
-from reachability.storage import jsonable, writing
+from reachability.storage import write_json, writing
 from reachability.sites import Site
 
 cfg, sweep, m = snakemake.config, snakemake.params.sweep, snakemake.params.metrics
@@ -38,8 +37,8 @@ for experiment in sweep["experiments"]:
             "median_relative_final_mse": float(np.nanmedian(relative)), "reached_fraction": s["reached_fraction"],
             "n_diverged": s["n_diverged"],
         }
-with writing(snakemake.output.metrics) as f:
-    json.dump(jsonable(results), f, indent=1)
+write_json(snakemake.output.metrics, {"results": results}, expected(cfg, snakemake.output.metrics,
+                                                                   snakemake.params.steps))
 with writing(snakemake.output.table) as f:
     f.write("| experiment | site | median cosine | median best MSE | median final/initial MSE | reached |\n")
     f.write("|---|---|---|---|---|---|\n")

@@ -25,7 +25,7 @@ from reachability.models import load_tokenizer
 from reachability.methods import build
 from reachability.optimize import BatchResult, optimize_runs
 from reachability.pipeline import device_name, library_versions, load_study_model
-from reachability.storage import read_targets, write_h5
+from reachability.storage import read_attrs, read_targets, write_h5
 from reachability.runs import Layout, parse_pack
 from reachability.sites import Site
 from reachability.records import expected, pack_record
@@ -39,7 +39,8 @@ targets = read_targets([snakemake.input.targets], lambda path: expected(cfg, pat
 log.info("pack %s holds %d runs of %s at %s: targets %d..%d x %d conditions x %d restarts", w.pack, len(runs),
          w.experiment, site, runs[0].target_id, runs[-1].target_id, len(layout.conditions), layout.restarts)
 
-lm = load_study_model(cfg)  # host memory: the device is not ours yet
+lm = load_study_model(cfg, {snakemake.input.targets: read_attrs(snakemake.input.targets)})  # host memory: the
+# device is not ours yet; the model the targets were made with
 n_parameters = sum(t.numel() for t in lm.model.parameters())  # its size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
 settings = study.methods(cfg, w.experiment)
@@ -79,7 +80,8 @@ write_h5(
      "target_mean_square": target.double().pow(2).mean(dim=(1, 2)).float().numpy(),  # each run's target scale
      "target_id": [r.target_id for r in runs], "restart": [r.restart for r in runs],
      "condition": [layout.conditions.index(r.condition) for r in runs]},
-    {**pack_record(cfg, w.experiment, w.site, w.pack, opt["steps"]), "n_parameters": n_parameters,
+    {**pack_record(cfg, w.experiment, w.site, w.pack, opt["steps"]), "model_identity": lm.identity,
+     "n_parameters": n_parameters,
      "device": device, "optimising_s": optimising_s, "device_wait_s": claim.waited_s, "device_held_s": claim.held_s,
      "batches": result.batches, "versions": library_versions()},
 )

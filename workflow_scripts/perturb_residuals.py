@@ -9,16 +9,14 @@ from reachability.pipeline import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
-import json
-
 import torch
 
 from reachability.gpu_pool import claimed_device
 from reachability.perturbation import DIRECTIONS, kl_vs_epsilon
 from reachability.pipeline import load_study_model
 from reachability.sites import Site
-from reachability.storage import read_h5, writing
-from reachability.records import expected
+from reachability.storage import read_h5, write_json
+from reachability.records import expected, kl_curves_record
 
 cfg, p = snakemake.config, snakemake.params.perturbation
 pool, _ = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))
@@ -33,8 +31,8 @@ with claimed_device(cfg) as claim:
             lm, site, tokens, p["token_index"], p["epsilons"], p["n_directions"], kind, p["seed"]).items()}
             for kind in DIRECTIONS}
         log.info("%s: %s", site, curves[tag])
-with writing(snakemake.output.curves) as f:
-    json.dump({"epsilons": p["epsilons"], "token_index": p["token_index"], "n_directions": p["n_directions"],
-               "n_sequences": len(tokens), "curves": curves, "device_held_s": claim.held_s,
-               "kl_after": "KL(perturbed ‖ unperturbed), mean over the perturbed token and the ones after it",
-               "kl_at_token": "KL(unperturbed ‖ perturbed) at the perturbed token"}, f, indent=1)
+write_json(snakemake.output.curves, {
+    "epsilons": p["epsilons"], "token_index": p["token_index"], "n_directions": p["n_directions"],
+    "n_sequences": len(tokens), "curves": curves, "model_identity": lm.identity, "device_held_s": claim.held_s,
+    "kl_after": "KL(perturbed ‖ unperturbed), mean over the perturbed token and the ones after it",
+    "kl_at_token": "KL(unperturbed ‖ perturbed) at the perturbed token"}, kl_curves_record(cfg))

@@ -11,15 +11,15 @@ from reachability.pipeline import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
-import json
-
 from reachability.placement import place
+from reachability.records import expected, load
 from reachability.results import read_solutions
-from reachability.storage import jsonable, read_json, writing
+from reachability.storage import write_json, writing
 
-curve = read_json(snakemake.input.curve)
+cfg, steps = snakemake.config, snakemake.params.steps
+curve = load(cfg, snakemake.input.curve, steps)
 placed, rows = {}, []
-for label, s in read_solutions(snakemake.input.solutions).items():
+for label, s in read_solutions(snakemake.input.solutions, cfg, steps).items():
     eps, measured = s["functional"]["epsilon"], s["functional"]["kl"]
     iso, real = (place(curve["epsilons"], curve["curves"][kind], eps, measured) for kind in ("isotropic", "toward_real"))
     placed[label] = {"isotropic": iso, "toward_real": real}
@@ -43,6 +43,6 @@ with writing(snakemake.output.table) as f:
     f.write("| condition | eps of the error | placed | below / above the range | KL predicted (isotropic) "
             "| KL predicted (toward real) | KL measured | predicted / measured (isotropic) |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
-with writing(snakemake.output.points) as f:
-    json.dump(jsonable({"site": curve["site"], "epsilons": curve["epsilons"], "curve": curve["curves"]["isotropic"],
-                        "placed": placed}), f, indent=1)
+write_json(snakemake.output.points, {"site": curve["site"], "epsilons": curve["epsilons"],
+                                     "curve": curve["curves"]["isotropic"], "placed": placed},
+           expected(cfg, snakemake.output.points, steps))

@@ -14,7 +14,7 @@ from reachability.guide import paired_table
 from reachability.results import experiment_runs
 
 i = snakemake.input
-(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, i.metrics, ["final_mse", "cosine"])
+(full, _), (variants, attrs) = (experiment_runs(snakemake.config, path, snakemake.params.steps, ["final_mse", "cosine"])
                                 for path in (i.full_runs, i.ablated_runs))
 rows = paired_table(full, variants, attrs["conditions"])
 groups = {"full": rows[0]["full_cosine"], **{r["variant"].replace("_", " "): r["cosine"] for r in rows}}

@@ -13,7 +13,7 @@ import numpy as np
 from reachability import plots
 from reachability.results import read_solutions
 
-rows, dpi = read_solutions(snakemake.input.solutions), snakemake.params.plots["dpi"]
+rows, dpi = read_solutions(snakemake.input.solutions, snakemake.config, snakemake.params.steps), snakemake.params.plots["dpi"]
 plots.boxes(snakemake.output.manifold,
             {k: np.array(s["manifold"]["nearest_token_cosine_sample"], dtype=float) for k, s in rows.items()},
             "cosine to the nearest token embedding", "Optimised prompts vs the token embeddings", dpi=dpi)

@@ -10,8 +10,8 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots, tidy
-from reachability.storage import read_json
+from reachability.records import load
 
-with open(snakemake.input.table) as f:
-    rows = tidy.from_csv(f.read())
-plots.boundary(snakemake.output.figure, rows, read_json(snakemake.input.json)["sites"], snakemake.params.plots["dpi"])
+cfg, steps = snakemake.config, snakemake.params.steps
+rows = tidy.from_csv(load(cfg, snakemake.input.table, steps))
+plots.boundary(snakemake.output.figure, rows, load(cfg, snakemake.input.json, steps)["sites"], snakemake.params.plots["dpi"])

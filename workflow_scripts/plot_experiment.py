@@ -11,13 +11,13 @@ start_log(snakemake)  # first: import errors land in the log
 import numpy as np
 
 from reachability import plots
-from reachability.storage import read_h5, read_json
-from reachability.records import expected
+from reachability.storage import read_h5
+from reachability.records import expected, load
 
 cfg, dpi, out = snakemake.config, snakemake.params.plots["dpi"], snakemake.output
 exp = snakemake.wildcards.experiment
-metrics = read_json(snakemake.input.metrics)
-steps = metrics["provenance"]["step_budget"]["steps"]  # runs.h5 and metrics.json come from one aggregation
+steps = snakemake.params.steps
+metrics = load(cfg, snakemake.input.metrics, steps)
 runs, attrs = read_h5(snakemake.input.runs, ["loss"], expect=expected(cfg, snakemake.input.runs, steps))
 conditions = attrs["conditions"]
 summaries = metrics["conditions"]

@@ -9,7 +9,7 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-rows = read_json(snakemake.input.table)["targets"]
+rows = load(snakemake.config, snakemake.input.table, snakemake.params.steps)["targets"]
 plots.hard_vs_soft(snakemake.output.figure, rows, snakemake.params.plots["dpi"])

@@ -9,9 +9,9 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-results = read_json(snakemake.input.metrics)
+results = load(snakemake.config, snakemake.input.metrics, snakemake.params.steps)["results"]
 sites = list(next(iter(results.values())))  # in the sweep's order
 rows = {e: {site: (r["median_cosine"], r["median_relative_final_mse"]) for site, r in by_site.items()}
         for e, by_site in results.items()}

@@ -10,8 +10,8 @@ start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
 from reachability.comparison import steps_note
-from reachability.storage import read_json
+from reachability.records import load
 
-table = read_json(snakemake.input.rows)
+table = load(snakemake.config, snakemake.input.rows)
 plots.across_models(snakemake.output.figure, table["rows"], table["axis"], steps_note(table["rows"]),
                     snakemake.params.plots["dpi"])

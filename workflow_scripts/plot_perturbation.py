@@ -9,8 +9,8 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-perturbation = read_json(snakemake.input.curves)
+perturbation = load(snakemake.config, snakemake.input.curves)
 notebook = {site: {kind: c["kl_after"] for kind, c in by_kind.items()} for site, by_kind in perturbation["curves"].items()}
 plots.kl_curves(snakemake.output.figure, notebook, perturbation["epsilons"], snakemake.params.plots["dpi"])

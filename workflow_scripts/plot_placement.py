@@ -9,8 +9,8 @@ from reachability.pipeline import start_log
 start_log(snakemake)  # first: import errors land in the log
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-placed = read_json(snakemake.input.points)
+placed = load(snakemake.config, snakemake.input.points, snakemake.params.steps)
 plots.placement(snakemake.output.figure, placed["epsilons"], placed["curve"], placed["placed"], placed["site"],
                 snakemake.params.plots["dpi"])

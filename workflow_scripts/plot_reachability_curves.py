@@ -11,9 +11,9 @@ start_log(snakemake)  # first: import errors land in the log
 import numpy as np
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-conditions = read_json(snakemake.input.metrics)["conditions"]
+conditions = load(snakemake.config, snakemake.input.metrics, snakemake.params.steps)["conditions"]
 alphas = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)  # [α, pair]
 relative = np.array([s["per_target"]["relative_best_final_mse"] for s in conditions.values()], dtype=float)

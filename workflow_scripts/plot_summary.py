@@ -13,6 +13,6 @@ import numpy as np
 from reachability import plots
 from reachability.results import label_conditions, read_metrics
 
-rows = label_conditions(read_metrics(snakemake.input.metrics))
+rows = label_conditions(read_metrics(snakemake.input.metrics, snakemake.config, snakemake.params.steps))
 groups = {label: np.array(s["per_target"]["best_final_mse"], dtype=float) for label, s in rows.items()}
 plots.summary(snakemake.output.summary, groups, snakemake.params.plots["dpi"])

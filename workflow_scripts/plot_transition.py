@@ -11,10 +11,11 @@ start_log(snakemake)  # first: import errors land in the log
 import numpy as np
 
 from reachability import plots
-from reachability.storage import read_json
+from reachability.records import load
 
-conditions = read_json(snakemake.input.metrics)["conditions"]
+cfg, steps = snakemake.config, snakemake.params.steps
+conditions = load(cfg, snakemake.input.metrics, steps)["conditions"]
 fractions = [float(c[1:]) for c in conditions]
 best = np.array([s["per_target"]["best_final_mse"] for s in conditions.values()], dtype=float)
-fit = read_json(snakemake.input.findings)[f"{snakemake.wildcards.experiment}_fit"]
+fit = load(cfg, snakemake.input.findings, steps)[f"{snakemake.wildcards.experiment}_fit"]
 plots.transition(snakemake.output.transition, fractions, best, fit, snakemake.params.plots["dpi"])

@@ -14,7 +14,7 @@ from collections import defaultdict
 from reachability import tidy
 from reachability.records import expected, place_of
 from reachability.results import collect_runs
-from reachability.storage import read_h5, read_targets, writing
+from reachability.storage import read_h5, read_targets, write_csv
 from reachability.study import conditions
 
 cfg, tables = snakemake.config, snakemake.params.tables
@@ -33,5 +33,4 @@ for site in tables["sites"]:
         targets = read_targets(files["targets", experiment, site], lambda path: expected(cfg, path))
         rows += tidy.rows_of(site, experiment, names, runs, targets, pool, snakemake.params.metrics)
     log.info("%s: %d targets", site, sum(r["site"] == site for r in rows))
-with writing(snakemake.output.table) as f:
-    f.write(tidy.to_csv(rows))
+write_csv(snakemake.output.table, tidy.to_csv(rows), expected(cfg, snakemake.output.table, snakemake.params.steps))

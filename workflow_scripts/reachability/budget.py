@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .experiments import BASELINE
 from .metrics import plateau_verdict
-from .storage import read_json
+from .records import budget_record
+from .storage import FIX, UnreadableFile, read_json
 
 
 def decide(loss, optimizer: dict, plateau: dict) -> dict:
@@ -26,10 +28,33 @@ def decide(loss, optimizer: dict, plateau: dict) -> dict:
             "extend_steps": optimizer["extend_steps"], "extended": more, "reason": reason, "plateau": verdict}
 
 
-def status(path: str, optimizer: dict) -> str:
+def extending(config: dict) -> bool:
+    """Whether a study decides a step budget: extend_steps set and Exp 1 enabled."""
+    return config["optimizer"]["extend_steps"] is not None and config["experiments"][BASELINE]["enabled"]
+
+
+def steps_of(config: dict, path: str) -> int:
+    """A study's step budget: its decision at `path` where it decides one, else the configured steps."""
+    return read_decision(path, config)["steps"] if extending(config) else config["optimizer"]["steps"]
+
+
+def read_decision(path: str, config: dict) -> dict:
+    """The decision at `path`, refused unless it was made for this study's Exp 1 packs, steps and
+    plateau settings (its record) and says what its own verdict implies (its content)."""
+    decision = read_json(path, expect=budget_record(config))
+    implied = decision["extend_steps"] if decision["plateau"]["needs_more_steps"] else decision["base_steps"]
+    if decision["base_steps"] != config["optimizer"]["steps"] or decision["steps"] != implied:
+        raise UnreadableFile(f"{path} says steps = {decision['steps']}, but its own verdict (needs more steps: "
+                             f"{decision['plateau']['needs_more_steps']}) chooses {implied}: it was edited after it "
+                             f"was written. {FIX}")
+    return decision
+
+
+def status(path: str, config: dict) -> str:
     """One line on the step budget: pending until Exp 1 has decided it, then the decision."""
+    optimizer = config["optimizer"]
     if not Path(path).exists():
         return (f"step budget: pending. Exp 1 runs {optimizer['steps']} steps first; if its loss curves still "
                 f"fall, every experiment runs {optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
-    budget = read_json(path)
+    budget = read_decision(path, config)
     return f"step budget: {budget['steps']} steps. {budget['reason']}"

@@ -39,6 +39,12 @@ def model_study(config: dict, entry: dict) -> dict:
     return out
 
 
+def studies(config: dict) -> dict[str, dict]:
+    """Every compared model's study config by label, the study's own first (its own config)."""
+    own = own_label(config)
+    return {own: config, **{e["label"]: model_study(config, e) for e in config["compare"]["models"]}}
+
+
 def own_label(config: dict) -> str:
     """The study's own model in the comparison: compare.label, else its revision, else the
     last part of its name."""

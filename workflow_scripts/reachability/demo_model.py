@@ -7,11 +7,14 @@ toy size; its norms get a seeded perturbation so the final norm is not the ident
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+from .validation import BUILT
 
 
 def train_tokenizer(corpus: str | Path, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -37,7 +40,8 @@ def build_demo_model(
     max_positions: int = 64,
     seed: int = 0,
 ) -> None:
-    """Write config.json, model.safetensors and the tokenizer files to `out_dir`."""
+    """Write config.json, model.safetensors, the tokenizer files and the build's own record (the
+    mark of a folder the workflow may replace) to `out_dir`."""
     tokenizer = train_tokenizer(corpus, vocab_size)
     config = GPTNeoXConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
@@ -54,3 +58,6 @@ def build_demo_model(
                 p.add_(0.2 * torch.randn(p.shape, generator=generator))
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    spec = {"hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads, "vocab_size": vocab_size,
+            "max_positions": max_positions, "seed": seed, "corpus": str(corpus)}
+    (Path(out_dir) / BUILT).write_text(json.dumps(spec, indent=1))

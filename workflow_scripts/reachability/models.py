@@ -2,14 +2,23 @@
 
 Every model is loaded the same way: float32 (the log's first pitfall), eval mode, every
 parameter frozen, safetensors weights only unless pickle weights are explicitly allowed, and
-never remote code. One small `Architecture` per family names the embedding, the block list,
-the final norm and the attention/FFN submodules of a block; nothing else is family-specific.
+never remote code — and only when every weight its config.json asks for is in its files with
+the config's shape, and no weight in them goes unused (transformers' loading report): a folder
+whose config.json was edited to another family, another depth or another width is refused,
+never filled with random blocks. One small `Architecture` per family names the embedding, the
+block list, the final norm and the attention/FFN submodules of a block; nothing else is
+family-specific. A model's `identity` (its config and a sample of its weights) is recorded in
+the files the jobs that load it write, so a model changed after a study began is noticed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -17,6 +26,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
 from .probes import offline_message
+
+# Entries of a checkpoint that are buffers of older versions of a family, not weights (a
+# rotary table, a causal mask): loading may leave them unused.
+NOT_WEIGHTS = re.compile(r"(rotary_emb\.inv_freq|\.masked_bias|attention\.bias|attn\.bias)$")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+VOLATILE = ("transformers_version", "dtype", "torch_dtype")  # config.json keys that do not change the model
 
 
 class ModelLoadError(RuntimeError):
@@ -95,6 +110,19 @@ class LanguageModel:
         """Token ids [..., S] -> input embeddings [..., S, d]."""
         return self.embedding(tokens.to(self.device))
 
+    @cached_property
+    def identity(self) -> dict:
+        """What this model is, as loaded: its config (without the keys that change nothing) and a
+        digest of a strided sample of every weight. Two loads of unchanged files agree; an edited
+        config.json or other weights do not."""
+        config = {k: v for k, v in self.config.to_dict().items() if not k.startswith("_") and k not in VOLATILE}
+        config = json.loads(json.dumps(config, default=str))  # as a file's record holds it (keys as text)
+        digest = hashlib.sha256()
+        for name, p in sorted(self.model.named_parameters()):
+            flat = p.detach().reshape(-1)
+            digest.update(name.encode() + flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
+        return {"config": config, "weights": digest.hexdigest()[:16]}
+
 
 def architecture_of(config: PretrainedConfig) -> Architecture:
     try:
@@ -110,8 +138,21 @@ def max_positions(config: PretrainedConfig) -> int:
     return int(config.max_position_embeddings)
 
 
+def _local_folder(name: str, config: bool = True) -> Path | None:
+    """`name` as a local model folder, checked for config.json (`config`); None for a hub id."""
+    folder = Path(name)
+    if not folder.is_dir():
+        return None
+    if config and not (folder / "config.json").is_file():
+        raise ModelLoadError(f"model folder {name!r} has no config.json: copy the model's config.json, weights "
+                             f"(*.safetensors) and tokenizer files there (e.g. `hf download <model id> --local-dir "
+                             f"{name}` on a machine with network), or point model.name at the folder that has them")
+    return folder
+
+
 def load_config(name: str, revision: str | None = None) -> PretrainedConfig:
     """The model's config.json only (no weights): enough to check layers and context."""
+    _local_folder(name)
     try:
         return AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as error:
@@ -134,12 +175,14 @@ def load_model(
             stacklevel=2,
         )
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model, report = AutoModelForCausalLM.from_pretrained(
             name,
             revision=revision,
             dtype=torch.float32,
             use_safetensors=None if allow_pickle_weights else True,
             trust_remote_code=False,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported below, with the file and the fix
         )
     except (OSError, ValueError) as error:
         if Path(name).is_dir() and not allow_pickle_weights:
@@ -148,12 +191,43 @@ def load_model(
                 f"model.allow_pickle_weights: true if you trust the files ({error})"
             ) from error
         raise ModelLoadError(offline_message(name, revision, error)) from error
+    except Exception as error:  # safetensors' own error on a truncated or damaged file
+        if type(error).__name__ != "SafetensorError":
+            raise
+        files = sorted(str(p) for p in Path(name).glob("*.safetensors")) if Path(name).is_dir() else [name]
+        raise ModelLoadError(f"the weights of model {name!r} ({', '.join(files)}) cannot be read ({error}): a "
+                             f"truncated or damaged file. Copy or download them again") from None
+    check_loading(name, report)
     model.eval().requires_grad_(False).to(device)
     return LanguageModel(model=model, arch=arch, name=name, revision=revision)
 
 
+def check_loading(name: str, report: dict) -> None:
+    """Refuse a model whose weights are not exactly what its config asks for (transformers'
+    loading report): missing ones (it would run with random blocks), mismatched shapes, or
+    unused ones (another family, or fewer layers than the file holds)."""
+    missing = sorted(report["missing_keys"])
+    unused = sorted(k for k in report["unexpected_keys"] if not NOT_WEIGHTS.search(k))
+    mismatched = [f"{k} (file {tuple(theirs)}, config {tuple(ours)})" for k, theirs, ours in sorted(report["mismatched_keys"])]
+    problems = [f"{what}: {', '.join(keys[:6])}{f' and {len(keys) - 6} more' if len(keys) > 6 else ''}"
+                for what, keys in (("weights its config.json asks for but its files lack", missing),
+                                   ("weights of a shape other than config.json's", mismatched),
+                                   ("weights in its files that config.json has no place for", unused)) if keys]
+    if problems:
+        config = f"{name}/config.json" if Path(name).is_dir() else f"the config.json of {name!r}"
+        raise ModelLoadError(f"model {name!r}: {config} does not describe its weights — "
+                             + "; ".join(problems) + ". The config (model_type, layers, sizes) was edited or "
+                             "belongs to another model: restore the folder's own config.json, or use the "
+                             "config.json that came with these weights")
+
+
 def load_tokenizer(name: str, revision: str | None = None):
-    """The model's tokenizer, with the same offline message as the model."""
+    """The model's tokenizer, with the same offline message as the model; a local folder must
+    hold tokenizer files (without them transformers builds an empty tokenizer)."""
+    folder = _local_folder(name, config=False)
+    if folder is not None and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(f"model folder {name!r} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}): "
+                             f"copy the model's tokenizer files there")
     try:
         return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as error:

@@ -304,10 +304,15 @@ def boundary(path: str, rows: list[dict], results: dict[str, dict], dpi: int = 1
         relative = np.array([np.nan if r["relative_mse"] is None else r["relative_mse"] for r in mine])
         floor = _zero_floor([relative])
         for ax, name in zip(row, DISTANCES):
-            for r, y in zip(mine, np.where(relative == 0, floor, relative)):
-                color = shades[r["experiment"]][r["label"]]
-                ax.scatter(r[name], y, s=22, facecolors=color if r["reached"] else "none",
-                           edgecolors="0.3" if r["reached"] else color, linewidths=0.4 if r["reached"] else 1.0)
+            y = np.where(relative == 0, floor, relative)
+            for experiment, labels in shades.items():
+                for label, color in labels.items():
+                    for reached in (True, False):
+                        chosen = [i for i, r in enumerate(mine) if r["label"] == label and r["reached"] == reached]
+                        if chosen:
+                            ax.scatter([mine[i][name] for i in chosen], y[chosen], s=22,
+                                       facecolors=color if reached else "none", edgecolors="0.3" if reached else color,
+                                       linewidths=0.4 if reached else 1.0)
             s = results[site][name]["pooled"]
             if s["boundary"] is not None:
                 ax.axvline(s["boundary"], color="black", ls="--", lw=1)

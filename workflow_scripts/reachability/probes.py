@@ -50,12 +50,38 @@ def check_dataset(config: dict, resolve: Callable[[str], str] = str) -> None:
             f"dataset.data_files: {missing} matches no file (a relative path is read from the working "
             f"directory, else from the workflow's folder): correct the path"
         )
+    if config["dataset"]["path"] == "text":
+        for path in local_data_files(config, resolve):
+            check_text_file(path)
     split = config["dataset"]["split"]
     if split.split("[")[0] != "train":
         raise ConfigError(
             f"dataset.split = {split!r}, but data files given by dataset.data_files form one split, "
             f"'train' (as `datasets` names it): set dataset.split: train"
         )
+
+
+TEXT_CHECKED = 256 * 2**20  # bytes of a text file read before any job (its start, for a larger file)
+
+
+def check_text_file(path: str) -> None:
+    """A local text file for `datasets`' text loader must be non-empty UTF-8 text: name the file
+    and the fix for an empty one, a binary one, UTF-16 or a legacy 8-bit encoding."""
+    fix = f"convert it, e.g. `iconv -f <its encoding> -t UTF-8 {path} > {path}.utf8`, and point dataset.data_files there"
+    with open(path, "rb") as f:
+        data = f.read(TEXT_CHECKED)
+    if not data.strip():
+        raise ConfigError(f"dataset.data_files: {path} is empty (or only whitespace): it has no text to take sequences "
+                          f"from; point dataset.data_files at your corpus")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data:
+        raise ConfigError(f"dataset.data_files: {path} is not UTF-8 text (it holds NUL bytes: UTF-16, or a binary "
+                          f"file): {fix}")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(data) - 3:  # not merely a character cut at the end of what was read
+            raise ConfigError(f"dataset.data_files: {path} is not UTF-8 (byte {data[error.start]:#04x} at offset "
+                              f"{error.start}; Latin-1 or another 8-bit encoding?): {fix}") from None
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:

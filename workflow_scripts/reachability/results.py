@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
-from .storage import read_h5, read_json
+from .records import expected, load
+from .storage import read_h5
 
 PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_mean_square")
 RUN_ARRAYS = (*PER_RUN, "target_id", "condition", "restart")
@@ -52,12 +53,8 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
     return out
 
 
-def experiment_runs(config: dict, path: str, metrics_path: str, keys: list[str]) -> tuple[dict, dict]:
-    """An experiment's runs.h5 arrays and attributes, its record checked at the step budget that
-    `metrics_path` (a metrics.json of the same study) holds."""
-    from .records import expected
-
-    steps = read_json(metrics_path)["provenance"]["step_budget"]["steps"]
+def experiment_runs(config: dict, path: str, steps: int, keys: list[str]) -> tuple[dict, dict]:
+    """An experiment's runs.h5 arrays and attributes, its record checked at the step budget."""
     return read_h5(path, keys, expect=expected(config, path, steps))
 
 
@@ -145,18 +142,19 @@ def final_mse(summary: dict, relative: bool = False) -> np.ndarray:
     return final
 
 
-def read_solutions(paths: list[str]) -> dict[str, dict]:
-    """Every condition's solution analysis (solutions.json files), labelled 'experiment condition'."""
+def read_solutions(paths: list[str], config: dict, steps: int) -> dict[str, dict]:
+    """Every condition's solution analysis (solutions.json files, each checked against its
+    record), labelled 'experiment condition'."""
     rows = {}
     for path in paths:
-        solutions = read_json(path)
+        solutions = load(config, path, steps)
         rows.update({f"{solutions['experiment']} {c}": s for c, s in solutions["conditions"].items()})
     return rows
 
 
-def read_metrics(paths: list[str]) -> list[dict]:
-    """metrics.json files, in order."""
-    return [read_json(path) for path in paths]
+def read_metrics(paths: list[str], config: dict, steps: int) -> list[dict]:
+    """metrics.json files, in order, each checked against its record at the step budget."""
+    return [load(config, path, steps) for path in paths]
 
 
 def label_conditions(loaded: list[dict]) -> dict[str, dict]:

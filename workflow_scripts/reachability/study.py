@@ -34,6 +34,23 @@ def enabled_experiments(config: dict) -> list[str]:
     return [e for e in experiments.names() if config["experiments"].get(e, {}).get("enabled")]
 
 
+def analysed(config: dict) -> list[str]:
+    """The enabled experiments whose solutions are analysed (and whose targets the boundary reads)."""
+    return [e for e in enabled_experiments(config) if experiments.get(e).analysed]
+
+
+def boundary_tables(config: dict, where: str) -> dict:
+    """What a targets table reads: its sites, and the experiments and [targets, restarts] of
+    each there (the study's, at its site; or the layer sweep's, at its sites)."""
+    if where == "study":
+        names = analysed(config)
+        return {"sites": [site_of(config).tag], "experiments": names,
+                "shape": {e: [n_targets(config, e), config["experiments"][e]["restarts"]] for e in names}}
+    sweep = config["layer_sweep"]
+    return {"sites": [s.tag for s in sweep_sites(config)], "experiments": list(sweep["experiments"]),
+            "shape": {e: [sweep["n_targets"], sweep["restarts"]] for e in sweep["experiments"]}}
+
+
 def conditions(config: dict, experiment: str) -> list[str]:
     """Condition names of an experiment: 'real', 'matched', 'isotropic', 'a0.5', 'f0.3', ..."""
     return experiments.get(experiment).conditions(config["experiments"][experiment])
@@ -78,6 +95,31 @@ def methods(config: dict, experiment: str) -> dict[str, dict]:
     """How each condition's runs move: the method's name and settings (a record of the pack)."""
     record, spec = experiments.get(experiment), config["experiments"][experiment]
     return {c: {"method": record.method(c), **record.method_settings(spec, c)} for c in record.conditions(spec)}
+
+
+def size(config: dict) -> dict[str, int]:
+    """How much optimisation a study asks for at most (every experiment at its site, the layer
+    sweep, every compared model; Exp 1's budget extended): runs, run-steps (a forward and a
+    backward each) and GCG's candidate forwards (a forward each)."""
+    from .comparison import model_study
+
+    steps, sweep = config["optimizer"]["extend_steps"] or config["optimizer"]["steps"], config["layer_sweep"]
+    where = [(e, n_targets(config, e), config["experiments"][e]["restarts"]) for e in enabled_experiments(config)]
+    where += [(e, sweep["n_targets"], sweep["restarts"]) for s in sweep_sites(config) if s != site_of(config)
+              for e in sweep["experiments"]]
+    out = {"runs": 0, "run_steps": 0, "candidate_forwards": 0}
+    for experiment, targets, restarts in where:
+        own = methods(config, experiment)
+        for condition in conditions(config, experiment):
+            runs = targets * restarts
+            settings = own[condition]
+            out["runs"] += runs
+            out["run_steps"] += runs * settings.get("steps", steps)
+            out["candidate_forwards"] += runs * settings.get("steps", steps) * settings.get("candidates", 0)
+    for entry in config["compare"]["models"]:
+        for key, value in size(model_study(config, entry)).items():
+            out[key] += value
+    return out
 
 
 def pool_warnings(config: dict, experiment: str) -> list[str]:

@@ -9,15 +9,20 @@ the model's config.json, the model's own limits. Every error names the key and t
 from __future__ import annotations
 
 import math
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from . import experiments
 from .sites import SiteError, check_site, site_entry
-from .study import site_of, sites_of, sweep_sites
+from .study import site_of, sites_of, size, sweep_sites
 
 
 class ConfigError(ValueError):
     """A study config that cannot run."""
+
+
+MAX_LR = 100.0
+OUTPUT_TREES = ("results", "resources")  # where a study writes; nothing outside them is ever replaced
+BUILT = "built_by_reachability.json"  # in a model folder the workflow built (model.build): its spec
 
 
 def _site_entries(config: dict):
@@ -86,6 +91,10 @@ def check_experiments(config: dict) -> None:
 def check_sections(config: dict) -> None:
     """The optimiser's budget, the layer sweep, the perturbation and the built model's folder."""
     pool = config["pool_size"]
+    if config["optimizer"]["lr"] > MAX_LR:
+        raise ConfigError(f"optimizer.lr = {config['optimizer']['lr']:g} is above {MAX_LR:g}: Adam moves every "
+                          f"coordinate of the prompt by about lr per step, far beyond any scale the model has seen; "
+                          f"use a step size such as the agenda's 0.01")
     extend = config["optimizer"]["extend_steps"]
     if extend is not None and extend <= config["optimizer"]["steps"]:
         raise ConfigError(f"optimizer.extend_steps = {extend} must exceed optimizer.steps = "
@@ -108,9 +117,8 @@ def check_sections(config: dict) -> None:
                           f"seq_len = {config['seq_len']} tokens: choose 0..{config['seq_len'] - 1}")
     if perturb["enabled"] and perturb["n_sequences"] > pool:
         raise ConfigError(f"perturbation.n_sequences = {perturb['n_sequences']} is above pool_size = {pool}")
-    if config["model"]["build"] and not is_inside_workdir(config["model"]["name"]):
-        raise ConfigError(f"model.name = {config['model']['name']!r} is where model.build writes the demo model: "
-                          f"it must be a relative path inside the working directory, without '..'")
+    if config["model"]["build"]:
+        check_built_model_folder(config["model"]["name"])
 
 
 def check_config(config: dict, model_config=None) -> None:
@@ -124,9 +132,46 @@ def check_config(config: dict, model_config=None) -> None:
         check_model_limits(config, model_config)
 
 
+def size_line(config: dict, model_config=None) -> str:
+    """The study's size, said before any job, and refused above max_run_steps / max_cache_gib
+    (each named, with the flag that raises it)."""
+    s = size(config)
+    work = s["run_steps"] + s["candidate_forwards"] / 2
+    d_model = getattr(model_config, "hidden_size", None)
+    sites = {site_of(config), *sweep_sites(config)}
+    cache = config["pool_size"] * config["seq_len"] * (8 + 4 * len(sites) * (d_model or 0)) / 2**30
+    line = (f"study size: {s['runs']:,} runs, at most {s['run_steps']:,} run-steps and {s['candidate_forwards']:,} "
+            f"GCG candidate forwards; token pool and residual caches {cache:.3g} GiB"
+            + ("" if d_model else " (the residuals not counted: the model's config.json is not available here)")
+            + "; `python benchmarks/plan.py --configfile <this config>` projects its time")
+    if work > config["max_run_steps"]:
+        raise ConfigError(f"{line}. That is above max_run_steps = {config['max_run_steps']:.3g} (a candidate forward "
+                          f"counting half): check restarts, n_targets, steps and the condition lists, or raise it "
+                          f"with --config max_run_steps={work:.3g}")
+    if cache > config["max_cache_gib"]:
+        raise ConfigError(f"{line}. That is above max_cache_gib = {config['max_cache_gib']:.3g}: check pool_size, "
+                          f"or raise it with --config max_cache_gib={cache:.3g}")
+    return line
+
+
 def is_inside_workdir(path: str) -> bool:
     parts = PurePath(path).parts
     return bool(parts) and not PurePath(path).is_absolute() and ".." not in parts
+
+
+def check_built_model_folder(name: str) -> None:
+    """model.build writes (and Snakemake first deletes) the folder model.name: it must lie in the
+    study's own output trees, and be absent or a model this workflow built — never a folder of
+    the repository or of the user's."""
+    inside = is_inside_workdir(name) and PurePath(name).parts[0] in OUTPUT_TREES and len(PurePath(name).parts) > 1
+    if not inside:
+        raise ConfigError(f"model.name = {name!r} is where model.build writes the demo model (replacing what is "
+                          f"there): it must be a folder under {' or '.join(f'{t}/' for t in OUTPUT_TREES)} of the "
+                          f"working directory, e.g. resources/demo-model")
+    folder = Path(name)
+    if folder.exists() and not (folder / BUILT).is_file():
+        raise ConfigError(f"model.name = {name!r} exists and is not a model this workflow built (it has no {BUILT}); "
+                          f"model.build would delete it: choose another folder for the built model, or move this one")
 
 
 def check_model_limits(config: dict, model_config) -> None:
@@ -149,6 +194,12 @@ def check_model_limits(config: dict, model_config) -> None:
                 f"pool_size = {config['pool_size']} is too small for {record.label}: each position's covariance over "
                 f"{config['pool_size']} sequences in {d_model} dimensions is rank-deficient (it needs at least "
                 f"{d_model + 1}; the agenda asks for 1000 or more): raise pool_size, or disable {name}")
+    vocabulary = getattr(model_config, "vocab_size", None)
+    for name, spec in config["experiments"].items():
+        top_k = (spec.get("gcg") or {}).get("top_k") if spec["enabled"] and "gcg" in spec.get("methods", []) else None
+        if vocabulary and top_k and top_k > vocabulary:
+            raise ConfigError(f"experiments.{name}.gcg.top_k = {top_k} is above the model's vocabulary of {vocabulary} "
+                              f"tokens: lower it")
     limit = int(model_config.max_position_embeddings)
     if config["seq_len"] > limit:
         raise ConfigError(f"seq_len = {config['seq_len']} is above the model's context of {limit} tokens: lower seq_len")
