@@ -110,3 +110,25 @@ def test_one_spike_at_the_last_step_does_not_hide_a_falling_run():
     curves = np.stack([spiky(FALLING, -1, factor=2.0) for _ in range(6)] + [FALLING] * 4)
     verdict = plateau_check(curves, np.zeros(10, bool))
     assert verdict["needs_more_steps"] is True and verdict["fraction_still_improving"] == 1.0
+
+
+@pytest.mark.parametrize("steps", [300, 2000])  # the demo's and the agenda's budgets
+def test_a_burst_of_high_loss_steps_where_the_tail_starts_flips_nothing(steps):
+    """Adam can spike for several steps in a row. A burst of 8 (and of up to just under a quarter
+    of the tail) steps at 3x the loss where the tail starts: flat runs stay flat, and a steadily
+    falling run keeps its known fall over the tail, 1 - exp(-(tail steps - 1) / tau)."""
+    t = np.arange(steps)
+    start = int(round(steps * 0.8))
+    flat, tau = 0.5 + 1.0 / (1 + t), steps / 2
+    falling = np.exp(-t / tau)
+    for burst in (8, (steps - start) // 4 - 1):
+        def spiked(curve):
+            out = curve.copy()
+            out[start:start + burst] *= 3.0
+            return out
+
+        curves = np.stack([spiked(flat)] * 6 + [flat] * 4)
+        assert plateau_check(curves, np.zeros(10, bool))["needs_more_steps"] is False, burst
+        known = 1 - np.exp(-(steps - 1 - start) / tau)
+        assert plateau_improvement(spiked(falling)) == pytest.approx(known, rel=0.03), burst
+        assert plateau_improvement(falling) == pytest.approx(known, rel=1e-3)
