@@ -61,8 +61,14 @@ class Finding:
     p_adjusted: float | None = None  # Holm, over every tested row
     decide: Callable[[float | None], str] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def uses_p(self) -> bool:
+        """Does the verdict read the (Holm-adjusted) p? Otherwise the interval (or, for 'all
+        converge', the count) alone decides it, and a p beside it is descriptive."""
+        return self.decide is not None and self.p is not None
+
     def row(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "decide"}
+        return {**{k: v for k, v in asdict(self).items() if k != "decide"}, "uses_p": self.uses_p}
 
 
 def scored(x) -> np.ndarray:

@@ -257,15 +257,18 @@ def markdown(found: list[F.Finding], settings: dict, warned: list[str]) -> str:
     lines = [f"The agenda's interpretation guide, answered. Effects with {settings['confidence']:.0%} bootstrap "
              f"intervals over targets; tests at α = {settings['alpha']:g} on Holm-adjusted p-values (over the "
              f"{sum(r.p is not None for r in found)} tested rows; the raw p beside); each side's best over the same "
-             f"restarts; rules in docs/protocol.md.", ""]
+             f"restarts; rules in docs/protocol.md. 'Verdict uses p': yes where the verdict needs its interval and its "
+             f"Holm-adjusted p; no where the interval (or, for 'all converge', the count) alone decides it, and a p "
+             f"beside it is descriptive.", ""]
     if warned:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warned], ""]
-    lines += ["| observation | comparison | restarts | effect | estimate [interval] | test (p; Holm p) | verdict | note |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| observation | comparison | restarts | effect | estimate [interval] | test (p; Holm p) | verdict uses p "
+              "| verdict | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in found:
         interval = f"{_number(r.estimate)} [{_number(r.low)}, {_number(r.high)}]" if r.estimate is not None else "—"
         test = f"{r.test} ({r.p:.2g}; {r.p_adjusted:.2g})" if r.test else "—"
         restarts = " vs ".join(map(str, r.restarts)) if r.restarts else "—"
-        lines.append(f"| {r.observation} | {r.comparison} | {restarts} | {r.effect} | {interval} | {test} "
+        uses = "yes" if r.uses_p else "no (descriptive)" if r.p is not None else "no"
+        lines.append(f"| {r.observation} | {r.comparison} | {restarts} | {r.effect} | {interval} | {test} | {uses} "
                      f"| **{r.verdict}** | {r.note} |")
     return "\n".join(lines) + "\n"
