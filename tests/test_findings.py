@@ -55,13 +55,32 @@ def test_all_converge_and_its_complement_with_the_exact_binomial_interval():
 
 
 def test_a_step_in_f_is_a_sharp_transition_at_its_elbow():
-    f = np.linspace(0, 1, 11)
+    f = np.linspace(0, 1, 41)  # spacing 0.025: finer than `sharp_width`
     rng = np.random.default_rng(3)
     sharp = np.stack([10 ** (-3 + 2 / (1 + np.exp(-(fi - 0.35) / 0.015)) + rng.normal(0, 0.05, 30)) for fi in f])
     rows, fit = F.transition(f, sharp, SETTINGS)
     assert [r.verdict for r in rows] == [F.HOLDS, F.FAILS]
     assert fit["f0_iqr"][0] <= fit["f0_median"] <= fit["f0_iqr"][1] and abs(fit["f0_median"] - 0.35) < 0.05
     assert rows[0].observation == f"Exp 4 sharp transition at f ≈ {fit['f0_median']:.2f}"
+
+
+def test_a_width_below_the_grids_spacing_is_an_upper_bound_not_an_estimate():
+    """The same step (width 0.015) on the agenda's grid (spacing 0.1): no measured fraction lies
+    on the step, so its fitted width is not a measurement. It is reported as at most the
+    spacing — sharper than the grid resolves — and, that bound being above `sharp_width`, the
+    verdict is open, naming the fractions that would tell."""
+    f = np.linspace(0, 1, 11)
+    rng = np.random.default_rng(3)
+    step = np.stack([10 ** (-3 + 2 / (1 + np.exp(-(fi - 0.35) / 0.015)) + rng.normal(0, 0.05, 30)) for fi in f])
+    rows, fit = F.transition(f, step, SETTINGS)
+    assert [r.verdict for r in rows] == [F.OPEN, F.OPEN]
+    assert fit["width_upper_bound"] == pytest.approx(0.1) and rows[0].estimate == pytest.approx(0.1)
+    assert rows[0].high == pytest.approx(0.1) and "sharper than the grid resolves" in rows[0].effect
+    assert "between 0.3 and 0.4" in rows[0].note and rows[0].observation == "Exp 4 sharp transition"
+    finer = np.linspace(0, 1, 41)
+    _, fine = F.transition(finer, 10 ** (-3 + 2 / (1 + np.exp(-(finer[:, None] - 0.35) / 0.06))
+                                      + rng.normal(0, 0.02, (41, 30))), SETTINGS)
+    assert fine["width_upper_bound"] is None and fine["median_width"] == pytest.approx(0.06, rel=0.2)
 
 
 def test_a_steady_rise_in_f_is_gradual():
@@ -112,19 +131,20 @@ def test_holm_adjusts_the_tested_rows_together_and_the_verdicts_use_it():
     assert row.verdict == F.OPEN  # the interval lies above 2, but the adjusted test is not significant
 
 
-def steps_in_f(elbows, width=0.01, rise=3.0, seed=5):
-    """[F, T] best MSEs: each target a sharp step of `width` at its own elbow."""
-    f = np.linspace(0, 1, 11)
+def steps_in_f(elbows, width=0.01, rise=3.0, seed=5, points=11):
+    """[F, T] best MSEs: each target a sharp step of `width` at its own elbow, on `points` fractions."""
+    f = np.linspace(0, 1, points)
     rng = np.random.default_rng(seed)
     return f, np.stack([10 ** (-4 + rise / (1 + np.exp(-(fi - elbows) / width)) + rng.normal(0, 0.02, len(elbows)))
                         for fi in f])
 
 
 def test_elbows_spread_over_targets_are_sharp_steps_not_a_gradual_transition():
-    """20 targets, each a step of width 0.01, elbows spread over 0.2-0.8: pooled, one logistic
-    would call it gradual; per target, every step is sharp, and the spread is reported."""
+    """20 targets, each a step of width 0.01, elbows spread over 0.2-0.8, on fractions 0.025 apart:
+    pooled, one logistic would call it gradual; per target, every step is sharp, and the spread
+    is reported."""
     elbows = np.linspace(0.22, 0.78, 20)
-    f, best = steps_in_f(elbows)
+    f, best = steps_in_f(elbows, points=41)
     rows, fit = F.transition(f, best, SETTINGS)
     assert [r.verdict for r in rows] == [F.HOLDS, F.FAILS]
     assert fit["n_resolved"] == 20 and fit["width_interval"][1] < 0.05

@@ -71,3 +71,19 @@ def test_every_tested_row_is_holm_adjusted_and_the_findings_say_so():
     assert sorted(r.p_adjusted for r in tested) == pytest.approx(sorted(F.holm([r.p for r in tested])))
     table = guide.markdown(rows, SETTINGS, guide.warnings(m))
     assert "Holm" in table and "2 vs 2" in table and "a warning a reader must see" in table
+
+
+def test_the_findings_say_which_verdicts_use_a_p_and_which_their_interval_alone():
+    """'Much worse' needs its interval and its Holm p; '≈' is decided by its interval (its p is
+    descriptive); 'all converge' by the count, with no p at all."""
+    rng = np.random.default_rng(5)
+    x, y = 10 ** rng.normal(-3, 0.2, 30), 10 ** rng.normal(-1, 0.2, 30)
+    rows = F.adjust([F.much_worse("B much worse than A", x, y, ("A", "B"), False, SETTINGS),
+                     F.similar("B ≈ A", x, y, ("A", "B"), False, SETTINGS),
+                     F.all_reached("A all converge", [True] * 30, True)])
+    assert [r.row()["uses_p"] for r in rows] == [True, False, False]
+    table = guide.markdown(rows, SETTINGS, [])
+    cells = {line.split(" | ")[0][2:]: line.split(" | ")[6] for line in table.splitlines() if line.startswith("| ")}
+    assert cells["observation"] == "verdict uses p"
+    assert [cells[r.observation] for r in rows] == ["yes", "no (descriptive)", "no"]
+    assert "interval (or, for 'all converge', the count) alone" in table

@@ -149,3 +149,19 @@ def test_a_derived_grid_spans_every_error():
     grid = grid_for([[0.01, 0.3, np.nan], [[2.0, 0.0]]], points=8)
     assert len(grid) == 8 and grid[0] < 0.01 and grid[-1] > 2.0
     assert np.allclose(np.diff(np.log(grid)), np.log(grid[1] / grid[0]))  # log-spaced
+
+
+def test_kls_below_float32_resolution_are_flagged_not_placed():
+    """A curve KL = 0.1 ε² measured from ε = 1e-4 (KL 1e-9) to 1: its points below float32's
+    resolution (ε ≤ 1e-3) are not part of it. Errors at ε = 0.3 whose KL is measured on the
+    curve are placed at ratio 1; errors at ε = 5e-3, inside the curve, whose KL is rounding (0,
+    or 2e-8) are flagged below resolution; an error at ε = 5e-4 with a resolved KL lies below
+    the resolved curve and is flagged below its range."""
+    grid = np.geomspace(1e-4, 1.0, 13)
+    eps = np.r_[np.full(6, 0.3), np.full(4, 5e-3), 5e-4]
+    measured = np.r_[np.full(6, 0.1 * 0.09), [0.0, 0.0, 2e-8, 2e-8], 1e-6]
+    placed = place(grid, 0.1 * grid**2, eps, measured)
+    assert placed["n_points"] == 11 and placed["n_placed"] == 6
+    assert placed["ratio"] == pytest.approx(1.0, rel=1e-6) and placed["median_epsilon"] == pytest.approx(0.3)
+    assert placed["below_resolution"] == pytest.approx(4 / 11) and placed["below_range"] == pytest.approx(1 / 11)
+    assert placed["resolution"] == pytest.approx(1.19e-7, rel=0.01)

@@ -158,8 +158,9 @@ def test_every_analysed_target_is_one_row_of_the_tidy_table_beside_its_boundary(
     result = json.loads((demo / "results" / "boundary.json").read_text())["sites"]["hs4"]
     assert result["whitened"]["pooled"]["n_targets"] == len(rows)
     findings = json.loads((demo / "results" / "findings.json").read_text())["findings"]
-    (row,) = [r for r in findings if r["observation"].startswith("Reachability is set by distance")]
+    row, control = [r for r in findings if r["observation"].startswith("Reached and unreached targets separate")]
     assert row["verdict"] in ("holds", "does not hold", "inconclusive") and row["p_adjusted"] is not None
+    assert row["uses_p"] and "norm" in control["observation"] and not control["uses_p"]
     with open(demo / "results" / "layer_sweep" / "targets.csv") as f:
         sweep = list(csv.DictReader(f))
     assert {r["site"] for r in sweep} == {"hs2", "hs4", "block4"} and len(sweep) == 3 * 2 * 8

@@ -14,7 +14,9 @@ interval, a test where one fits, and a verdict word — `holds`, `does not hold`
                  Clopper-Pearson interval of the reached share)
   sharp / gradual  a logistic in f fitted to each target's log10 MSE (Exp 4): sharp when the
                  interval of the median width lies below `sharp_width`, gradual when above,
-                 inconclusive where most elbows are not resolved by the measured fractions
+                 inconclusive where most elbows are not resolved by the measured fractions; a
+                 width below the grid's spacing at its elbow is not measured and counts as at
+                 most that spacing (reported as an upper bound: sharper than the grid resolves)
 
 Like for like: both sides of a comparison take each target's best over the same restart
 indices (the first min(R₁, R₂)), so neither side gets more tries (rows carry `restarts`).
@@ -59,8 +61,14 @@ class Finding:
     p_adjusted: float | None = None  # Holm, over every tested row
     decide: Callable[[float | None], str] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def uses_p(self) -> bool:
+        """Does the verdict read the (Holm-adjusted) p? Otherwise the interval (or, for 'all
+        converge', the count) alone decides it, and a p beside it is descriptive."""
+        return self.decide is not None and self.p is not None
+
     def row(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "decide"}
+        return {**{k: v for k, v in asdict(self).items() if k != "decide"}, "uses_p": self.uses_p}
 
 
 def scored(x) -> np.ndarray:
@@ -302,21 +310,34 @@ def transition(fractions, best, settings: dict, label: str = "Exp 4") -> tuple[l
         return [Finding(line, "each target's best MSE against f", "-", None, None, None, None, None, OPEN, why)
                 for line in lines], fit
     widths, elbows = np.array([t["width"] for t in resolved]), np.array([t["f0"] for t in resolved])
-    w_low, w_high = _interval((widths,), np.median, False, settings)
+    grid = np.asarray(fractions)
+    spacing = np.diff(grid)[np.searchsorted(grid, elbows) - 1]  # the measured step that holds each elbow
+    bounded = np.maximum(widths, spacing)  # a width below the grid's spacing is not measured: at most that
+    censored = int((widths < spacing).sum())
+    upper = 2 * censored > len(widths)
+    w_low = float(_interval((widths,), np.median, False, settings)[0])
+    w_high = float(_interval((bounded,), np.median, False, settings)[1])
     sharp = settings["sharp_width"]
     verdict = HOLDS if w_high < sharp else FAILS if w_low > sharp else OPEN
     q1, q3 = np.percentile(elbows, [25, 75])
-    fit.update(median_width=float(np.median(widths)), width_interval=[float(w_low), float(w_high)],
+    fit.update(median_width=float(np.median(widths)), width_interval=[w_low, w_high],
+               width_upper_bound=float(np.median(bounded)) if upper else None,
                f0_median=float(np.median(elbows)), f0_iqr=[float(q1), float(q3)],
                f0_range=[float(elbows.min()), float(elbows.max())],
                rise_median=float(np.median([t["rise"] for t in resolved])))
-    note = (f"per target: median width {fit['median_width']:.3g} over {len(resolved)} of {best.shape[1]} targets "
-            f"(resolved elbows); elbows f0 median {fit['f0_median']:.2f}, IQR [{q1:.2f}, {q3:.2f}], range "
-            f"[{elbows.min():.2f}, {elbows.max():.2f}]; median rise {fit['rise_median']:.2f} decades (within the "
-            f"measured f); sharp means width < {sharp:g}")
+    at = np.searchsorted(grid, fit["f0_median"])
+    width = (f"median width at most {fit['width_upper_bound']:.3g}, sharper than the grid resolves ({censored} of "
+             f"{len(widths)} fitted widths lie below the grid's spacing at their elbow"
+             + (f"; fractions between {grid[at - 1]:g} and {grid[at]:g} would tell whether it is below {sharp:g})"
+                if verdict == OPEN else ")") if upper else f"median width {fit['median_width']:.3g}")
+    note = (f"per target: {width} over {len(resolved)} of {best.shape[1]} targets (resolved elbows); elbows f0 "
+            f"median {fit['f0_median']:.2f}, IQR [{q1:.2f}, {q3:.2f}], range [{elbows.min():.2f}, "
+            f"{elbows.max():.2f}]; median rise {fit['rise_median']:.2f} decades (within the measured f); sharp means "
+            f"width < {sharp:g}")
+    effect = ("upper bound on the median width (f units): sharper than the grid resolves" if upper
+              else "median width of the transition over targets (f units)")
     title = f"{lines[0]} at f ≈ {fit['f0_median']:.2f}" if verdict == HOLDS else lines[0]
-    rows = [Finding(name, "each target's best MSE against f, a logistic per target",
-                    "median width of the transition over targets (f units)", fit["median_width"], float(w_low),
-                    float(w_high), None, None, v, note)
+    rows = [Finding(name, "each target's best MSE against f, a logistic per target", effect,
+                    fit["width_upper_bound"] if upper else fit["median_width"], w_low, w_high, None, None, v, note)
             for name, v in ((title, verdict), (lines[1], opposite(verdict)))]
     return rows, fit

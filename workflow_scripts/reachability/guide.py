@@ -189,21 +189,29 @@ def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
     return out
 
 
-def manifold_boundary(result: dict, settings: dict) -> F.Finding:
-    """Beyond the guide: is reachability set by the distance from the data manifold? Holds when
-    one distance separates reached from unreached targets across experiments (its pooled AUC's
-    interval above `boundary_auc`) and the experiments' own boundaries agree (two or more, their
-    intervals overlapping); else does not hold when the experiment explains who is reached
-    beyond the distance (a likelihood-ratio test, Holm-adjusted with the other rows); else
-    inconclusive — among them, distance and experiment confounded (fewer than two experiments
-    with both reached and unreached targets, and the distance explaining all the experiment does)."""
-    from .boundary import DISTANCES, agree
+def manifold_boundary(result: dict, settings: dict) -> list[F.Finding]:
+    """Beyond the guide: do reached and unreached targets separate by their distance from the
+    data manifold — and still among targets of like norm? (A separation, not a cause: a target's
+    norm can rise with its distance and set reachability itself.)
+
+    The first row holds when one distance separates them across experiments (its pooled AUC's
+    group-bootstrap interval above `boundary_auc`) and the experiments' own boundaries agree
+    (two or more, their intervals — each spanning at least its gap — overlapping); else does not
+    hold when the experiment explains who is reached beyond the distance (a cluster-robust score
+    test, Holm-adjusted with the other rows); else inconclusive — among them, distance and
+    experiment confounded (fewer than two experiments with both reached and unreached targets).
+    The second, the control, holds when the same distance's AUC within strata of the target's
+    norm has its interval above `boundary_auc`, does not hold when below, else inconclusive
+    (decided by its interval alone)."""
+    from .boundary import DISTANCES, NORM_STRATA, agree
     from .experiments import get
 
-    title, level = "Reachability is set by distance from the data manifold", settings["boundary_auc"]
+    title, level = "Reached and unreached targets separate by distance from the data manifold", settings["boundary_auc"]
+    control = "Reached and unreached targets separate by distance within strata of the target's norm"
     pooled = {d: result[d]["pooled"] for d in DISTANCES if result[d]["pooled"]["auc"] is not None}
     if not pooled:
-        return F.not_measured(title, "every target was reached, or none: no boundary to find")
+        why = "every target was reached, or none: no boundary to find"
+        return [F.not_measured(title, why), F.not_measured(control, why)]
     name = max(pooled, key=lambda d: pooled[d]["auc"])
     s, agreed = pooled[name], agree(result[name]["by_experiment"])
     low, high = s["auc_interval"]
@@ -214,15 +222,25 @@ def manifold_boundary(result: dict, settings: dict) -> F.Finding:
             return F.HOLDS
         return F.FAILS if q is not None and q < settings["alpha"] else F.OPEN
 
+    within, (w_low, w_high) = s["auc_within_norm"], s["auc_within_norm_interval"]
+    norm = F.OPEN if w_low is None else F.HOLDS if w_low > level else F.FAILS if w_high < level else F.OPEN
+    compared = f"{s['n_targets']} targets in {s['n_groups']} groups (made of common pool sequences), reached against"
     p = result[name]["experiment_beyond_p"]
-    note = (f"the {name} distance (the better separating; Mann-Whitney p {s['p']:.2g} that unreached targets lie "
-            f"farther); AUC level {level:g}; the experiments' own boundaries "
+    note = (f"the {name} distance (the better separating); AUC level {level:g}; the experiments' own boundaries "
             f"{'agree' if agreed else 'do not agree' if agreed is False else 'cannot be compared: distance and experiment are confounded'}"
-            f"; reached: {', '.join(f'{get(e).label} {v:.0%}' for e, v in result['reached_by_experiment'].items())}")
-    return F.Finding(title, f"{s['n_targets']} targets, reached against their {name} distance",
-                     "AUC (an unreached target lies farther)", s["auc"], low, high,
-                     None if p is None else "likelihood ratio: the experiment beyond the distance", p, decide(p),
-                     note, decide=decide)
+            f"; within norm strata (next row): {norm}; reached: "
+            f"{', '.join(f'{get(e).label} {v:.0%}' for e, v in result['reached_by_experiment'].items())}")
+    first = F.Finding(title, f"{compared} their {name} distance", "AUC (an unreached target lies farther)", s["auc"],
+                      low, high, None if p is None else "cluster-robust score test: the experiment beyond the distance",
+                      p, decide(p), note, decide=decide)
+    if within is None:
+        return [first, F.not_measured(control, "no stratum of the target's norm holds both reached and unreached "
+                                               "targets: distance and norm cannot be told apart")]
+    second = F.Finding(control, f"{compared} their {name} distance, within {NORM_STRATA} quantiles of the target's "
+                                f"mean square", "AUC among targets of like norm", within, w_low, w_high, None, None, norm,
+                       f"the control for the row above: does distance still separate them when the norm cannot? "
+                       f"AUC level {level:g}")
+    return [first, second]
 
 
 def rows(m: Metrics, settings: dict, boundary: dict | None = None) -> tuple[list[F.Finding], dict]:
@@ -239,7 +257,7 @@ def rows(m: Metrics, settings: dict, boundary: dict | None = None) -> tuple[list
             out += found
             extras.update(extra)
     if boundary is not None:
-        out.append(manifold_boundary(boundary, settings))
+        out += manifold_boundary(boundary, settings)
     return F.adjust(out), extras
 
 
@@ -257,15 +275,18 @@ def markdown(found: list[F.Finding], settings: dict, warned: list[str]) -> str:
     lines = [f"The agenda's interpretation guide, answered. Effects with {settings['confidence']:.0%} bootstrap "
              f"intervals over targets; tests at α = {settings['alpha']:g} on Holm-adjusted p-values (over the "
              f"{sum(r.p is not None for r in found)} tested rows; the raw p beside); each side's best over the same "
-             f"restarts; rules in docs/protocol.md.", ""]
+             f"restarts; rules in docs/protocol.md. 'Verdict uses p': yes where the verdict needs its interval and its "
+             f"Holm-adjusted p; no where the interval (or, for 'all converge', the count) alone decides it, and a p "
+             f"beside it is descriptive.", ""]
     if warned:
         lines += ["**Warnings**", "", *[f"- {w}" for w in warned], ""]
-    lines += ["| observation | comparison | restarts | effect | estimate [interval] | test (p; Holm p) | verdict | note |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| observation | comparison | restarts | effect | estimate [interval] | test (p; Holm p) | verdict uses p "
+              "| verdict | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in found:
         interval = f"{_number(r.estimate)} [{_number(r.low)}, {_number(r.high)}]" if r.estimate is not None else "—"
         test = f"{r.test} ({r.p:.2g}; {r.p_adjusted:.2g})" if r.test else "—"
         restarts = " vs ".join(map(str, r.restarts)) if r.restarts else "—"
-        lines.append(f"| {r.observation} | {r.comparison} | {restarts} | {r.effect} | {interval} | {test} "
+        uses = "yes" if r.uses_p else "no (descriptive)" if r.p is not None else "no"
+        lines.append(f"| {r.observation} | {r.comparison} | {restarts} | {r.effect} | {interval} | {test} | {uses} "
                      f"| **{r.verdict}** | {r.note} |")
     return "\n".join(lines) + "\n"

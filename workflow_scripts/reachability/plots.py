@@ -96,7 +96,9 @@ def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | 
             ax.axvline(t["f0"], ymax=0.06, color="tab:red" if t["resolved"] else "0.6", lw=1.2)
     if fit and "f0_median" in fit:
         ax.axvline(fit["f0_median"], color="tab:red", ls="--", lw=1,
-                   label=f"median elbow {fit['f0_median']:.2f} (median width {fit['median_width']:.3g})")
+                   label=f"median elbow {fit['f0_median']:.2f} (median width "
+                         + (f"{fit['median_width']:.3g})" if fit.get("width_upper_bound") is None
+                            else f"< {fit['width_upper_bound']:.3g}: sharper than the grid resolves)"))
         ax.axvspan(*fit["f0_iqr"], color="tab:red", alpha=0.12, label="elbows, interquartile range")
     ax.set(xlabel="fraction of dimensions replaced", ylabel="best-of-restarts final MSE", yscale="log",
            title="Experiment 4: dimension replacement (ticks: each target's fitted elbow)")

@@ -69,11 +69,11 @@ def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
     best_cos = metrics.take_best(runs["cosine"][c], best)
     best_cos[~np.isfinite(best_final)] = np.nan
     scale = runs["target_mean_square"][c][:, 0]  # the same for every restart of a target
-    reached = metrics.reached(best_final, best_initial, threshold)
+    reached = metrics.reached(best_final, scale, threshold)
     loss = runs["loss"][c].reshape(-1, runs["loss"].shape[-1])  # every run, [targets x restarts, steps]
     ran = np.flatnonzero(np.isfinite(loss).any(axis=0))  # a method of fewer steps (GCG) is padded with NaN
     loss = loss[:, : ran[-1] + 1] if ran.size else loss
-    reached_runs = metrics.reached(final.reshape(-1), runs["initial_mse"][c].reshape(-1), threshold)
+    reached_runs = metrics.reached(final.reshape(-1), np.repeat(scale, final.shape[1]), threshold)
     plateau = metrics.plateau_check(loss, reached_runs, settings["plateau_tail"], settings["plateau_tolerance"],
                                     settings["plateau_fraction"])
     return {
