@@ -161,3 +161,48 @@ def test_a_step_between_the_first_two_fractions_is_not_resolved():
     assert "between 0 and 0.1" in rows[0].note and rows[0].observation == "Exp 4 sharp transition"
     observed = np.log10(best).max(axis=0) - np.log10(best).min(axis=0)
     assert all(t["rise"] <= o + 1e-9 for t, o in zip(fit["per_target"], observed)) and fit["n_resolved"] < 10
+
+
+def test_correlations_cover_a_known_r_and_zero_when_independent():
+    """Bivariate normal with r = 0.6: Pearson's 99 % interval covers 0.6 and is the Fisher-z
+    interval; Spearman's covers the normal's own rank correlation (6/π) asin(r/2), below r;
+    independent: both cover 0."""
+    settings = dict(SETTINGS, confidence=0.99)
+    rng = np.random.default_rng(8)
+    n, r = 1500, 0.6
+    x, noise = rng.standard_normal((2, n))
+    y = r * x + np.sqrt(1 - r * r) * noise
+    found = F.difficulty_correlation(x, np.append(y[:-1], np.nan), settings)  # one target left out
+    assert found["targets"] == n - 1 and found["left_out"] == 1
+    pearson, spearman = found["pearson"], found["spearman"]
+    assert pearson["low"] < r < pearson["high"] and pearson["p"] < 1e-12
+    z, half = np.arctanh(pearson["r"]), stats.norm.ppf(0.995) / np.sqrt(n - 1 - 3)
+    assert (pearson["low"], pearson["high"]) == pytest.approx((np.tanh(z - half), np.tanh(z + half)))
+    assert spearman["low"] < 6 / np.pi * np.arcsin(r / 2) < spearman["high"] < r
+    apart = F.difficulty_correlation(x, noise, settings)
+    for kind in ("pearson", "spearman"):
+        assert apart[kind]["low"] < 0 < apart[kind]["high"]
+    assert apart["spearman"]["p"] > 0.05 and apart["pearson"]["p"] > 0.05
+
+
+def test_cosine_spread_over_targets_and_over_restarts():
+    """Per condition: each target's best restart (lowest MSE) has cosine 0.99 + s_c z_t with z of
+    sd exactly 1, and its restarts fall by d_c w_t each: spreads s_c over targets (of the best
+    restarts, not their mean) and d_c median(w) over restarts."""
+    z = np.random.default_rng(9).standard_normal(12)
+    z = (z - z.mean()) / z.std(ddof=1)
+    w = np.linspace(0.5, 2.0, 12)
+    s, d = np.array([3e-4, 3.4e-3]), np.array([1e-3, 2e-4])
+    steps = np.arange(3)  # restart 0 best, then worse by one step each
+    cosine = 0.99 + s[:, None, None] * z[None, :, None] - d[:, None, None] * w[None, :, None] * steps
+    mse = np.broadcast_to(10.0 ** (steps - 3.0), cosine.shape).copy()
+    spread = F.cosine_spread(cosine[:, :, ::-1], mse[:, :, ::-1])  # restart order does not matter
+    np.testing.assert_allclose(spread["across_targets"], s)
+    np.testing.assert_allclose(spread["within_targets"], d * np.median(w))
+    mse[0, 0, 0] = np.nan  # a diverged best restart: its cosine ignored, the next restart is the best
+    cosine[0, 0, 0] = 2.0
+    best = cosine[0, :, 0].copy()
+    best[0] = cosine[0, 0, 1]
+    spread = F.cosine_spread(cosine, mse)
+    assert spread["across_targets"][0] == pytest.approx(np.std(best, ddof=1))
+    np.testing.assert_allclose(spread["within_targets"], d * np.median(w))  # the least spread target shrank

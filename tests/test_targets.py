@@ -3,7 +3,8 @@ import pytest
 
 from reachability.experiments import make_targets as build_targets
 from reachability.targets import (
-    distribution_matched, interpolate, isotropic, pair_of, position_statistics, replace_dimensions,
+    distribution_matched, interpolate, isotropic, pair_of, position_statistics, principal_statistics,
+    replace_dimensions, replace_principal,
 )
 
 S, D = 5, 6
@@ -95,3 +96,49 @@ def test_build_targets_dispatches_each_experiment(pool, stats):
     assert build_targets("experiment2b", "isotropic", range(5), real, stats).shape == (5, S, D)
     with pytest.raises(ValueError, match="unknown experiment"):
         build_targets("experiment9", "x", range(1), real, stats)
+
+
+EIGEN = np.array([9.0, 4.0, 2.0, 1.0, 0.25, 0.04])  # a pool with known, distinct principal variances
+AXES = np.linalg.qr(np.random.default_rng(5).standard_normal((D, D)))[0]  # and known directions (columns)
+CENTER = np.linspace(-1.0, 2.0, D)
+
+
+@pytest.fixture(scope="module")
+def principal():
+    """Every position of the pool drawn from N(CENTER, AXES diag(EIGEN) AXESᵀ); pooled over positions."""
+    z = np.random.default_rng(6).standard_normal((2000, S, D)) * np.sqrt(EIGEN)
+    return principal_statistics((CENTER + z @ AXES.T).astype(np.float32))
+
+
+def test_principal_statistics_recover_the_pools_directions_and_variances(principal):
+    np.testing.assert_allclose(np.abs(np.sum(principal["directions"] * AXES.T, axis=1)), 1.0, atol=0.01)
+    np.testing.assert_allclose(principal["projection_std"] ** 2, EIGEN, rtol=0.06)
+    np.testing.assert_allclose(principal["projection_mean"], principal["directions"] @ CENTER, atol=0.05)
+
+
+def test_principal_replacement_keeps_the_target_at_f0_and_nests_its_directions(principal):
+    target = np.random.default_rng(7).standard_normal((S, D)).astype(np.float32) * 5
+    assert np.array_equal(replace_principal(target, 0.0, principal, 3), target)
+    u = principal["directions"]
+    third, two_thirds = (replace_principal(target, f, principal, 3) @ u.T for f in (1 / 3, 2 / 3))
+    kept = target.astype(np.float64) @ u.T
+    np.testing.assert_allclose(third[:, 2:], kept[:, 2:], atol=1e-4)  # directions 3.. untouched at f = 1/3
+    np.testing.assert_allclose(two_thirds[:, 4:], kept[:, 4:], atol=1e-4)
+    np.testing.assert_allclose(third[:, :2], two_thirds[:, :2], atol=1e-5)  # the top two: the same draws
+    assert not np.allclose(third[:, :2], kept[:, :2], atol=0.1)
+    assert not np.allclose(replace_principal(target, 0.5, principal, 4), replace_principal(target, 0.5, principal, 3))
+
+
+def test_principal_replacement_at_f1_draws_from_the_pools_distribution(principal):
+    """At f = 1 nothing of the target is left: over many targets the replaced vectors have the
+    pool's mean and covariance; at f = 1/2 the top half has the pool's variances, the rest is the target's."""
+    target = np.full((S, D), 50.0, dtype=np.float32)
+    full = np.stack([replace_principal(target, 1.0, principal, t) for t in range(1500)]).reshape(-1, D)
+    truth = AXES @ np.diag(EIGEN) @ AXES.T
+    np.testing.assert_allclose(np.cov(full, rowvar=False), truth, atol=0.08 * EIGEN.max())
+    np.testing.assert_allclose(full.mean(0), CENTER, atol=0.1)
+    half = np.stack([replace_principal(target, 0.5, principal, t) for t in range(1500)]).reshape(-1, D)
+    projections = half @ principal["directions"].T
+    np.testing.assert_allclose(projections[:, :3].var(0), EIGEN[:3], rtol=0.08)
+    kept = principal["directions"][3:] @ target[0]
+    np.testing.assert_allclose(projections[:, 3:], np.broadcast_to(kept, (len(half), 3)), atol=1e-3)

@@ -26,15 +26,21 @@ targets) use Mann-Whitney U; paired ones (the same targets or pairs: Exp 3's α 
 the ablation's targets) the Wilcoxon signed-rank test on log MSE; intervals come from
 `scipy.stats.bootstrap` (percentile method), over targets. The tested rows' p-values are
 Holm-adjusted together (`p_adjusted`); a verdict that uses a p uses the adjusted one.
+
+Beside the verdicts, two of the research log's descriptive statistics (not yet in the DAG):
+difficulty correlations between model variants, and the spread of final cosine per condition.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import optimize, stats
+
+from .metrics import best_restart, take_best
 
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 
@@ -341,3 +347,42 @@ def transition(fractions, best, settings: dict, label: str = "Exp 4") -> tuple[l
                     fit["width_upper_bound"] if upper else fit["median_width"], w_low, w_high, None, None, v, note)
             for name, v in ((title, verdict), (lines[1], opposite(verdict)))]
     return rows, fit
+
+
+def difficulty_correlation(x, y, settings: dict) -> dict:
+    """How alike two model variants find the same targets (the research log's full vs no-FFN r):
+    Pearson's r with its Fisher-z interval and Spearman's ρ with its bootstrap interval over
+    targets (paired, percentile), each with scipy's two-sided p, of per-target difficulties
+    x and y [T] (e.g. log10 best MSE). Targets non-finite on either side (a diverged best, an
+    exact 0's log) are left out and counted."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 4:
+        raise ValueError(f"a correlation needs at least 4 targets finite on both sides, got {len(x)}")
+    pearson = stats.pearsonr(x, y)
+    ci = pearson.confidence_interval(confidence_level=settings["confidence"])
+    spearman = stats.spearmanr(x, y)
+    low, high = _interval((x, y), lambda a, b: stats.spearmanr(a, b).statistic, True, settings)
+    return {"targets": int(len(x)), "left_out": int((~keep).sum()),
+            "pearson": {"r": float(pearson.statistic), "low": float(ci.low), "high": float(ci.high),
+                        "p": float(pearson.pvalue)},
+            "spearman": {"r": float(spearman.statistic), "low": float(low), "high": float(high),
+                         "p": float(spearman.pvalue)}}
+
+
+def cosine_spread(cosine, final_mse) -> dict[str, np.ndarray]:
+    """The spread of final cosine per condition (the research log's per-α spread of Exp 3),
+    from each run's final cosine (mean over positions) and final MSE, [C, T, R] each; diverged
+    runs (non-finite MSE) left out. The log does not define its spread; two readings:
+    `across_targets` [C], the standard deviation (ddof 1) over targets of each target's best
+    restart's cosine (best by final MSE, as the metrics choose) — the log's "± sd" over targets
+    (its Exp 1: ± 0.0004, near the 0.0003 quoted for α = 0, a real target); `within_targets`
+    [C], the median over targets of the standard deviation (ddof 1) of cosine over restarts."""
+    final_mse = np.asarray(final_mse, dtype=float)
+    cosine = np.where(np.isfinite(final_mse), np.asarray(cosine, dtype=float), np.nan)
+    conditions, targets, restarts = final_mse.shape
+    best = take_best(cosine.reshape(-1, restarts), best_restart(final_mse.reshape(-1, restarts)))
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # fewer than two values: NaN
+        return {"across_targets": np.nanstd(best.reshape(conditions, targets), axis=1, ddof=1),
+                "within_targets": np.nanmedian(np.nanstd(cosine, axis=2, ddof=1), axis=1)}

@@ -7,6 +7,9 @@
   replaced              real target t with a fraction f of the d dimensions (the same at every
                         position) replaced by N(0, sigma_dim); the dimensions for f are the first
                         round(f d) of one permutation per target, so they nest as f grows (Exp 4)
+  principal-replaced    real target t with its projections on the pool's top round(f d) principal
+                        directions (PCA of every position's residuals pooled) replaced by draws
+                        from each direction's own mean and std (the research log's Exp 5)
 Which experiment uses which is the experiment registry's (experiments.py).
 """
 
@@ -71,6 +74,34 @@ def replace_dimensions(target: np.ndarray, fraction: float, dim_std: np.ndarray,
     out = target.copy()
     out[:, dims] = noise[:, dims]
     return out.astype(np.float32)
+
+
+def principal_statistics(residuals: np.ndarray) -> dict[str, np.ndarray]:
+    """PCA of every position's residuals pooled ([N, S, d] -> N·S vectors): the principal
+    directions [d, d] (rows, by decreasing variance) and the mean and standard deviation of
+    the pool's projections on each [d] (the std is the square root of its eigenvalue)."""
+    x = residuals.reshape(-1, residuals.shape[-1]).astype(np.float64)
+    if len(x) < 2:
+        raise ValueError(f"principal statistics need at least 2 residual vectors, got {len(x)}")
+    values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+    order = np.argsort(values)[::-1]
+    directions = vectors[:, order].T
+    return {"directions": directions, "projection_mean": directions @ x.mean(axis=0),
+            "projection_std": np.sqrt(np.clip(values[order], 0.0, None))}
+
+
+def replace_principal(target: np.ndarray, fraction: float, stats: dict, target_id: int) -> np.ndarray:
+    """The research log's Exp 5: the target's projections on the top round(fraction·d)
+    principal directions, at every position, replaced by N(mean, std) of the pool's projections
+    on each; the rest of the target kept. One draw [S, d] per target whatever f, so the
+    replaced directions and their values nest as f grows."""
+    seq_len, d = target.shape
+    k = int(round(fraction * d))
+    top = stats["directions"][:k]
+    z = numpy_rng("principal", target_id).standard_normal((seq_len, d))
+    draws = stats["projection_mean"] + stats["projection_std"] * z
+    x = target.astype(np.float64)
+    return (x + (draws[:, :k] - x @ top.T) @ top).astype(np.float32)
 
 
 # One builder per kind of target, as the experiment registry names them:

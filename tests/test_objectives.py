@@ -1,0 +1,78 @@
+"""The research log's cosine + MSE objective against a hand-written loop of its formula."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from equality import assert_same_losses
+from reachability.forward import residual_function, residuals_of_tokens
+from reachability.methods import Soft, initial_prompt
+from reachability.objectives import cosine_mse_of
+from reachability.optimize import mse_of, optimize_batch
+from reachability.runs import RunId
+from reachability.sites import Site
+
+SEQ, STEPS, WEIGHT = 8, 60, 0.01
+
+
+def log_loop(model, target, init, steps, layer):
+    """The log's run: the full model, `hidden_states[layer]`, batch 1, its loss written out,
+    Adam lr 0.01; the loss before each update and the final prompt."""
+    prompt = init.clone().requires_grad_(True)
+    adam = torch.optim.Adam([prompt], lr=0.01)
+    losses = []
+    for _ in range(steps):
+        adam.zero_grad()
+        residual = model(inputs_embeds=prompt[None], output_hidden_states=True).hidden_states[layer][0]
+        cos = (residual * target).sum(-1) / (residual.norm(dim=-1) * target.norm(dim=-1))
+        loss = (1 - cos.mean()) + WEIGHT * ((residual - target) ** 2).mean()
+        loss.backward()
+        adam.step()
+        losses.append(loss.item())
+    return prompt.detach(), np.array(losses)
+
+
+@dataclass(frozen=True)
+class WithLoss:
+    """A method run by the engine on another objective than the MSE it is given."""
+
+    method: Soft
+    loss: object
+
+    def program(self, inputs, loss, capturable):
+        return self.method.program(inputs, self.loss, capturable)
+
+
+def test_a_batch_under_the_engine_equals_the_log_loop_run_by_run(neox_lm):
+    site = Site("hidden_states", 2)
+    tokens = torch.randint(0, 97, (3, SEQ), generator=torch.Generator().manual_seed(0))
+    targets = residuals_of_tokens(neox_lm, site, tokens)
+    init = torch.stack([initial_prompt(RunId("log", "real", t, 0), SEQ, neox_lm.d_model) for t in range(3)])
+    residual = residual_function(neox_lm, site)
+    objective = cosine_mse_of(residual, targets, "fp32", WEIGHT)
+    ours = optimize_batch(residual, targets, {"prompt": init}, WithLoss(Soft(lr=0.01), objective), steps=STEPS)
+    for b in range(3):
+        prompt, losses = log_loop(neox_lm.model, targets[b], init[b], STEPS, site.layer)
+        assert_same_losses(ours.loss[b], losses, 1.0)  # the objective is O(1) whatever the target's scale
+        np.testing.assert_allclose(ours.prompt[b], prompt.numpy(), rtol=1e-4, atol=1e-5)
+    assert (ours.loss[:, -1] < 0.75 * ours.loss[:, 0]).all()  # it moved
+
+
+def test_the_objective_is_zero_at_the_target_and_its_parts_are_the_cosine_and_the_mse(neox_lm):
+    site = Site("block_output", 1)
+    residual = residual_function(neox_lm, site)
+    embeds = torch.randn(4, SEQ, neox_lm.d_model, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reached = residual(embeds)
+        targets = reached[[1, 0, 3, 2]]
+        assert cosine_mse_of(residual, reached, "fp32")(embeds).abs().max() < 1e-6
+        scaled = cosine_mse_of(residual, 2 * reached, "fp32", mse_weight=0.0)(embeds)  # cosine ignores scale
+        assert scaled.abs().max() < 1e-6
+        both = cosine_mse_of(residual, targets, "fp32", mse_weight=0.5)(embeds)
+        mse = mse_of(residual, targets, "fp32")(embeds)
+        cos = torch.nn.functional.cosine_similarity(reached, targets, dim=-1).mean(1)
+        torch.testing.assert_close(both, 1 - cos + 0.5 * mse)
+        rows = torch.tensor([2, 2, 0])  # three candidates of runs 2, 2 and 0
+        torch.testing.assert_close(cosine_mse_of(residual, targets, "fp32")(embeds[:3], rows),
+                                   cosine_mse_of(residual, targets[rows], "fp32")(embeds[:3]))
