@@ -27,7 +27,7 @@ from reachability.forward import residual_function, residuals_of_tokens
 from reachability.methods import Soft
 from reachability.models import load_model
 from reachability.optimize import optimize_batch
-from reachability.pipeline import device_name
+from reachability.job import device_name
 from reachability.precision import PRECISIONS
 from reachability.sites import Site
 

@@ -37,7 +37,7 @@ from reachability.forward import residual_function
 from reachability.methods import Gcg, Pez, Soft
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
-from reachability.pipeline import device_name
+from reachability.job import device_name
 from reachability.sites import Site
 
 SEQ = 20

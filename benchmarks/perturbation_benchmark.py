@@ -22,7 +22,7 @@ from reachability.forward import residuals_of_tokens
 from reachability.functional import kl_divergence
 from reachability.models import LanguageModel
 from reachability.perturbation import perturbation_kl, rms, unit_directions
-from reachability.pipeline import device_name
+from reachability.job import device_name
 from reachability.sites import Site
 
 

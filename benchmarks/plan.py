@@ -39,12 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from snakemake.utils import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow_scripts"))
 
-from reachability import experiments, study
+from reachability import experiments, study, validation
 from reachability.comparison import model_study, module_name
 from reachability.runs import batch_sizes, parse_pack
 from reachability.sites import Site
@@ -491,7 +490,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = yaml.safe_load(args.configfile.read_text()) or {}
-    validate(config, str(ROOT / "schemas" / "config.schema.yaml"))  # fills the schema's defaults
+    validation.validated(config, experiments)  # the schema with each record's section; fills the defaults
     slots = next((float(r.split("=")[1]) for r in args.resources if r.startswith("gpu=")), float("inf"))
     devices = float("inf") if config["engine"]["device"] == "cpu" else args.devices  # the CPU: no device lock
     with tempfile.TemporaryDirectory() as scratch:

@@ -30,7 +30,7 @@ from reachability.models import load_tokenizer
 from reachability.methods import Soft, initial_prompt
 from reachability.optimize import optimize_batch
 from reachability.precision import PRECISIONS
-from reachability.pipeline import device_name
+from reachability.job import device_name
 from reachability.runs import RunId
 from reachability.sites import Site
 

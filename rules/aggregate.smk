@@ -12,7 +12,7 @@ rule aggregate:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("aggregate.py"),
+        code=experiment_code("aggregate.py", runs_only=True),
         conditions=lambda w: study.conditions(config, w.experiment),
         n_targets=lambda w: study.n_targets(config, w.experiment),
         restarts=lambda w: config["experiments"][w.experiment]["restarts"],
@@ -36,7 +36,7 @@ rule conditions_table:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("conditions_table.py"),
+        code=code("conditions_table.py", EXPERIMENTS),
         steps=budget_steps,
     script:
         "../workflow_scripts/conditions_table.py"
@@ -59,7 +59,7 @@ rule findings:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("write_findings.py"),
+        code=code("write_findings.py", EXPERIMENTS),
         findings=canonical(config["findings"]),
         steps=budget_steps,
     script:

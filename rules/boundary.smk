@@ -14,7 +14,7 @@ rule targets_table:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("targets_table.py"),
+        code=code("targets_table.py", ANALYSED),
         tables=study.boundary_tables(config, "study"),
         metrics=canonical(config["metrics"]),
         steps=budget_steps,
@@ -32,7 +32,7 @@ use rule targets_table as sweep_targets_table with:
     log:
         "results/logs/boundary/sweep_targets.log",
     params:
-        code=code("targets_table.py"),
+        code=code("targets_table.py", config["layer_sweep"]["experiments"]),
         tables=study.boundary_tables(config, "sweep"),
         metrics=canonical(config["metrics"]),
         steps=budget_steps,
@@ -54,7 +54,7 @@ rule boundary:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("boundary.py"),
+        code=code("boundary.py", BOUNDED),
         findings=canonical(config["findings"]),
         steps=budget_steps,
     script:
@@ -95,7 +95,7 @@ rule plot_boundary:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_boundary.py"),
+        code=code("plot_boundary.py", BOUNDED),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:

@@ -3,7 +3,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from snakemake.logging import logger
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,7 +14,8 @@ min_version("9.0")
 LIBRARY = str(Path(workflow.basedir) / "workflow_scripts")
 sys.path.insert(0, LIBRARY)
 from reachability import budget, comparison, experiments, probes, study, validation
-from reachability.pipeline import code_digest
+from reachability import experiments as registry
+from reachability.job import code_digest
 from reachability.records import (
     PLATEAU_SETTINGS,
     BUDGET,
@@ -32,8 +33,9 @@ from reachability.runs import pack_bounds, pack_name
 # The config: site names read, the schema (keys, types, ranges, defaults), then every relation
 # the schema cannot state, the model's own limits (its config.json, where available), the
 # local dataset files and the compared models, each error naming its key and the fix.
-validation.expand_site_names(config)  # TransformerLens names -> {kind, layer}
-validate(config, "../schemas/config.schema.yaml")
+validation.validated(
+    config, experiments, Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+)
 
 
 def local_path(path):
@@ -67,10 +69,10 @@ def model_config(model=config["model"]):
 validation.resolve_last_layers(
     config, getattr(model_config(), "num_hidden_layers", None)
 )
-validation.check_config(config, model_config())
+validation.check_config(config, experiments, model_config())
 logger.info(validation.size_line(config, model_config()))
 probes.check_dataset(config, local_path)
-comparison.check_comparison(config, model_config)
+comparison.check_comparison(config, experiments, model_config)
 
 
 SITE = study.site_of(config).tag
@@ -78,6 +80,9 @@ EXPERIMENTS = study.enabled_experiments(config)
 BASELINE = experiments.BASELINE  # Exp 1: it decides the step budget
 ANALYSED = study.analysed(config)
 BOUNDARY = config["boundary"]["enabled"] and bool(ANALYSED)
+BOUNDED = sorted(
+    {*ANALYSED, *config["layer_sweep"]["experiments"]}
+)  # what a boundary rule may read
 # The step budget (the agenda: if Exp 1's curves still fall, more steps everywhere): Exp 1's
 # packs at the study's site run the configured steps and decide (a checkpoint); the analyses
 # then ask for every other pack at the budget, and for Exp 1's continued to it from their
@@ -111,10 +116,29 @@ def check_hub_for_every_model():
         )
 
 
-def code(script):
-    """The library code that `script` runs, as a param. A change to any module it imports
-    makes the outputs stale (Snakemake's code trigger sees only the script)."""
-    return code_digest(Path(LIBRARY) / script, Path(LIBRARY) / "reachability")
+def code(script, experiments=(), methods=(), runs_only=False):
+    """The library code that `script` runs, as a param: the modules it imports and, of the
+    registries, the records of `experiments` (`runs_only`: without how they are shown) and the
+    classes of `methods`, with what they use (job.code_digest). A change to code the job runs
+    makes its outputs stale; a change to any other record, builder or method does not
+    (Snakemake's code trigger sees only the script)."""
+    dropped = registry.PRESENTATION if runs_only else ()
+    roots = [("experiments", e, dropped) for e in experiments]
+    roots += [("methods", m) for m in methods]
+    return code_digest(
+        Path(LIBRARY) / script, Path(LIBRARY) / "reachability", tuple(roots)
+    )
+
+
+def experiment_code(script, methods=(), runs_only=False):
+    """`code` for the jobs of one experiment (its wildcard), with its record and the methods its
+    conditions run (`methods=True`) or the ones named."""
+    return lambda w: code(
+        script,
+        [w.experiment],
+        study.method_names(config, w.experiment) if methods is True else methods,
+        runs_only,
+    )
 
 
 def canonical(value):

@@ -34,7 +34,7 @@ rule compare_models:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("compare_models.py"),
+        code=code("compare_models.py", config["compare"]["experiments"]),
         models=comparison.compared_models(config),
         metrics=compared_metrics(),
         budgets=compared_budgets(),
@@ -59,7 +59,7 @@ rule plot_models:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_models.py"),
+        code=code("plot_models.py", config["compare"]["experiments"]),
         plots=canonical(config["plots"]),
     script:
         "../workflow_scripts/plot_models.py"

@@ -14,7 +14,7 @@ rule optimise_pack:
     resources:
         gpu=1,
     params:
-        code=code("optimise_pack.py"),
+        code=experiment_code("optimise_pack.py", methods=True, runs_only=True),
         layout=layout_of,
         # Only what changes the numbers (steps are in the path): batch size, capture and job
         # size are left out on purpose.
@@ -39,7 +39,7 @@ checkpoint step_budget:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("decide_step_budget.py"),
+        code=code("decide_step_budget.py", [BASELINE], runs_only=True),
         optimizer=canonical(config["optimizer"]),
         # the decision's own settings only: another metrics option must not redo it
         plateau={k: config["metrics"][k] for k in PLATEAU_SETTINGS},
@@ -71,6 +71,6 @@ rule extend_pack:
     resources:
         gpu=1,
     params:
-        code=code("extend_pack.py"),
+        code=experiment_code("extend_pack.py", methods=["soft"], runs_only=True),
     script:
         "../workflow_scripts/extend_pack.py"

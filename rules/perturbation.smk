@@ -41,7 +41,7 @@ rule placement_curve:
     resources:
         gpu=1,
     params:
-        code=code("placement_curve.py"),
+        code=code("placement_curve.py", ANALYSED),
         perturbation=canonical(config["perturbation"]),
         steps=budget_steps,
     script:
@@ -62,7 +62,7 @@ rule place_errors:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("place_errors.py"),
+        code=code("place_errors.py", ANALYSED),
         steps=budget_steps,
     script:
         "../workflow_scripts/place_errors.py"

@@ -27,7 +27,7 @@ rule plot_experiment:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_experiment.py"),
+        code=experiment_code("plot_experiment.py"),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -50,7 +50,7 @@ rule plot_summary:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_summary.py"),
+        code=code("plot_summary.py", EXPERIMENTS),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -75,7 +75,7 @@ rule plot_reachability_curves:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_reachability_curves.py"),
+        code=experiment_code("plot_reachability_curves.py"),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -101,7 +101,7 @@ rule plot_transition:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_transition.py"),
+        code=experiment_code("plot_transition.py"),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -127,7 +127,7 @@ rule plot_ablation:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_ablation.py"),
+        code=experiment_code("plot_ablation.py"),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -152,7 +152,7 @@ rule plot_hard_prompts:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_hard_prompts.py"),
+        code=experiment_code("plot_hard_prompts.py"),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -175,7 +175,7 @@ rule plot_layer_sweep:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_layer_sweep.py"),
+        code=code("plot_layer_sweep.py", config["layer_sweep"]["experiments"]),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -203,7 +203,7 @@ rule plot_analysis:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_analysis.py"),
+        code=code("plot_analysis.py", ANALYSED),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:
@@ -247,7 +247,7 @@ rule plot_placement:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("plot_placement.py"),
+        code=code("plot_placement.py", ANALYSED),
         plots=canonical(config["plots"]),
         steps=budget_steps,
     script:

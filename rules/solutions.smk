@@ -18,7 +18,7 @@ rule analyse_solutions:
     resources:
         gpu=1,
     params:
-        code=code("analyse_solutions.py"),
+        code=experiment_code("analyse_solutions.py", runs_only=True),
         analysis=canonical(config["analysis"]),
         steps=budget_steps,
     script:
@@ -38,7 +38,7 @@ rule analysis_summary:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("analysis_summary.py"),
+        code=code("analysis_summary.py", ANALYSED),
         steps=budget_steps,
     script:
         "../workflow_scripts/analysis_summary.py"

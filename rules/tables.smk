@@ -15,7 +15,7 @@ rule ablation_table:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("ablation_table.py"),
+        code=experiment_code("ablation_table.py"),
         steps=budget_steps,
     script:
         "../workflow_scripts/ablation_table.py"
@@ -49,7 +49,7 @@ rule hard_prompts:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("hard_prompts.py"),
+        code=experiment_code("hard_prompts.py"),
         steps=budget_steps,
     script:
         "../workflow_scripts/hard_prompts.py"
@@ -68,7 +68,7 @@ rule layer_sweep:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("layer_sweep.py"),
+        code=code("layer_sweep.py", config["layer_sweep"]["experiments"]),
         sweep=canonical(config["layer_sweep"]),
         metrics=canonical(config["metrics"]),
         steps=budget_steps,

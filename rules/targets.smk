@@ -9,7 +9,7 @@ rule build_targets:
         "../envs/reachability.yaml"
     threads: 1
     params:
-        code=code("build_targets.py"),
+        code=experiment_code("build_targets.py", runs_only=True),
         layout=layout_of,
     script:
         "../workflow_scripts/build_targets.py"

@@ -3,17 +3,15 @@
 import copy
 
 import pytest
-from snakemake.utils import validate
 
 from reachability.comparison import compared_models, markdown_table, model_rows, model_study, module_name
-from workflow_helpers import ROOT, demo_config
+from workflow_helpers import demo_config, validated
 
-SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
 
 
 def study(**changes) -> dict:
     config = demo_config(**changes)
-    validate(config, SCHEMA)
+    validated(config)
     return config
 
 
@@ -29,7 +27,7 @@ def test_a_compared_model_runs_the_chosen_experiments_of_its_own_model_and_site(
     assert [e for e, s in theirs["experiments"].items() if s["enabled"]] == ["experiment1", "hard_prompt"]
     assert not any(theirs[s]["enabled"] for s in ("layer_sweep", "analysis", "perturbation"))
     assert theirs["compare"]["models"] == []  # no comparison inside a comparison
-    validate(theirs, SCHEMA)
+    validated(theirs)
     # a hub checkpoint: the study's model at another revision, the study's site
     hub = model_study(config, {"label": "step1000", "revision": "step1000"})
     assert (hub["model"]["name"], hub["model"]["revision"], hub["site"]) == (config["model"]["name"], "step1000", config["site"])

@@ -4,13 +4,12 @@ import re
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
+from reachability import experiments
 from reachability.study import conditions, n_targets
 from reachability.validation import ConfigError, check_config
-from workflow_helpers import AGENDA_ONLY, DELETE, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
+from workflow_helpers import AGENDA_ONLY, DELETE, ROOT, demo_config, planned_jobs, planned_outputs, snakemake, study_packs, validated
 
-SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
 
 BAD = [
     ({"colour": "red"}, r"colour"),
@@ -36,8 +35,7 @@ BAD = [
     ({"model.name": "docs"}, r"model.name = 'docs' is where model.build writes the demo model"),
     ({"findings.seed": -5}, r"seed"),
     ({"optimizer.lr": 1e30}, r"optimizer.lr = 1e\+30 is above 100: Adam moves"),
-    ({"experiments.hard_prompt.gcg.top_k": 5000}, r"experiments.hard_prompt.gcg.top_k = 5000 is above the model's "
-                                                  r"vocabulary of 1024 tokens"),
+    ({"methods.gcg.top_k": 5000}, r"methods.gcg.top_k = 5000 is above the model's vocabulary of 1024 tokens"),
     ({"optimizer.steps": 10**7, "optimizer.extend_steps": None}, r"study size: .* above max_run_steps = 1e\+09 .* --config max_run_steps="),
     ({"experiments.experiment3.alphas": [i / 100 for i in range(2000)], "max_run_steps": 1e6},
      r"at most 2,943,960 run-steps .* above max_run_steps = 1e\+06"),
@@ -82,15 +80,15 @@ def test_a_bad_config_stops_the_dry_run_and_names_the_key(tmp_path, changes, mes
 def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     result = snakemake(tmp_path, demo_config(**{"optimizer.extend_steps": None}), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["optimise_pack"] == 1 + 1 + 1 + 2 + 2 + 1 + 1 + 4
+    assert planned_jobs(result)["optimise_pack"] == study_packs(demo_config()) == 1 + 1 + 1 + 2 + 2 + 1 + 1 + 4
 
 
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     given = yaml.safe_load((ROOT / "config.yaml").read_text())
     defaults: dict = {}
-    validate(defaults, SCHEMA)
+    validated(defaults)
     filled = yaml.safe_load((ROOT / "config.yaml").read_text())
-    validate(filled, SCHEMA)
+    validated(filled)
     assert filled == defaults  # nothing in config.yaml departs from the schema's defaults
     assert given["model"]["name"] == "EleutherAI/pythia-160m" and given["site"] == {"kind": "hidden_states", "layer": 12}
     assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000} and given["seq_len"] == 20
@@ -104,11 +102,11 @@ def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
 
 def test_check_config_alone_without_a_model():
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    validate(config, SCHEMA)
-    check_config(config)
+    validated(config)
+    check_config(config, experiments)
     config["pool_size"] = 50
     with pytest.raises(ConfigError, match="pool_size"):
-        check_config(config)
+        check_config(config, experiments)
 
 
 def test_without_the_hub_the_default_study_stops_before_any_job(tmp_path):

@@ -154,7 +154,7 @@ def test_a_rerun_starts_a_fresh_log(tmp_path, monkeypatch):
     import sys
     from types import SimpleNamespace
 
-    from reachability.pipeline import start_log
+    from reachability.job import start_log
 
     job = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=3)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

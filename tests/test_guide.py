@@ -4,8 +4,8 @@ MSE where the targets' scale moves, Holm over every tested row."""
 import numpy as np
 import pytest
 
+from reachability import experiments, guide
 from reachability import findings as F
-from reachability import guide
 
 SETTINGS = dict(confidence=0.95, alpha=0.05, much_ratio=10.0, similar_ratio=2.0, sharp_width=0.05,
                 bootstrap_resamples=400, seed=0, min_rise_decades=0.5)
@@ -21,6 +21,15 @@ def summary(final, scale=None) -> dict:
                            "cosine_by_position": np.full((len(final), 20), 0.99).tolist()}}
 
 
+def context(m: dict, settings: dict = SETTINGS) -> guide.Context:
+    return guide.Context(m, settings, experiments.REGISTRY)
+
+
+def lines_of(*names: str) -> list:
+    """The registered lines of the guide of these experiments (each record's own)."""
+    return [(n, line) for n in names for line in experiments.get(n).findings]
+
+
 def restarts(true: np.ndarray, r: int, seed: int) -> np.ndarray:
     """r restarts per target: the target's own MSE times 5 % restart noise."""
     return true[:, None] * (1 + 0.05 * np.random.default_rng(seed).standard_normal((len(true), r)))
@@ -32,7 +41,7 @@ def test_identical_models_with_5_against_3_restarts_show_no_difference():
     true = 10 ** np.random.default_rng(0).normal(-3, 0.5, 200)
     full, same = summary(restarts(true, 5, seed=1)), summary(restarts(true, 3, seed=2))
     m = {"experiment1": {"conditions": {"real": full}}, "ablation": {"conditions": {"no_ffn": same}}}
-    (row,), _ = guide.variants(m, SETTINGS, "ablation", ("experiment1", "real"))
+    (row,), _ = guide.rows(context(m), lines_of("ablation"))
     assert row.restarts == [3, 3] and row.low <= 1 <= row.high
     runs = {k: np.array(v["per_target"]["final_mse"])[None] for k, v in (("full", full), ("same", same))}
     cos = {k: np.full(runs[k].shape + (20,), 0.99) for k in runs}
@@ -51,7 +60,7 @@ def test_exp_3_on_relative_mse_sees_no_degradation_where_only_the_targets_power_
         power = a * a + (1 - a) ** 2 + a * (1 - a)  # unit A, B at cosine 0.5
         scale = power * np.exp(rng.normal(0, 0.05, pairs))
         conditions[f"a{a:g}"] = summary((1e-3 * scale * np.exp(rng.normal(0, 0.1, pairs)))[:, None], scale)
-    rows, _ = guide.interpolation({"experiment3": {"conditions": conditions}}, {**SETTINGS, "much_ratio": 2.0},
+    rows, _ = guide.interpolation(context({"experiment3": {"conditions": conditions}}, {**SETTINGS, "much_ratio": 2.0}),
                                   "experiment3")
     smooth, sharp = rows
     assert sharp.observation == "Exp 3 sharp degradation at α > 1" and sharp.verdict == F.FAILS
@@ -65,7 +74,7 @@ def test_every_tested_row_is_holm_adjusted_and_the_findings_say_so():
     iso = summary(10 ** rng.normal(-1, 0.2, (40, 2)))
     m = {"experiment1": {"conditions": {"real": real}}, "experiment2a": {"conditions": {"matched": matched}},
          "experiment2b": {"conditions": {"isotropic": iso}, "warnings": ["a warning a reader must see"]}}
-    rows, _ = guide.rows(m, SETTINGS)
+    rows, _ = guide.rows(context(m), lines_of(*m))
     tested = [r for r in rows if r.p is not None]
     assert len(tested) == 3 and all(r.p_adjusted >= r.p for r in tested)
     assert sorted(r.p_adjusted for r in tested) == pytest.approx(sorted(F.holm([r.p for r in tested])))

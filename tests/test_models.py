@@ -98,7 +98,7 @@ def test_a_config_json_unlike_its_weights_refuses_to_load(tmp_path, changes, mes
 def test_a_config_edit_the_weights_cannot_show_is_noticed_against_the_studys_files(tmp_path, changes):
     """Heads, eps or the residual layout change no weight's shape: the load succeeds, but the
     model is not the one the study's files were made with, and every model-loading job says so."""
-    from reachability.pipeline import ModelChanged, check_same_model
+    from reachability.models import ModelChanged, check_same_model
 
     before = load_model(save_tiny("gpt_neox", tmp_path / "m")).identity
     assert load_model(str(tmp_path / "m")).identity == before  # a second load of unchanged files agrees
@@ -111,7 +111,7 @@ def test_a_config_edit_the_weights_cannot_show_is_noticed_against_the_studys_fil
 def test_other_weights_of_the_same_shapes_are_noticed(tmp_path):
     from safetensors.torch import save_file
 
-    from reachability.pipeline import ModelChanged, check_same_model
+    from reachability.models import ModelChanged, check_same_model
 
     path = save_tiny("gpt_neox", tmp_path / "m")
     before = load_model(path).identity

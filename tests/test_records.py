@@ -9,16 +9,12 @@ from reachability import records
 from reachability.storage import (
     ProvenanceMismatch, UnreadableFile, read_attrs, read_h5, read_json, write_h5, write_json, writing,
 )
-from workflow_helpers import ROOT, demo_config
+from workflow_helpers import ROOT, demo_config, validated
 
 
 @pytest.fixture
 def config():
-    from snakemake.utils import validate
-
-    c = demo_config()
-    validate(c, str(ROOT / "schemas" / "config.schema.yaml"))
-    return c
+    return validated(demo_config())
 
 
 def pack(path, record):
@@ -33,7 +29,7 @@ def test_a_reader_expects_every_field_that_decides_a_files_contents(config):
                         "pack": "16-32", "steps": 300, "lr": 0.05, "precision": "fp32",
                         "methods": {c: {"method": "soft"} for c in expected["conditions"]}}
     hard = records.expected(config, "results/hard_prompt/runs/hs4/0-8_s300.h5")["methods"]
-    assert hard == {"pez": {"method": "pez"}, "gcg": {"method": "gcg", **config["experiments"]["hard_prompt"]["gcg"]}}
+    assert hard == {"text/pez": {"method": "pez"}, "text/gcg": {"method": "gcg", **config["methods"]["gcg"]}}
     extended = records.expected(config, "results/experiment1/runs_extended/hs4/0-16_s360.h5")
     assert extended["steps"] == 360 and extended["continued_from_steps"] == 300
     theirs = records.expected(config, "results/models/tiny-32/experiment1/runs/hs4/0-16_s300.h5")

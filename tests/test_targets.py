@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from reachability.experiments import make_targets as build_targets
+from reachability.experiments import get
 from reachability.targets import (
     distribution_matched, interpolate, isotropic, pair_of, position_statistics, principal_statistics,
     replace_dimensions, replace_principal,
@@ -84,6 +84,11 @@ def test_dimension_replacement_noise_has_the_dimension_std():
     values = np.stack([replace_dimensions(np.zeros((S, big_d), np.float32), 1.0, std, t) for t in range(300)])
     np.testing.assert_allclose(values.reshape(-1, big_d).std(0), std, rtol=0.15)
     assert abs(values.mean()) < 0.05
+
+
+def build_targets(experiment: str, condition: str, ids, real, stats):
+    """An experiment's targets by its record's builder, with the demo's settings."""
+    return get(experiment).make({"fractions": [0.0], "alphas": [0.25]}, condition, list(ids), real, stats)
 
 
 def test_build_targets_dispatches_each_experiment(pool, stats):

@@ -13,7 +13,7 @@ from equality import assert_same_losses, mean_square
 from reachability.methods import Gcg
 from reachability.sites import Site
 from reachability.storage import read_attrs, read_h5
-from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake
+from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake, study_runs
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
@@ -205,12 +205,6 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
         assert name in text, name
 
 
-AGENDA_RUNS = {"experiment1": 500, "experiment2a": 500, "experiment2b": 500, "experiment3": 800,
-               "experiment4": 1650, "ablation": 300, "hard_prompt": 300}  # hard prompts: PEZ and GCG
-DEMO_RUNS = {"experiment1": 16, "experiment2a": 16, "experiment2b": 16, "experiment3": 32, "experiment4": 44,
-             "ablation": 16, "hard_prompt": 8}
-
-
 @pytest.mark.parametrize("source,runs_per_job", [("config.yaml", 7), ("config.yaml", 1024), ("demo.yaml", 1)])
 def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_path, source, runs_per_job):
     """The plan's packs: the agenda's at 7 and 1024 runs per job, the demo's at one job per run."""
@@ -224,7 +218,8 @@ def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_
     for out in planned_outputs(result, "optimise_pack"):
         experiment, _, site, name = out.removeprefix("results/").removesuffix(".h5").split("/")
         packs.setdefault((experiment, site), []).append(tuple(map(int, name.split("_s")[0].split("-"))))
-    runs = AGENDA_RUNS if source == "config.yaml" else DEMO_RUNS
+    runs = study_runs(yaml.safe_load((ROOT / source).read_text()))  # from the registry and the config
+    assert runs["experiment4"] == (1650 if source == "config.yaml" else 44)
     assert result.returncode == 0 and {e for e, _ in packs} == set(runs)
     for (experiment, _), bounds in packs.items():
         bounds.sort()
@@ -348,39 +343,89 @@ def test_rule_scripts_use_the_checkouts_library_not_an_installed_one(tmp_path):
     assert "impostor" not in (tmp_path / "work" / "results" / "logs" / "extract_pool.log").read_text()
 
 
+UNUSED = {  # an experiment record, its builder and a constant, none of which the study runs
+    "experiments.py": '''
+
+QUIET = 0.5
+register(Experiment(
+    "quiet", "Quiet", fixed("quiet"), T.quiet_noise, enabled=False, n=2, restarts=1, shared_prompts=as_exp1,
+    settings={"scale": {"type": "number", "minimum": 0, "default": QUIET}}, sources=lambda t: [t]))
+''',
+    "targets.py": '''
+
+def quiet_noise(spec, condition, ids, residuals, stats):
+    """A real target plus noise in the pool's lowest-variance half of the dimensions."""
+    quiet = np.argsort(stats["dim_std"])[: len(stats["dim_std"]) // 2]
+    out = [residuals[t].copy() for t in ids]
+    for t, target in zip(ids, out):
+        target[:, quiet] += spec["scale"] * stats["dim_std"][quiet] * numpy_rng("quiet", t).standard_normal(
+            (target.shape[0], len(quiet)))
+    return out
+''',
+}
+
+
 @pytest.mark.slow
-def test_changing_a_library_module_reruns_exactly_the_rules_that_import_it(tmp_path):
-    """A copy of the workflow runs a small study; then one module of the copy's library
-    changes, and the dry run plans the rules whose scripts import it (and what depends on
-    their outputs), nothing else."""
+def test_a_change_reruns_exactly_the_jobs_that_run_the_changed_code(tmp_path):
+    """A copy of the workflow runs a small study; then its library changes, and each dry run plans
+    the jobs that run the changed code (and what depends on their outputs), nothing else: an
+    unused record, builder or constant plans nothing; an edited method reruns only the packs that
+    use it; an edited module the rules that import it; a record enabled plans its own jobs and the
+    summaries across experiments — no pool, cache or other experiment's pack."""
     import shutil
 
     copy = tmp_path / "workflow"
     copy.mkdir()
     for name in ("Snakefile", "rules", "workflow_scripts", "schemas", "report", "demo", "envs"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, copy / name)
-    config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 50, "optimizer.extend_steps": None,
+    config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 40, "optimizer.extend_steps": None,
                             **{f"experiments.{e}.enabled": False for e in
-                               ("experiment2a", "experiment2b", "experiment3", "experiment4")}})
+                               ("experiment2a", "experiment2b", "experiment3", "experiment4")},
+                            "experiments.hard_prompt": {"enabled": True, "n_targets": 2, "restarts": 1},
+                            "methods.gcg": {"top_k": 16, "candidates": 8, "steps": 4}})
 
     def run(*args):
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
         command = [sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory",
                    str(tmp_path / "work"), "--configfile", str(tmp_path / "study.yaml"), *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
-    assert run("--cores", "2").returncode == 0
+    finished = run("--cores", "2")
+    assert finished.returncode == 0, finished.stderr[-3000:]
     assert planned_jobs(run("--dry-run")) == {}
     library = copy / "workflow_scripts" / "reachability"
+    for name, text in UNUSED.items():
+        (library / name).write_text((library / name).read_text() + text)
+    assert planned_jobs(run("--dry-run")) == {}  # an unused record, builder and constant: nothing to do
+
+    methods = (library / "methods.py").read_text()
+    edited = methods.replace("return project_to_tokens(prompt, self.vocabulary, F.normalize(self.vocabulary, dim=-1))",
+                             "unit = F.normalize(self.vocabulary, dim=-1)\n        "
+                             "return project_to_tokens(prompt, self.vocabulary, unit)")
+    assert edited != methods
+    (library / "methods.py").write_text(edited)  # PEZ only: the text experiment's pack, not Exp 1's
+    jobs = planned_jobs(run("--dry-run"))
+    assert jobs["optimise_pack"] == 1 and jobs["aggregate"] == 1 and "build_targets" not in jobs
+    assert "results/hard_prompt/runs/hs4/0-4_s40.h5" in planned_outputs(run("--dry-run"), "optimise_pack")
+    (library / "methods.py").write_text(methods)
+
     with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
         f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
-    assert planned_jobs(run("--dry-run")) == {"aggregate": 1, "plot_experiment": 1, "plot_summary": 1,
-                                              "conditions_table": 1, "findings": 1, "all": 1,
-                                              # the targets table summarises runs (results.py) too
-                                              "targets_table": 1, "boundary": 1, "plot_boundary": 1}
+    jobs = planned_jobs(run("--dry-run"))
+    assert {"aggregate", "conditions_table", "findings", "targets_table"} <= set(jobs)
+    assert not {"optimise_pack", "build_targets", "cache_residuals", "extract_pool"} & set(jobs)
     (library / "capture.py").write_text((library / "capture.py").read_text().replace("WARMUP_STEPS = 3", "WARMUP_STEPS = 4"))
     jobs = planned_jobs(run("--dry-run"))
-    assert jobs["optimise_pack"] == 1 and "build_targets" not in jobs and "cache_residuals" not in jobs
+    assert jobs["optimise_pack"] == 2 and "build_targets" not in jobs and "cache_residuals" not in jobs
+    assert run("--cores", "2").returncode == 0
+
+    config["experiments"]["quiet"] = {"enabled": True}  # the record, enabled: its own jobs and the summaries
+    result = run("--dry-run")
+    jobs = planned_jobs(result)
+    assert jobs["optimise_pack"] == 1 and jobs["build_targets"] == 1 and jobs["aggregate"] == 1
+    assert all("/quiet/" in out for out in planned_outputs(result, "optimise_pack"))
+    assert {"conditions_table", "findings", "plot_summary"} <= set(jobs)
+    assert not {"cache_residuals", "extract_pool", "build_demo_model"} & set(jobs)
 
 
 def budget_config(fraction: float) -> dict:

@@ -29,6 +29,40 @@ def demo_config(**changes) -> dict:
 
 DELETE = object()
 
+
+def study_runs(config: dict) -> dict[str, int]:
+    """Each enabled experiment's runs at the study's site, from the registry and the config:
+    targets x conditions (across methods) x restarts."""
+    from reachability import study
+
+    config = validated(config)
+    site = study.site_of(config).tag
+    return {e: study.targets_at(config, e, site) * study.layout(config, e, site).runs_per_target
+            for e in study.enabled_experiments(config)}
+
+
+def study_packs(config: dict) -> int:
+    """How many optimisation packs the study's own model plans: its experiments at its site and the
+    layer sweep's at each other site."""
+    from reachability import study
+    from reachability.runs import pack_bounds
+
+    config, per_job = validated(config), config["engine"]["runs_per_job"]
+    packs = sum(len(pack_bounds(n, per_job)) for n in study_runs(config).values())
+    for site in study.sweep_sites(config):
+        if site != study.site_of(config):
+            packs += sum(len(pack_bounds(study.targets_at(config, e, site.tag) * study.layout(config, e, site.tag)
+                                         .runs_per_target, per_job)) for e in config["layer_sweep"]["experiments"])
+    return packs
+
+
+def validated(config: dict) -> dict:
+    """`config` as the Snakefile takes it: site names read, checked against the schema and each
+    record's section, every default filled in (in place)."""
+    from reachability import experiments, validation
+
+    return validation.validated(config, experiments)
+
 AGENDA_ONLY = {  # the demo without the beyond-the-agenda analyses (fewer jobs, same agenda numbers)
     "experiments.ablation.enabled": False, "layer_sweep.enabled": False,
     "analysis.enabled": False, "perturbation.enabled": False,

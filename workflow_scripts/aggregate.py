@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
@@ -14,7 +14,8 @@ import json
 import numpy as np
 
 from reachability.study import pool_warnings, site_of
-from reachability.pipeline import config_hash, library_versions, provenance
+from reachability.job import library_versions
+from reachability.records import config_hash, provenance
 from reachability.storage import read_attrs, write_h5, write_json
 from reachability.records import expected, experiment_record, metrics_record
 from reachability.results import (

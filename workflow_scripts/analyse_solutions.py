@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from reachability.gpu_pool import claimed_device
 from reachability.models import load_tokenizer
-from reachability.pipeline import load_study_model
+from reachability.models import load_study_model
 from reachability.records import expected, solutions_record
 from reachability.solutions import analyse
 from reachability.storage import read_h5, read_targets, write_json

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
@@ -14,7 +14,7 @@ import numpy as np
 from reachability.runs import Layout, parse_pack
 from reachability.sites import Site
 from reachability.storage import read_h5, write_h5
-from reachability.experiments import make_targets
+from reachability.experiments import get
 from reachability.records import expected, targets_record
 
 w, cfg = snakemake.wildcards, snakemake.config
@@ -27,7 +27,7 @@ targets, ids, conditions = [], [], []
 for c, condition in enumerate(layout.conditions):
     wanted = sorted({r.target_id for r in runs if r.condition == condition})
     if wanted:
-        targets.append(make_targets(w.experiment, condition, wanted, real, cache))
+        targets.append(get(w.experiment).make(cfg["experiments"][w.experiment], condition, wanted, real, cache))
         ids += wanted
         conditions += [c] * len(wanted)
 write_h5(snakemake.output.targets,

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
@@ -12,7 +12,7 @@ import torch
 
 from reachability.forward import residuals_of_tokens
 from reachability.gpu_pool import claimed_device
-from reachability.pipeline import load_study_model
+from reachability.models import load_study_model
 from reachability.sites import Site
 from reachability.storage import read_h5, write_h5
 from reachability.targets import position_statistics

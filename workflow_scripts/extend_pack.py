@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
@@ -16,9 +16,12 @@ import torch
 
 from reachability.forward import residual_function
 from reachability.gpu_pool import claimed_device
-from reachability.methods import Soft
+from reachability.methods import build
+from reachability.optimize import BatchResult
+from reachability.runs import split
 from reachability.optimize import optimize_runs
-from reachability.pipeline import device_name, library_versions, load_study_model
+from reachability.job import device_name, library_versions
+from reachability.models import load_study_model, token_embeddings
 from reachability.sites import Site
 from reachability.storage import read_h5, read_targets, write_h5
 from reachability.records import expected, extended_record
@@ -36,14 +39,25 @@ target = torch.from_numpy(np.stack([targets[names[c], int(t)] for c, t in zip(pa
 log.info("continuing %d runs of %s from %d to %d steps", len(target), snakemake.input.runs, done, budget)
 lm = load_study_model(cfg, {snakemake.input.runs: attrs})  # host memory: the device is not ours yet
 saved = {k: torch.from_numpy(pack[k]) for k in ("prompt", "exp_avg", "exp_avg_sq")}
+by_method = {}  # each method's runs continue from their own state (the budget admits only methods that can)
+for i, c in enumerate(pack["condition"]):
+    by_method.setdefault(split(names[c])[1], []).append(i)
+parts, order = [], []
 with claimed_device(cfg) as claim:
     claim.load(lm)
     start = time.perf_counter()
-    more = optimize_runs(residual_function(lm, site), target, saved, Soft(lr=attrs["lr"], resume_step=done),
-                         budget - done, precision=attrs["precision"], capture=cfg["engine"]["capture"],
-                         batch_size=cfg["engine"]["batch_size"], device=claim.device, progress=True)
+    for name, members in by_method.items():
+        method = build(name, attrs["lr"], {**attrs["methods"][names[pack["condition"][members[0]]]], "resume_step": done},
+                       lambda: token_embeddings(lm, cfg), cfg["engine"])
+        parts.append(optimize_runs(residual_function(lm, site), target[members], {k: v[members] for k, v in saved.items()},
+                                   method, budget - done, precision=attrs["precision"], capture=cfg["engine"]["capture"],
+                                   batch_size=cfg["engine"]["batch_size"], device=claim.device, progress=True))
+        order += members
     optimising_s = time.perf_counter() - start
     device = device_name(claim.device)
+back = np.argsort(order)
+more = BatchResult({k: v[back] for k, v in BatchResult.concatenate(parts).arrays.items()},
+                   [b for part in parts for b in part.batches])
 arrays = {**more.arrays, "loss": np.concatenate([pack["loss"], more.loss], axis=1), "initial_mse": pack["initial_mse"],
           "diverged": pack["diverged"] | more.diverged,
           **{k: pack[k] for k in ("target_id", "restart", "condition", "target_mean_square")}}

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
@@ -14,6 +14,7 @@ from reachability.hard_prompt import compare, markdown_table
 from reachability.models import load_tokenizer
 from reachability.storage import read_h5, write_json, writing
 from reachability.records import expected, load
+from reachability.runs import split
 
 cfg, steps = snakemake.config, snakemake.params.steps  # both runs.h5 are at the step budget
 
@@ -29,7 +30,8 @@ projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
     projected = load(cfg, snakemake.input.projected[0], steps)["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
-rows, summary = compare(hard, attrs["conditions"], soft, projected, original, tokenizer.decode)
+methods = [split(c)[1] for c in attrs["conditions"]]  # the text experiment's conditions are its methods
+rows, summary = compare(hard, methods, soft, projected, original, tokenizer.decode)
 write_json(snakemake.output.json, {"summary": summary, "targets": rows}, expected(cfg, snakemake.output.json, steps))
 with writing(snakemake.output.table) as f:
     f.write(markdown_table(rows, summary))

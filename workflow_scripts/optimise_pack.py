@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
@@ -21,10 +21,10 @@ from reachability.ablation import ablated
 from reachability import study
 from reachability.forward import residual_function
 from reachability.gpu_pool import claimed_device
-from reachability.models import load_tokenizer
 from reachability.methods import build
 from reachability.optimize import BatchResult, optimize_runs
-from reachability.pipeline import device_name, library_versions, load_study_model
+from reachability.job import device_name, library_versions
+from reachability.models import load_study_model, token_embeddings
 from reachability.storage import read_attrs, read_targets, write_h5
 from reachability.runs import Layout, parse_pack
 from reachability.sites import Site
@@ -46,16 +46,10 @@ target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in r
 settings = study.methods(cfg, w.experiment)
 
 
-def vocabulary():
-    """The tokenizer's tokens only (an embedding may have padding rows that are no text)."""
-    n_tokens = len(load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"]))
-    return lm.embedding.weight.detach()[:n_tokens].clone()
-
-
 plans = []  # (variant, the runs' indices, method, its steps, its inputs), before the device is claimed
 for (variant, name), members in study.groups(runs).items():
     own = settings[runs[members[0]].condition]
-    method = build(name, opt["lr"], own, vocabulary, engine)
+    method = build(name, opt["lr"], own, lambda: token_embeddings(lm, cfg), engine)
     inputs = method.start([runs[i] for i in members], cfg["seq_len"], lm.d_model)
     plans.append((variant, members, method, own.get("steps", opt["steps"]), inputs))
 parts, order = [], []

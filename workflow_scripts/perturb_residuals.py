@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
@@ -13,7 +13,7 @@ import torch
 
 from reachability.gpu_pool import claimed_device
 from reachability.perturbation import DIRECTIONS, kl_vs_epsilon
-from reachability.pipeline import load_study_model
+from reachability.models import load_study_model
 from reachability.sites import Site
 from reachability.storage import read_h5, write_json
 from reachability.records import expected, kl_curves_record

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors and waits for a device land in the log
 
@@ -15,7 +15,7 @@ import torch
 from reachability.study import site_of
 from reachability.gpu_pool import claimed_device
 from reachability.perturbation import DIRECTIONS, placement_curve
-from reachability.pipeline import load_study_model
+from reachability.models import load_study_model
 from reachability.placement import grid_for
 from reachability.results import read_solutions
 from reachability.storage import read_h5, write_json

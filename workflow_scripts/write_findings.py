@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, before any installed copy
 
-from reachability.pipeline import start_log
+from reachability.job import start_log
 
 log = start_log(snakemake)  # first: import errors land in the log
 
-from reachability import guide
+from reachability import experiments, guide
 from reachability.records import expected, load
 from reachability.results import read_metrics
 from reachability.storage import write_json, writing
@@ -20,7 +20,9 @@ metrics = {m["experiment"]: m for m in read_metrics(snakemake.input.metrics, cfg
 boundary = None
 if snakemake.input.boundary:  # made for this study's site and targets (its record), so the site is there
     boundary = load(cfg, snakemake.input.boundary[0], steps)["sites"][site_of(cfg).tag]
-rows, extras = guide.rows(metrics, settings, boundary)
+context = guide.Context(metrics, settings, experiments.REGISTRY)
+lines = [(name, line) for name, record in experiments.REGISTRY.items() for line in record.findings]  # each record's own
+rows, extras = guide.rows(context, lines, boundary)
 warned = guide.warnings(metrics)
 for row in rows:
     log.info("%s: %s", row.observation, row.verdict)

@@ -1,7 +1,8 @@
 """Soft-prompt reachability of residual-stream targets.
 
 Modules, one idea each:
-  experiments   the registry: one record per experiment, read by every stage
+  job           what every rule script needs first: its log, versions, the digest of the code it runs
+  experiments   the registry: one record per experiment (its settings, conditions, builder, lines), read by every stage
   study         what a config means: sites, conditions, run numbering (from the registry)
   validation    the checks a config must pass beyond its schema, each naming its key
   probes        what the machine can provide: the hub, the local dataset files
@@ -11,7 +12,7 @@ Modules, one idea each:
   forward       forwards that stop at a site, or continue from one (only the blocks needed)
   ablation      zero the FFN or attention output of chosen blocks
   runs          run identities, stable seeds, packs and batches
-  methods       how runs move: the soft prompt, PEZ hard prompts (one method each)
+  methods       how runs move: one registered class each (soft, PEZ, the norm ball, GCG), an axis of any experiment
   optimize      the engine: batches of runs, loss history, final evaluation, OOM halving
   capture       the step replayed from a CUDA graph, and how each batch ran
   precision     fp32, tf32, bf16 and exact float32 where it matters
@@ -24,7 +25,6 @@ Modules, one idea each:
   findings      the statistics of the verdicts: intervals, tests, Holm, the Exp 4 fits
   guide         the agenda's interpretation guide, line by line, from the metrics
   plots         the agenda's figures
-  pipeline      what rule scripts share: logs, provenance, versions, code digests
   gpu_pool      the late, blocking device claim; one GPU per job
   demo_model    the offline demo's tiny GPT-NeoX and tokenizer
   solutions     what optimised prompts are: nearest tokens, what those reach, their KL

@@ -66,7 +66,7 @@ def compared_models(config: dict) -> list[dict]:
     return out
 
 
-def check_comparison(config: dict, model_config=None) -> None:
+def check_comparison(config: dict, registry, model_config=None) -> None:
     """Labels unique (each is a folder), built models apart from each other, a training step
     for every model when the axis is the step; and every compared model's own config checked
     as its module will check it (`model_config(model)`: its config.json where available),
@@ -76,12 +76,10 @@ def check_comparison(config: dict, model_config=None) -> None:
     if not config["compare"]["models"]:
         return
     chosen = config["compare"]["experiments"]
-    from .experiments import BASELINE, get
-
-    needing = [e for e in chosen if get(e).exp1 == "requires"]
-    if needing and BASELINE not in chosen:
+    needing = [e for e in chosen if registry.get(e).exp1 == "requires"]
+    if needing and registry.BASELINE not in chosen:
         raise ConfigError(f"compare.experiments = {chosen}: {needing} are compared with Exp 1's soft prompts, "
-                          f"add {BASELINE}")
+                          f"add {registry.BASELINE}")
     models = compared_models(config)
     labels = [m["label"] for m in models]
     if len(set(labels)) < len(labels) or len({module_name(x) for x in labels}) < len(labels):
@@ -96,7 +94,7 @@ def check_comparison(config: dict, model_config=None) -> None:
         own = model_config(theirs["model"]) if model_config else None
         try:
             resolve_last_layers(theirs, getattr(own, "num_hidden_layers", None))
-            check_config(theirs, own)
+            check_config(theirs, registry, own)
         except ConfigError as error:
             raise ConfigError(f"compare.models[{i}] (label {entry['label']}): {error}") from None
     if config["compare"]["axis"] == "step":

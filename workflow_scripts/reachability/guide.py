@@ -1,23 +1,46 @@
 """The agenda's interpretation guide, line by line, from the experiments' metrics.json files.
 
 Each function is one kind of line (all converge; B ≈ A; B much worse than A; smooth and sharp
-in α; sharp or gradual in f; a variant against the full model), answered with the rules of
-`findings.py` on like-for-like data: both sides' bests over the same restart indices, Exp 3 on
-relative MSE (best MSE over the target's mean square: a mixture's power changes with α),
-diverged targets counted as the worst. Which experiments each line compares is the experiment
-registry's (each record's `findings`). `rows` gathers them all and Holm-adjusts the tested ones
-together; `markdown` writes findings.md.
+in α; sharp or gradual in f; each condition against a baseline, paired), answered with the
+rules of `findings.py` on like-for-like data: both sides' bests over the same restart indices,
+Exp 3 on relative MSE (best MSE over the target's mean square: a mixture's power changes with
+α), diverged targets counted as the worst. Which experiments each line compares is the
+experiment registry's: each record names its lines (`Line`: one of these functions and its
+arguments), and every line is called the same way, `line(context, experiment, *args)`. `rows`
+gathers them all and Holm-adjusts the tested ones together; `markdown` writes findings.md.
+(The registry imports this module, so nothing here imports the registry: a record arrives in
+the context.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import findings as F
-from .metrics import best_of_restarts, best_over
-from .results import final_mse
+from .metrics import best_of_restarts, best_over, final_mse
+from .runs import SOFT, joined, method_records, split
 
 Metrics = dict[str, dict]  # experiment -> its metrics.json
+Side = tuple[str, str]  # (experiment, condition)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every line reads: the experiments' metrics, the findings settings, their records."""
+
+    metrics: Metrics
+    settings: dict
+    records: dict  # experiment -> its registry record (labels, methods)
+
+    def condition(self, side: Side) -> dict | None:
+        experiment, condition = side
+        return self.metrics.get(experiment, {}).get("conditions", {}).get(condition)
+
+    def label(self, experiment: str) -> str:
+        return self.records[experiment].label
 
 
 def bests(a: dict, b: dict, relative: bool = False, targets: int | None = None) -> tuple[np.ndarray, np.ndarray, list]:
@@ -39,58 +62,47 @@ def judged(observation: str, judge, *args, **kwargs) -> F.Finding:
 Rows = tuple[list[F.Finding], dict]  # a line's rows, and what else it measured (a fit, for the figure)
 
 
-def _condition(m: Metrics, side: tuple[str, str]) -> dict | None:
-    experiment, condition = side
-    return m.get(experiment, {}).get("conditions", {}).get(condition)
+def soft_conditions(ctx: Context, experiment: str) -> dict[str, dict]:
+    """An experiment's soft-prompt conditions (the agenda's), by name."""
+    return {c: s for c, s in ctx.metrics[experiment]["conditions"].items() if split(c)[1] == SOFT}
 
 
-def all_converge(m: Metrics, settings: dict, experiment: str, condition: str) -> Rows:
-    reached = _condition(m, (experiment, condition))["per_target"]["reached"]
-    label = label_of(experiment)
+def all_converge(ctx: Context, experiment: str, condition: str) -> Rows:
+    reached = ctx.condition((experiment, condition))["per_target"]["reached"]
+    label = ctx.label(experiment)
     return [F.all_reached(f"{label} all converge to ~0", reached, True),
             F.all_reached(f"{label} some don't converge", reached, False)], {}
 
 
-def _sides(m: Metrics, a: tuple[str, str], b: tuple[str, str]):
-    x, y = _condition(m, a), _condition(m, b)
+def _sides(ctx: Context, a: Side, b: Side):
+    x, y = ctx.condition(a), ctx.condition(b)
     return None if x is None or y is None else bests(x, y)
 
 
-def label_of(experiment: str) -> str:
-    from .experiments import get
-
-    return get(experiment).label
-
-
-def _labels(m: Metrics, *sides: tuple[str, str]) -> tuple[str, ...]:
-    return tuple(label_of(e) for e, _ in sides)
-
-
-def similar_to(m: Metrics, settings: dict, title: str, a: tuple[str, str], b: tuple[str, str]) -> Rows:
+def similar_to(ctx: Context, experiment: str, title: str, a: Side, b: Side) -> Rows:
     """'B ≈ A' on different targets, each side's best over the same restarts."""
-    found = _sides(m, a, b)
+    found = _sides(ctx, a, b)
     if found is None:
         return [], {}
     x, y, r = found
-    return [judged(title, F.similar, x, y, _labels(m, a, b), False, settings, restarts=r)], {}
+    return [judged(title, F.similar, x, y, (ctx.label(a[0]), ctx.label(b[0])), False, ctx.settings, restarts=r)], {}
 
 
-def much_worse_or_similar(m: Metrics, settings: dict, worse: str, same: str, a: tuple[str, str],
-                          b: tuple[str, str]) -> Rows:
+def much_worse_or_similar(ctx: Context, experiment: str, worse: str, same: str, a: Side, b: Side) -> Rows:
     """'B much worse than A' and 'B ≈ A', on different targets."""
-    found = _sides(m, a, b)
+    found = _sides(ctx, a, b)
     if found is None:
         return [], {}
     x, y, r = found
-    labels = _labels(m, a, b)
-    return [judged(worse, F.much_worse, x, y, labels, False, settings, restarts=r),
-            judged(same, F.similar, x, y, labels, False, settings, restarts=r)], {}
+    labels = (ctx.label(a[0]), ctx.label(b[0]))
+    return [judged(worse, F.much_worse, x, y, labels, False, ctx.settings, restarts=r),
+            judged(same, F.similar, x, y, labels, False, ctx.settings, restarts=r)], {}
 
 
-def interpolation(m: Metrics, settings: dict, experiment: str) -> Rows:
+def interpolation(ctx: Context, experiment: str) -> Rows:
     """Smooth inside [0, 1], sharp degradation beyond 1: pair by pair, on relative MSE."""
-    conditions = m[experiment]["conditions"]
-    label = label_of(experiment)
+    conditions, settings = soft_conditions(ctx, experiment), ctx.settings
+    label = ctx.label(experiment)
     alphas = {float(c[1:]): c for c in conditions}
     relative = {a: best_of_restarts(final_mse(conditions[c], relative=True)) for a, c in alphas.items()}
     restarts = [len(conditions[alphas[min(alphas)]]["per_target"]["final_mse"][0])] * 2
@@ -119,54 +131,77 @@ def interpolation(m: Metrics, settings: dict, experiment: str) -> Rows:
     return rows, {}
 
 
-def replacement(m: Metrics, settings: dict, experiment: str) -> Rows:
+def replacement(ctx: Context, experiment: str) -> Rows:
     """Sharp transition or gradual degradation in the replaced fraction f (a logistic per target)."""
-    conditions = m[experiment]["conditions"]
+    conditions = soft_conditions(ctx, experiment)
     fractions = [float(c[1:]) for c in conditions]
     best = np.array([best_of_restarts(final_mse(s)) for s in conditions.values()])
-    rows, fit = F.transition(fractions, best, settings, label_of(experiment))
+    rows, fit = F.transition(fractions, best, ctx.settings, ctx.label(experiment))
     return rows, {f"{experiment}_fit": fit}
 
 
-def variants(m: Metrics, settings: dict, experiment: str, baseline: tuple[str, str]) -> Rows:
-    """Beyond the guide: each variant (the research log's ablations) against the full model on
-    the same targets and restarts."""
-    full = _condition(m, baseline)
-    if full is None:
-        return [], {}
-    rows = []
-    for condition, summary in m[experiment]["conditions"].items():
-        n = len(summary["per_target"]["final_mse"])
-        ablated, theirs, r = bests(summary, full, targets=n)
-        name = condition.replace("_", " ")
-        rows.append(judged(f"{label_of(experiment)} {name} reaches better than the full model",
-                           F.much_worse, ablated, theirs, (name, "full model"), True, {**settings, "much_ratio": 1.0},
-                           restarts=r, note=f"paired by target; restarts 0..{r[0] - 1} on both sides, which share their "
-                                            f"initial prompts; better means lower best MSE"))
+RULES = {  # how a condition is judged against its baseline, paired: (the rule, its settings, what it means)
+    "better": (F.much_worse, {"much_ratio": 1.0}, "better means lower best MSE"),
+    "as_well": (F.as_well, {}, "as well means at most {similar_ratio:g}× worse"),
+}
+
+
+def against(ctx: Context, experiment: str, title: str, rule: str, baseline: Callable[[str], Side | None],
+            conditions: list[str] | None = None, sides: tuple[str, str] = ("{label}", "{baseline}"),
+            pairing: str = "") -> Rows:
+    """Each condition against its baseline, paired by target: `baseline(condition)` is the side
+    it is compared with (None: not compared), `rule` how ('better': lower best MSE; 'as_well': at
+    most similar_ratio× worse). `title` and `sides` (the two sides' names) may use {label} and
+    {baseline} (the two conditions' labels), {condition} (the condition's base), {method} and
+    {baseline_method} (their methods' labels); `pairing` says what else the sides share. Each
+    side takes its best over the same restarts, on the condition's targets. One line for the
+    ablation against the full model, every method against the soft prompt, GCG against PEZ."""
+    judge, override, meaning = RULES[rule]
+    settings, rows = {**ctx.settings, **override}, []
+    for condition in conditions or list(ctx.metrics[experiment]["conditions"]):
+        side = baseline(condition)
+        theirs, mine = (None, None) if side is None else (ctx.condition(side), ctx.condition((experiment, condition)))
+        if theirs is None or mine is None:
+            continue
+        (base, method), (_, their_method) = split(condition), split(side[1])
+        words = {"label": ctx.records[experiment].label_of(condition), "baseline": ctx.records[side[0]].label_of(side[1]),
+                 "condition": base.replace("_", " "), "method": method_records()[method]["label"],
+                 "baseline_method": method_records()[their_method]["label"]}
+        names = tuple(s.format(**words) for s in sides)
+        x, y, r = bests(mine, theirs, targets=len(mine["per_target"]["final_mse"]))
+        first, second, labels = (y, x, names[::-1]) if rule == "as_well" else (x, y, names)
+        rows.append(judged(title.format(**words), judge, first, second, labels, True, settings, restarts=r,
+                           note=f"paired by target{pairing}; restarts 0..{r[0] - 1} on both sides; "
+                                f"{meaning.format(**settings)}"))
     return rows, {}
 
 
-def methods(m: Metrics, settings: dict, experiment: str, baseline: tuple[str, str]) -> Rows:
-    """Beyond the guide: does text reach as well as a soft prompt, method by method (paired by
-    target; the restart counts equalised, the starts differ), and does GCG reach better than PEZ
-    (paired by target and restart: they start from the same tokens)?"""
-    soft = _condition(m, baseline)
-    conditions = m[experiment]["conditions"]
+def methods_against_soft(ctx: Context, experiment: str, baseline: Side | None = None) -> Rows:
+    """Beyond the guide: does each other method reach as well as the soft prompt on the same
+    targets (its own experiment's soft condition of the same base, else `baseline`: Exp 1's soft
+    prompts for the text experiment), and among the text methods, which start from the same
+    tokens, does each later one reach better than the first (GCG than PEZ)?"""
+    record, names = ctx.records[experiment], list(ctx.metrics[experiment]["conditions"])
     rows = []
-    if soft is not None:
-        for name, summary in conditions.items():
-            n = len(summary["per_target"]["final_mse"])
-            soft_best, hard_best, r = bests(soft, summary, targets=n)
-            rows.append(judged(f"Text ({name.upper()}) reaches as well as a soft prompt", F.as_well, soft_best, hard_best,
-                               ("soft prompt", name.upper()), True, settings, restarts=r,
-                               note=f"paired by target; {r[0]} restart(s) a side, but the starts differ (tokens, not "
-                                    f"N(0, 1)); as well means at most {settings['similar_ratio']:g}× worse"))
-    if {"pez", "gcg"} <= set(conditions):
-        gcg, pez, r = bests(conditions["gcg"], conditions["pez"])
-        rows.append(judged("GCG reaches better than PEZ", F.much_worse, gcg, pez, ("GCG", "PEZ"), True,
-                           {**settings, "much_ratio": 1.0}, restarts=r,
-                           note="paired by target and restart (the same initial tokens); better means lower best "
-                                "MSE; an MSE of exactly 0 (recovered tokens) ties with another 0"))
+    for begins, pairing in (("normal", ", and they share their initial prompts"),
+                            ("tokens", "; the starts differ (tokens, not N(0, 1))")):
+        def soft_of(condition: str, begins=begins) -> Side | None:
+            base, method = split(condition)
+            if method == SOFT or method_records()[method]["begins"] != begins:
+                return None
+            return (experiment, base) if base in names else baseline
+
+        rows += against(ctx, experiment, "{label} reaches as well as a soft prompt", "as_well", soft_of,
+                        sides=("{method}", "soft prompt"), pairing=pairing)[0]
+    text = [m for m in dict.fromkeys(split(c)[1] for c in names) if m != SOFT and method_records()[m]["begins"] == "tokens"]
+    for later in text[1:]:
+        pairs = {joined(split(c)[0], later): (experiment, joined(split(c)[0], text[0])) for c in names}
+        for base in dict.fromkeys(split(c)[0] for c in names):
+            where = "" if record.label_of(base) == record.label else f" on {record.label_of(base)}"
+            rows += against(ctx, experiment, "{method} reaches better than {baseline_method}" + where, "better",
+                            pairs.get, [joined(base, later)], sides=("{method}", "{baseline_method}"),
+                            pairing=" and restart (the same initial tokens); an MSE of exactly 0 (recovered tokens) "
+                                    "ties with another 0")[0]
     return rows, {}
 
 
@@ -189,7 +224,7 @@ def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
     return out
 
 
-def manifold_boundary(result: dict, settings: dict) -> list[F.Finding]:
+def manifold_boundary(result: dict, settings: dict, labels: dict[str, str] | None = None) -> list[F.Finding]:
     """Beyond the guide: do reached and unreached targets separate by their distance from the
     data manifold — and still among targets of like norm? (A separation, not a cause: a target's
     norm can rise with its distance and set reachability itself.)
@@ -204,7 +239,6 @@ def manifold_boundary(result: dict, settings: dict) -> list[F.Finding]:
     norm has its interval above `boundary_auc`, does not hold when below, else inconclusive
     (decided by its interval alone)."""
     from .boundary import DISTANCES, NORM_STRATA, agree
-    from .experiments import get
 
     title, level = "Reached and unreached targets separate by distance from the data manifold", settings["boundary_auc"]
     control = "Reached and unreached targets separate by distance within strata of the target's norm"
@@ -229,7 +263,7 @@ def manifold_boundary(result: dict, settings: dict) -> list[F.Finding]:
     note = (f"the {name} distance (the better separating); AUC level {level:g}; the experiments' own boundaries "
             f"{'agree' if agreed else 'do not agree' if agreed is False else 'cannot be compared: distance and experiment are confounded'}"
             f"; within norm strata (next row): {norm}; reached: "
-            f"{', '.join(f'{get(e).label} {v:.0%}' for e, v in result['reached_by_experiment'].items())}")
+            f"{', '.join(f'{(labels or {}).get(e, e)} {v:.0%}' for e, v in result['reached_by_experiment'].items())}")
     first = F.Finding(title, f"{compared} their {name} distance", "AUC (an unreached target lies farther)", s["auc"],
                       low, high, None if p is None else "cluster-robust score test: the experiment beyond the distance",
                       p, decide(p), note, decide=decide)
@@ -243,21 +277,18 @@ def manifold_boundary(result: dict, settings: dict) -> list[F.Finding]:
     return [first, second]
 
 
-def rows(m: Metrics, settings: dict, boundary: dict | None = None) -> tuple[list[F.Finding], dict]:
-    """Every line the experiments that ran can answer (each record's own, in the registry's
-    order) and, given the boundary analysis, its line; Holm-adjusted together; and what else
-    they measured (Exp 4's fits)."""
-    from .experiments import REGISTRY
-
+def rows(ctx: Context, lines: list[tuple[str, object]], boundary: dict | None = None) -> tuple[list[F.Finding], dict]:
+    """Every line (experiment, its record's `Line`) whose experiment ran, in order, and, given the
+    boundary analysis, its rows; Holm-adjusted together; and what else they measured (Exp 4's
+    fits)."""
     out, extras = [], {}
-    for name, record in REGISTRY.items():
-        if name in m and record.findings:
-            line, *args = record.findings
-            found, extra = globals()[line](m, settings, *args)
+    for experiment, line in lines:
+        if experiment in ctx.metrics:
+            found, extra = line.judge(ctx, experiment, *line.args)
             out += found
             extras.update(extra)
     if boundary is not None:
-        out += manifold_boundary(boundary, settings)
+        out += manifold_boundary(boundary, ctx.settings, {e: r.label for e, r in ctx.records.items()})
     return F.adjust(out), extras
 
 

@@ -20,6 +20,7 @@ the one a condition runs with, by the registry's name for it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,11 +138,29 @@ def _adam_arrays(prompt: torch.Tensor, adam: torch.optim.Adam) -> dict[str, np.n
             "adam_step": np.full(len(prompt), int(state["step"].item()), dtype=np.int64)}
 
 
+METHODS: dict[str, type] = {}  # the registry: each method's class by its name (config `methods`)
+
+
+def method(cls: type) -> type:
+    """Register a method class under its `name`. A class declares, as literals (they are read
+    without importing torch: runs.method_records): `name`, `label`, `begins` ('normal': its runs
+    start where the soft prompt's do; 'tokens': from random tokens), `resumes` (whether a run can
+    continue from its saved state exactly: what the step budget's continuation needs) and
+    `settings` (the JSON schema of its own config keys, which arrive as its fields)."""
+    METHODS[cls.name] = cls
+    return cls
+
+
 @dataclass(frozen=True)
-class Soft:
-    """The agenda's soft prompt. Inputs: `prompt` [B, S, d]; with `resume_step`, also Adam's
-    `exp_avg` and `exp_avg_sq` after that many steps (the runs then continue exactly as if they
-    had never stopped)."""
+class AdamPrompt:
+    """Adam on a continuous prompt [B, S, d]; a method of this kind is it with two hooks — what
+    the forward sees of the prompt (`seen`: the prompt itself, or what it stands for, and the
+    tokens that is, for a text method) and what happens to it after each update (`after_step`:
+    nothing, or a projection). Inputs: `prompt`, and with `resume_step` Adam's `exp_avg` and
+    `exp_avg_sq` after that many steps (runs then continue exactly as if they had never
+    stopped). A method that sees tokens keeps each run's best tokens (`tokens` [B, S]), and its
+    result is their embeddings; a method that needs the token embeddings [V, d] has a
+    `vocabulary` field (given only to those)."""
 
     lr: float
     resume_step: int | None = None
@@ -149,58 +168,105 @@ class Soft:
     def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
         return {"prompt": torch.stack([initial_prompt(r, seq_len, d_model) for r in runs])}
 
+    def seen(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return prompt, None
+
+    def after_step(self, prompt: torch.Tensor) -> None:
+        pass
+
+    def on(self, device: torch.device) -> AdamPrompt:
+        """This method with what its hooks read ready on `device`, before any step (a captured
+        step may not read the host)."""
+        if getattr(self, "vocabulary", None) is None:
+            return self
+        return dataclasses.replace(self, vocabulary=self.vocabulary.to(device, torch.float32))
+
     def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
-        init = inputs["prompt"].float()
+        init = inputs["prompt"].float().clone()  # its own: a constrained start is projected in place
+        me = self.on(init.device)
+        with torch.no_grad():
+            me.after_step(init)  # a constrained method starts inside its constraint
         prompt = init.clone().requires_grad_(True)
-        adam, start = _adam(prompt, self.lr, capturable, inputs, self.resume_step)
+        adam, start = _adam(prompt, me.lr, capturable, inputs, me.resume_step)
+        ids = me.seen(init)[1]
+        best = None if ids is None else Best(ids)  # a text method: the start's own tokens
 
         def step() -> torch.Tensor:
             adam.zero_grad(set_to_none=False)  # in place: a captured graph keeps .grad
-            per_run = loss(prompt)
+            embeds, ids = me.seen(prompt)
+            per_run = loss(embeds)
             per_run.sum().backward()
             adam.step()
+            with torch.no_grad():
+                me.after_step(prompt)
+            if best is not None:
+                best.update(per_run.detach(), ids)
             return per_run.detach()
 
-        return Program(step, lambda: _restore(prompt, init, adam, start), lambda: prompt.detach(),
-                       lambda: _adam_arrays(prompt, adam))
+        def reset() -> None:
+            _restore(prompt, init, adam, start)
+            if best is not None:
+                best.reset()
+
+        def final() -> torch.Tensor:
+            return prompt.detach() if best is None else me.vocabulary[best.ids]
+
+        def arrays() -> dict[str, np.ndarray]:
+            return {**_adam_arrays(prompt, adam), **({} if best is None else {"tokens": best.ids.cpu().numpy()})}
+
+        return Program(step, reset, final, arrays)
 
 
+@method
 @dataclass(frozen=True)
-class Pez:
-    """A hard prompt by PEZ. Inputs: `prompt` [B, S, d] (the embeddings of the run's initial
-    tokens). `vocabulary` is the token embeddings [V, d] that may be used (the tokenizer's
-    tokens, not an embedding's padding rows). The loss history is each step's tokens' MSE; the
-    result is each run's best tokens (`tokens` [B, S])."""
+class Soft(AdamPrompt):
+    """The agenda's soft prompt: Adam on a continuous prompt from N(0, 1), nothing else."""
 
-    lr: float
-    vocabulary: torch.Tensor
+    name = "soft"
+    label = "soft"
+
+
+@method
+@dataclass(frozen=True)
+class Pez(AdamPrompt):
+    """A hard prompt by PEZ (Wen et al. 2023): the forward sees each position's nearest token
+    embedding (by cosine), the gradient reaches the continuous prompt straight through; from the
+    embeddings of random tokens. The loss history is each step's tokens' MSE."""
+
+    name = "pez"
+    label = "PEZ"
+    begins = "tokens"
+    resumes = False  # its best tokens so far are not part of the saved state
+    vocabulary: torch.Tensor | None = None
 
     def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
         return {"prompt": torch.stack([random_token_prompt(r, seq_len, self.vocabulary) for r in runs])}
 
-    def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
-        init = inputs["prompt"].float()
-        vocabulary = self.vocabulary.to(init.device, torch.float32)
-        unit = F.normalize(vocabulary, dim=-1)
-        prompt = init.clone().requires_grad_(True)
-        adam, _ = _adam(prompt, self.lr, capturable, inputs, None)
-        best = Best(nearest_token_ids(init, unit))  # no step taken: the initial prompt's own tokens
+    def seen(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return project_to_tokens(prompt, self.vocabulary, F.normalize(self.vocabulary, dim=-1))
 
-        def step() -> torch.Tensor:
-            adam.zero_grad(set_to_none=False)
-            seen, ids = project_to_tokens(prompt, vocabulary, unit)
-            per_run = loss(seen)
-            per_run.sum().backward()
-            adam.step()
-            best.update(per_run.detach(), ids)
-            return per_run.detach()
 
-        def reset() -> None:
-            _restore(prompt, init, adam, None)
-            best.reset()
+@method
+@dataclass(frozen=True)
+class NormBall(AdamPrompt):
+    """A soft prompt held inside the token embeddings' norm ball: after every update each
+    position is scaled back to at most `radius` (default: the largest token embedding's norm),
+    so the prompt stays where tokens live in norm (the research log's soft prompts sit 26×
+    beyond them). Its runs start where the soft prompt's do, projected into the ball."""
 
-        return Program(step, reset, lambda: vocabulary[best.ids],
-                       lambda: {**_adam_arrays(prompt, adam), "tokens": best.ids.cpu().numpy()})
+    name = "norm_ball"
+    label = "norm ball"
+    settings = {"radius": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                           "description": "the ball's radius (null: the largest token embedding's norm)"}}
+    radius: float | None = None
+    vocabulary: torch.Tensor | None = None
+
+    def on(self, device: torch.device) -> NormBall:
+        me = super().on(device)
+        return me if me.radius else dataclasses.replace(me, radius=float(me.vocabulary.norm(dim=-1).max()))
+
+    def after_step(self, prompt: torch.Tensor) -> None:
+        prompt.mul_((self.radius / prompt.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
 
 
 def gcg_candidates(ids: torch.Tensor, top: torch.Tensor, positions: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
@@ -235,6 +301,7 @@ def candidate_mse(loss: Loss, vocabulary: torch.Tensor, candidates: torch.Tensor
     return torch.cat(out).reshape(batch, count)
 
 
+@method
 @dataclass(frozen=True)
 class Gcg:
     """A hard prompt by greedy coordinate gradient (Zou et al. 2023) toward a residual: per step,
@@ -245,6 +312,14 @@ class Gcg:
     best sequence it has seen. Inputs: `tokens` [B, S] (the run's initial tokens, PEZ's), `seed`
     [B]. The loss history is the MSE of each step's tokens."""
 
+    name = "gcg"
+    label = "GCG"
+    begins = "tokens"
+    resumes = False
+    settings = {"top_k": {"type": "integer", "minimum": 1, "default": 256, "description": "tokens per position to swap in"},
+                "candidates": {"type": "integer", "minimum": 1, "default": 512, "description": "sequences tried per step"},
+                "steps": {"type": "integer", "minimum": 0, "default": 100,
+                          "description": "GCG's own steps (not the step budget's): a step tries `candidates` sequences"}}
     vocabulary: torch.Tensor
     top_k: int = 256
     candidates: int = 512
@@ -291,16 +366,17 @@ class Gcg:
         return Program(step, reset, lambda: vocabulary[best.ids], lambda: {"tokens": best.ids.cpu().numpy()})
 
 
-BUILDERS = {  # the registry's method names -> (lr, settings, token embeddings, engine settings) -> a method
-    "soft": lambda lr, settings, vocabulary, engine: Soft(lr=lr),
-    "pez": lambda lr, settings, vocabulary, engine: Pez(lr=lr, vocabulary=vocabulary()),
-    "gcg": lambda lr, settings, vocabulary, engine: Gcg(vocabulary=vocabulary(), candidate_batch=engine.get(
-        "candidate_batch", 8192), **settings),
-}
-
-
 def build(name: str, lr: float, settings: dict, vocabulary: Callable[[], torch.Tensor], engine: dict | None = None):
-    """The method called `name` with its settings (not `steps`: the engine's); `vocabulary()`
-    gives the token embeddings a hard prompt may use (asked only by the methods that need them)."""
-    own = {k: v for k, v in settings.items() if k not in ("method", "steps")}  # the name and steps are not its own
-    return BUILDERS[name](lr, own, vocabulary, engine or {})
+    """The method called `name` with its settings (config `methods.<name>`; `steps` is the
+    engine's, not the method's); `vocabulary()` gives the token embeddings a method may use (the
+    tokenizer's tokens), asked only of the methods that take them."""
+    cls = METHODS[name]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    own = {k: v for k, v in settings.items() if k in fields}
+    if "lr" in fields:
+        own["lr"] = lr
+    if "vocabulary" in fields:
+        own["vocabulary"] = vocabulary()
+    if "candidate_batch" in fields:
+        own["candidate_batch"] = (engine or {}).get("candidate_batch", 8192)
+    return cls(**own)

@@ -122,3 +122,12 @@ def plateau_check(loss: np.ndarray, reached_runs: np.ndarray, tail: float = 0.2,
     open_ = np.isfinite(improvement) & ~reached_runs
     return {**plateau_verdict(loss, tail, tolerance, fraction),
             "fraction_still_improving_unreached": float((improvement[open_] > tolerance).mean()) if open_.any() else None}
+
+
+def final_mse(summary: dict, relative: bool = False) -> np.ndarray:
+    """Every restart's final MSE [T, R] (NaN: diverged) of one condition's metrics.json entry;
+    `relative`: divided by each target's mean square."""
+    final = np.array(summary["per_target"]["final_mse"], dtype=float)
+    if relative:
+        final = final / np.array(summary["per_target"]["target_mean_square"], dtype=float)[:, None]
+    return final

@@ -232,3 +232,41 @@ def load_tokenizer(name: str, revision: str | None = None):
         return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise ModelLoadError(offline_message(name, revision, error)) from error
+
+
+def token_embeddings(lm: LanguageModel, config: dict) -> torch.Tensor:
+    """The embeddings [V, d] of the tokenizer's tokens only: what a method may use of the
+    vocabulary (an embedding may have padding rows that are no text)."""
+    n_tokens = len(load_tokenizer(config["model"]["name"], config["model"]["revision"]))
+    return lm.embedding.weight.detach()[:n_tokens].clone()
+
+
+class ModelChanged(ValueError):
+    """The model now at model.name is not the one a study's earlier files were made with."""
+
+
+def load_study_model(config: dict, made_with: dict[str, dict] | None = None):
+    """The study's model in host memory (a GPU job moves it once it holds a device), checked
+    against the config's sites and seq_len and against the model each input was made with
+    (`made_with`: path -> its record, whose `model_identity` a model-loading job wrote)."""
+    from .validation import check_model_limits
+
+    m = config["model"]
+    lm = load_model(m["name"], m["revision"], "cpu", m["allow_pickle_weights"])
+    check_model_limits(config, lm.config)
+    identity = lm.identity  # now, while the weights are in host memory (a claim frees them when it ends)
+    for path, record in (made_with or {}).items():
+        check_same_model(identity, record.get("model_identity"), m["name"], path)
+    return lm
+
+
+def check_same_model(now: dict, then: dict | None, name: str, path: str) -> None:
+    """The model loaded now is the one `path` was made with: its config.json and weights unchanged."""
+    if then is None or then == now:
+        return
+    changed = sorted(k for k in {*now["config"], *then["config"]} if now["config"].get(k) != then["config"].get(k))
+    what = [f"{k} is {now['config'].get(k)!r} now, {then['config'].get(k)!r} then" for k in changed[:6]]
+    what += ["its weights differ"] if now["weights"] != then["weights"] else []
+    raise ModelChanged(f"the model at {name} is not the one {path} was made with ({'; '.join(what)}). If you changed "
+                       f"the model on purpose, the study must be made again with it: delete results/ (or run with "
+                       f"--forcerun cache_residuals) and rerun; otherwise restore the model's files")

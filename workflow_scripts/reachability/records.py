@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from . import experiments
-from .pipeline import provenance
+from .job import digest
 from .storage import read_csv, read_json
 from .sites import Site
 from .study import analysed, boundary_tables, layout, methods, perturbation_sites, site_of
@@ -39,6 +39,32 @@ KL_CURVES = "results/perturbation/kl_vs_epsilon.json"
 PLACEMENT_CURVE = "results/perturbation/placement_curve.json"
 PLACEMENT = "results/perturbation/placement.json"
 COMPARED = "results/compare/models.json"
+
+
+def provenance(config: dict, site: Site | None = None) -> dict:
+    """What made a file: the config parts every stage must agree on, and for files at a site
+    (residuals, targets, runs) that site. The token pool has no site."""
+    out = {
+        "model": config["model"]["name"],
+        "revision": config["model"]["revision"],
+        "seq_len": config["seq_len"],
+        "pool_size": config["pool_size"],
+        "dataset": digest(config["dataset"]),
+    }
+    return out if site is None else {**out, "site": str(site)}
+
+
+def config_hash(config: dict) -> str:
+    """Hash of everything that changes the numbers (not plots, batch size or job sizes)."""
+    return digest({
+        **provenance(config, Site(config["site"]["kind"], int(config["site"]["layer"]))),
+        "dataset": config["dataset"],
+        "optimizer": config["optimizer"],
+        "precision": config["engine"]["precision"],
+        "experiments": config["experiments"],
+    })
+
+
 PLATEAU_SETTINGS = ("plateau_tail", "plateau_tolerance", "plateau_fraction")  # all the step budget depends on
 
 

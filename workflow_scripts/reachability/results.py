@@ -133,15 +133,6 @@ def best_runs(summary: dict) -> tuple[np.ndarray, np.ndarray]:
     return cosine, np.array(summary["per_target"]["best_final_mse"], dtype=float)
 
 
-def final_mse(summary: dict, relative: bool = False) -> np.ndarray:
-    """Every restart's final MSE [T, R] (NaN: diverged) of one condition's metrics.json entry;
-    `relative`: divided by each target's mean square."""
-    final = np.array(summary["per_target"]["final_mse"], dtype=float)
-    if relative:
-        final = final / np.array(summary["per_target"]["target_mean_square"], dtype=float)[:, None]
-    return final
-
-
 def read_solutions(paths: list[str], config: dict, steps: int) -> dict[str, dict]:
     """Every condition's solution analysis (solutions.json files, each checked against its
     record), labelled 'experiment condition'."""

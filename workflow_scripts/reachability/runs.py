@@ -15,10 +15,43 @@ or the restarts renumbers every run of the experiment, so all its packs are reco
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from .seeds import stable_seed
+
+SOFT = "soft"  # the agenda's method: a condition it runs keeps its bare name
+
+
+@cache
+def method_records() -> dict[str, dict]:
+    """Each method of methods.py by its name: its label, how its runs start ('normal': N(0, 1)
+    like the soft prompt; 'tokens': random tokens), whether a run resumes from its saved state,
+    and its own settings (JSON schema). Read from the classes' own declarations without importing
+    torch (methods.py is the engine's)."""
+    tree = ast.parse(Path(__file__).with_name("methods.py").read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            own = {t.id: ast.literal_eval(s.value) for s in node.body if isinstance(s, ast.Assign)
+                   for t in s.targets if isinstance(t, ast.Name) and t.id in ("name", "label", "begins", "resumes", "settings")}
+            if "name" in own:
+                out[own["name"]] = {"label": own.get("label", own["name"]), "begins": own.get("begins", "normal"),
+                                    "resumes": own.get("resumes", True), "settings": own.get("settings", {})}
+    return out
+
+
+def split(condition: str) -> tuple[str, str]:
+    """A condition's base and its method: 'real' -> ('real', 'soft'); 'a0.5/pez' -> ('a0.5', 'pez')."""
+    base, _, method = condition.partition("/")
+    return base, method or SOFT
+
+
+def joined(base: str, method: str) -> str:
+    return base if method == SOFT else f"{base}/{method}"
 
 
 @dataclass(frozen=True)

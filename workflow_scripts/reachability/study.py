@@ -5,7 +5,7 @@ experiment registry (experiments.py), torch-free."""
 from __future__ import annotations
 
 from . import experiments
-from .runs import Layout, RunId
+from .runs import Layout, RunId, split
 from .sites import Site
 
 AGENDA_POOL = 1000  # the agenda: Exp 2a's statistics from 1000+ real sequences
@@ -52,8 +52,9 @@ def boundary_tables(config: dict, where: str) -> dict:
 
 
 def conditions(config: dict, experiment: str) -> list[str]:
-    """Condition names of an experiment: 'real', 'matched', 'isotropic', 'a0.5', 'f0.3', ..."""
-    return experiments.get(experiment).conditions(config["experiments"][experiment])
+    """Condition names of an experiment: 'real', 'matched', 'isotropic', 'a0.5', 'f0.3', ... and,
+    for each method beyond the soft prompt, 'real/pez', ..."""
+    return experiments.get(experiment).all_conditions(config["experiments"][experiment])
 
 
 def n_targets(config: dict, experiment: str) -> int:
@@ -86,15 +87,15 @@ def groups(runs: list[RunId]) -> dict[tuple[str | None, str], list[int]]:
     group optimised in its own batches."""
     out: dict[tuple[str | None, str], list[int]] = {}
     for i, run in enumerate(runs):
-        record = experiments.get(run.experiment)
-        out.setdefault((record.variant(run.condition), record.method(run.condition)), []).append(i)
+        base, method = split(run.condition)
+        out.setdefault((experiments.get(run.experiment).variant(base), method), []).append(i)
     return out
 
 
 def methods(config: dict, experiment: str) -> dict[str, dict]:
-    """How each condition's runs move: the method's name and settings (a record of the pack)."""
-    record, spec = experiments.get(experiment), config["experiments"][experiment]
-    return {c: {"method": record.method(c), **record.method_settings(spec, c)} for c in record.conditions(spec)}
+    """How each condition's runs move: the method's name and its settings (config `methods`; a
+    record of the pack)."""
+    return {c: {"method": split(c)[1], **config["methods"].get(split(c)[1], {})} for c in conditions(config, experiment)}
 
 
 def size(config: dict) -> dict[str, int]:
@@ -120,6 +121,11 @@ def size(config: dict) -> dict[str, int]:
         for key, value in size(model_study(config, entry)).items():
             out[key] += value
     return out
+
+
+def method_names(config: dict, experiment: str) -> list[str]:
+    """The methods an experiment's conditions run (the registry's names)."""
+    return sorted({m["method"] for m in methods(config, experiment).values()})
 
 
 def pool_warnings(config: dict, experiment: str) -> list[str]:

@@ -105,29 +105,30 @@ def replace_principal(target: np.ndarray, fraction: float, stats: dict, target_i
 
 
 # One builder per kind of target, as the experiment registry names them:
-# (condition, target ids, the pool's residuals [N, S, d], its statistics) -> targets [S, d] each.
+# (the experiment's settings, condition, target ids, the pool's residuals [N, S, d], their statistics) ->
+# targets [S, d] each.
 
 
-def real(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+def real(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
     """Exp 1 (and the ablation, the hard prompts): target t is pool sequence t's residual."""
     return [residuals[t] for t in ids]
 
 
-def distribution_matched_targets(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+def distribution_matched_targets(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
     return [distribution_matched(stats["mean"], stats["sqrt_cov"], t) for t in ids]
 
 
-def isotropic_targets(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+def isotropic_targets(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
     return [isotropic(stats["typical_norm"], residuals.shape[-1], t) for t in ids]
 
 
-def interpolated(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+def interpolated(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
     """Exp 3: pair p at α = float(condition[1:])."""
     alpha = float(condition[1:])
     return [interpolate(residuals[a], residuals[b], alpha) for a, b in map(pair_of, ids)]
 
 
-def replaced(condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+def replaced(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
     """Exp 4: target t with the fraction f = float(condition[1:]) of its dimensions replaced."""
     f = float(condition[1:])
     return [replace_dimensions(residuals[t], f, stats["dim_std"], t) for t in ids]

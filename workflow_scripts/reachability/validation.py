@@ -1,17 +1,22 @@
 """The checks a study config must pass beyond its JSON schema, before any job (torch-free).
 
-The schema (`schemas/config.schema.yaml`) checks keys, types and ranges; here come the site
-names it cannot read (TransformerLens aliases, `layer: last`), every float's finiteness, the
-relations between keys — the experiments' own with each other, from the registry — and, given
-the model's config.json, the model's own limits. Every error names the key and the fix.
+The schema (`schemas/config.schema.yaml`, with each experiment's and each method's section
+added from their registries: `schema`) checks keys, types and ranges and fills in defaults
+(`validate`); here come the site names it cannot read (TransformerLens aliases, `layer: last`),
+every float's finiteness, the relations between keys — the experiments' own with each other,
+from the registry, which the caller passes in — and, given the model's config.json, the model's
+own limits. Every error names the key and the fix.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path, PurePath
 
-from . import experiments
+import yaml
+
+from .runs import method_records
 from .sites import SiteError, check_site, site_entry
 from .study import site_of, sites_of, size, sweep_sites
 
@@ -20,6 +25,7 @@ class ConfigError(ValueError):
     """A study config that cannot run."""
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"  # the study's, in the checkout
 MAX_LR = 100.0
 OUTPUT_TREES = ("results", "resources")  # where a study writes; nothing outside them is ever replaced
 BUILT = "built_by_reachability.json"  # in a model folder the workflow built (model.build): its spec
@@ -64,17 +70,59 @@ def non_finite(value, key: str = "") -> list[str]:
     return [key] if isinstance(value, float) and not math.isfinite(value) else []
 
 
-def check_experiments(config: dict) -> None:
+def schema(path: str | Path, registry) -> dict:
+    """The study's schema: the file's, with each experiment's section from its record, each
+    method's settings from its class, and the experiments the layer sweep and the comparison
+    may name."""
+    out = yaml.safe_load(Path(path).read_text())
+    top = out["properties"]
+    top["experiments"]["properties"] = registry.schema()
+    top["methods"]["properties"] = {name: {"type": "object", "additionalProperties": False, "default": {},
+                                           "properties": m["settings"]} for name, m in method_records().items()}
+    swept = [n for n in registry.names() if registry.get(n).sweepable]
+    top["layer_sweep"]["properties"]["experiments"]["items"] = {"enum": swept}
+    top["compare"]["properties"]["experiments"]["items"] = {"enum": registry.names()}
+    return out
+
+
+def validate(config: dict, schema: dict) -> None:
+    """Check `config` against `schema`, filling in every default (in place), as Snakemake's
+    validate does with a schema file: the first error names its key."""
+    from jsonschema import Draft202012Validator, validators
+
+    def with_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, subschema)
+
+    for error in validators.extend(Draft202012Validator, {"properties": with_defaults})(schema).iter_errors(config):
+        key = ".".join(str(k) for k in error.absolute_path) or "the config"
+        raise ConfigError(f"{key}: {error.message}: correct it (schemas/config.schema.yaml and each record's own keys "
+                          f"say what is allowed)")
+
+
+def validated(config: dict, registry, path: str | Path = SCHEMA) -> dict:
+    """`config`, in place: its site names read, checked against the study's schema (each
+    record's section added), every default filled in. (Relations and the model's limits are
+    `check_config`'s.)"""
+    expand_site_names(config)
+    validate(config, schema(path, registry))
+    return config
+
+
+def check_experiments(config: dict, registry) -> None:
     """Every experiment known; its targets within the pool; the relations it keeps with Exp 1."""
     specs, pool = config["experiments"], config["pool_size"]
-    unknown = sorted(set(specs) - set(experiments.names()))
+    unknown = sorted(set(specs) - set(registry.names()))
     if unknown:
-        raise ConfigError(f"experiments.{unknown[0]} is not an experiment this tool knows ({experiments.names()}): "
+        raise ConfigError(f"experiments.{unknown[0]} is not an experiment this tool knows ({registry.names()}): "
                           f"correct the name")
-    baseline = specs[experiments.BASELINE]
+    baseline = specs[registry.BASELINE]
     real = baseline["n_targets"]
     for name, spec in specs.items():
-        record = experiments.get(name)
+        record = registry.get(name)
         if record.count == "n_targets" and spec["n_targets"] > pool:
             raise ConfigError(f"experiments.{name}.n_targets = {spec['n_targets']} is above pool_size = {pool}: "
                               f"raise pool_size or lower n_targets")
@@ -99,6 +147,13 @@ def check_sections(config: dict) -> None:
     if extend is not None and extend <= config["optimizer"]["steps"]:
         raise ConfigError(f"optimizer.extend_steps = {extend} must exceed optimizer.steps = "
                           f"{config['optimizer']['steps']} (or be null: no step budget to decide)")
+    baseline = config["experiments"].get("experiment1", {})
+    halted = [m for m in baseline.get("methods", []) if not method_records()[m]["resumes"]]
+    if extend is not None and baseline.get("enabled") and halted:
+        raise ConfigError(f"experiments.experiment1.methods = {baseline['methods']}: {halted} cannot continue from a "
+                          f"saved state, which Exp 1's runs do when its step budget extends (optimizer.extend_steps = "
+                          f"{extend}); run them on Exp 1's targets through experiments.hard_prompt, or set "
+                          f"optimizer.extend_steps: null")
     sweep = config["layer_sweep"]
     if sweep["enabled"] and sweep["n_targets"] > pool:
         raise ConfigError(f"layer_sweep.n_targets = {sweep['n_targets']} is above pool_size = {pool}")
@@ -121,15 +176,15 @@ def check_sections(config: dict) -> None:
         check_built_model_folder(config["model"]["name"])
 
 
-def check_config(config: dict, model_config=None) -> None:
+def check_config(config: dict, registry, model_config=None) -> None:
     """Raise ConfigError for what the schema cannot check (the model's limits, given its config)."""
     bad = non_finite(config)
     if bad:
         raise ConfigError(f"{', '.join(bad)}: must be a finite number (not .nan or .inf): set a finite value")
-    check_experiments(config)
+    check_experiments(config, registry)
     check_sections(config)
     if model_config is not None:
-        check_model_limits(config, model_config)
+        check_model_limits(config, model_config, registry)
 
 
 def size_line(config: dict, model_config=None) -> str:
@@ -174,7 +229,7 @@ def check_built_model_folder(name: str) -> None:
                           f"model.build would delete it: choose another folder for the built model, or move this one")
 
 
-def check_model_limits(config: dict, model_config) -> None:
+def check_model_limits(config: dict, model_config, registry=None) -> None:
     """Site layers, the pool's statistics and seq_len against the model's config.json (no weights)."""
     named = [("site", site_of(config))]
     named += [("layer_sweep.sites", s) for s in sweep_sites(config)]
@@ -187,19 +242,17 @@ def check_model_limits(config: dict, model_config) -> None:
             raise ConfigError(f"{key}: {error}") from None
     d_model = getattr(model_config, "hidden_size", None)
     swept = config["layer_sweep"]["experiments"] if config["layer_sweep"]["enabled"] else []
-    for name, spec in config["experiments"].items():
-        record = experiments.get(name)
+    for name, spec in config["experiments"].items() if registry else ():
+        record = registry.get(name)
         if record.gaussian and (spec["enabled"] or name in swept) and d_model and config["pool_size"] < d_model + 1:
             raise ConfigError(
                 f"pool_size = {config['pool_size']} is too small for {record.label}: each position's covariance over "
                 f"{config['pool_size']} sequences in {d_model} dimensions is rank-deficient (it needs at least "
                 f"{d_model + 1}; the agenda asks for 1000 or more): raise pool_size, or disable {name}")
-    vocabulary = getattr(model_config, "vocab_size", None)
-    for name, spec in config["experiments"].items():
-        top_k = (spec.get("gcg") or {}).get("top_k") if spec["enabled"] and "gcg" in spec.get("methods", []) else None
-        if vocabulary and top_k and top_k > vocabulary:
-            raise ConfigError(f"experiments.{name}.gcg.top_k = {top_k} is above the model's vocabulary of {vocabulary} "
-                              f"tokens: lower it")
+    vocabulary, top_k = getattr(model_config, "vocab_size", None), config["methods"]["gcg"]["top_k"]
+    runs_gcg = any(spec["enabled"] and "gcg" in spec["methods"] for spec in config["experiments"].values())
+    if vocabulary and runs_gcg and top_k > vocabulary:
+        raise ConfigError(f"methods.gcg.top_k = {top_k} is above the model's vocabulary of {vocabulary} tokens: lower it")
     limit = int(model_config.max_position_embeddings)
     if config["seq_len"] > limit:
         raise ConfigError(f"seq_len = {config['seq_len']} is above the model's context of {limit} tokens: lower seq_len")
