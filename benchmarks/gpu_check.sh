@@ -16,8 +16,9 @@
 # Each stage has its own time limit; on the GPU the limits add up to the overall budget
 # (GPU_CHECK_BUDGET, default 470 s: one call fits in 8 minutes of a 10-minute slot) less a
 # margin for the summary, so every stage gets its share, the engine and the real DAG the most.
-# In smoke mode a limit is a number of units of measured work: the env stage's own time (its
-# imports of torch and transformers), so a loaded machine gets proportionally longer. A stage may
+# In smoke mode a limit is what an idle 2-core machine needs, with room, times the machine's
+# measured slowdown when the stage starts (its load per core, at least 1), so a machine that other
+# jobs load gets proportionally longer. A stage may
 # fail alone: it is reported and the next one runs. Every measurement is written the moment it
 # exists: the rate table row by row, so a stage cut short leaves what it measured and the DAG
 # stage prices from that, naming what is missing. What comes back is three files in $OUT (default
@@ -99,15 +100,18 @@ mkdir -p "$out" "$logs"
 budget=${GPU_CHECK_BUDGET:-470}
 margin=30  # the summary, the archive and a stage's kill grace
 deadline=$((SECONDS + budget - margin))
-unit=1  # smoke mode: seconds per unit of work, set by the env stage
 export PYTHONPATH=$root/workflow_scripts:$root/benchmarks${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 echo "| stage | status | seconds | limit s |" > "$work/table.md"
 echo "|---|---|---|---|" >> "$work/table.md"
 
-stage() {  # stage NAME GPU_LIMIT_S SMOKE_UNITS COMMAND...: run it with its own limit; report
+slowdown() {  # how many times slower than idle this machine runs now: its load per core, at least 1
+  awk -v cores="$(nproc)" '{f = ($1 + 1) / cores; print (f > 1 ? f : 1)}' /proc/loadavg 2>/dev/null || echo 1
+}
+
+stage() {  # stage NAME GPU_LIMIT_S SMOKE_IDLE_S COMMAND...: run it with its own limit; report
   local name=$1 limit=$2 start=$SECONDS status
-  ((smoke)) && limit=$(($3 * unit))
+  ((smoke)) && limit=$(awk -v s="$3" -v f="$(slowdown)" 'BEGIN {print int(s * f + 0.5)}')
   shift 3
   local left=$((deadline - SECONDS))
   ((!smoke && left < limit)) && limit=$left
@@ -120,7 +124,7 @@ stage() {  # stage NAME GPU_LIMIT_S SMOKE_UNITS COMMAND...: run it with its own 
   local word=ok
   ((status == 124 || status == 137)) && word="timed out"
   ((status != 0 && status != 124 && status != 137)) && word="failed (exit $status)"
-  took=$((SECONDS - start))
+  local took=$((SECONDS - start))
   echo "| $name | $word | $took | $limit |" >> "$work/table.md"
   { echo; echo "## $name ($word, $took s)"; echo; echo '```'; tail -n 80 "$logs/$name.log"; echo '```'; } \
     >> "$work/details.md"
@@ -193,33 +197,32 @@ cores=16 study=config.yaml steps=10
 ((smoke)) && cores=2 study=demo.yaml steps=3
 export -f env_stage wheels_stage dag_config dag_stage
 export work smoke out python cores
-# stage NAME GPU_LIMIT_S SMOKE_UNITS ...: the GPU limits add up to the budget less the margin
-stage env 20 120 env_stage  # smoke: 120 s, then its own time is the unit of the others
-((smoke)) && unit=$((took > 2 ? took : 2))
-stage wheels 25 3 wheels_stage
+# stage NAME GPU_LIMIT_S SMOKE_IDLE_S ...: the GPU limits add up to the budget less the margin
+stage env 20 40 env_stage
+stage wheels 25 20 wheels_stage
 [[ -d $work/site ]] && export PYTHONPATH=$work/site:$PYTHONPATH
-stage tests 50 12 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
+stage tests 50 90 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
   tests/test_hard_prompt.py tests/test_capture.py tests/test_optimize.py
 if ((smoke)); then
-  stage capture 35 6 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
+  stage capture 35 40 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
 else
-  stage capture 35 6 "$python" benchmarks/capture_check.py --steps 30 --batch 64
+  stage capture 35 40 "$python" benchmarks/capture_check.py --steps 30 --batch 64
 fi
-stage engine 130 20 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
+stage engine 130 60 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
   --cores $cores --resources gpu=2
 if ((smoke)); then
-  stage perturbation 15 3 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
+  stage perturbation 15 15 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
     --directions 2 --epsilons 0 1
 else
-  stage perturbation 15 3 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
+  stage perturbation 15 15 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
 fi
-stage dag 165 30 dag_stage
+stage dag 165 120 dag_stage
 
 {
   echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "python: $python; limits: $( ((smoke)) && echo "units of $unit s (the env stage's own time)" || \
-    echo "seconds within a budget of $budget s")"
+  echo "python: $python; limits: $( ((smoke)) && echo "an idle machine's seconds times the slowdown at each start" \
+    || echo "seconds within a budget of $budget s")"
   echo
   cat "$work/table.md"
   cat "$work/details.md"
