@@ -16,7 +16,7 @@
 # Each stage has its own time limit; on the GPU the limits add up to the overall budget
 # (GPU_CHECK_BUDGET, default 470 s: one call fits in 8 minutes of a 10-minute slot) less a
 # margin for the summary, so every stage gets its share, the engine and the real DAG the most.
-# In smoke mode a limit is what an idle 2-core machine needs, with room, times the machine's
+# In smoke mode a limit is what an idle 2-core machine needs, with ample room, times the machine's
 # measured slowdown when the stage starts (its load per core, at least 1), so a machine that other
 # jobs load gets proportionally longer. A stage may
 # fail alone: it is reported and the next one runs. Every measurement is written the moment it
@@ -198,25 +198,25 @@ cores=16 study=config.yaml steps=10
 export -f env_stage wheels_stage dag_config dag_stage
 export work smoke out python cores
 # stage NAME GPU_LIMIT_S SMOKE_IDLE_S ...: the GPU limits add up to the budget less the margin
-stage env 20 40 env_stage
-stage wheels 25 20 wheels_stage
+stage env 20 60 env_stage
+stage wheels 25 30 wheels_stage
 [[ -d $work/site ]] && export PYTHONPATH=$work/site:$PYTHONPATH
-stage tests 50 90 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
+stage tests 50 150 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
   tests/test_hard_prompt.py tests/test_capture.py tests/test_optimize.py
 if ((smoke)); then
-  stage capture 35 40 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
+  stage capture 35 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
 else
-  stage capture 35 40 "$python" benchmarks/capture_check.py --steps 30 --batch 64
+  stage capture 35 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
 fi
-stage engine 130 60 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
+stage engine 130 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
   --cores $cores --resources gpu=2
 if ((smoke)); then
-  stage perturbation 15 15 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
+  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
     --directions 2 --epsilons 0 1
 else
-  stage perturbation 15 15 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
+  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
 fi
-stage dag 165 120 dag_stage
+stage dag 165 240 dag_stage
 
 {
   echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"
