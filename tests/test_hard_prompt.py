@@ -429,3 +429,19 @@ def test_a_simulated_capture_of_the_gcg_step_equals_the_eager_one(neox_lm, monke
     np.testing.assert_array_equal(captured.tokens, eager.tokens)
     np.testing.assert_array_equal(captured.loss, eager.loss)
     assert captured.batches == [{"runs": 3, "mode": "captured", "reason": ""}]
+
+
+@pytest.mark.gpu
+def test_a_captured_gcg_step_tracks_the_eager_one_on_a_gpu(gpu_lm):
+    """The whole GCG step on a real GPU — the one-hot gradient, the draws on the device, the
+    candidates on the cached keys and values — runs captured and chooses what the eager step
+    chooses (a near-tie between candidates may resolve apart after some steps)."""
+    from reachability.methods import Gcg
+
+    residual, targets, tokens, _ = gcg_state(gpu_lm, 4, 8, seed=4)
+    method = Gcg(vocabulary=gpu_lm.embedding.weight.detach(), top_k=16, candidates=24)
+    eager = optimize_batch(residual, targets.cuda(), gcg_inputs(tokens, [1, 2, 3, 4]), method, steps=10)
+    captured = optimize_batch(residual, targets.cuda(), gcg_inputs(tokens, [1, 2, 3, 4]), method, steps=10, capture=True)
+    assert captured.batches[0]["mode"] == "captured", captured.batches
+    np.testing.assert_allclose(captured.loss[:, :3], eager.loss[:, :3], rtol=1e-4, atol=1e-7)
+    assert (captured.tokens == eager.tokens).mean() >= 0.9
