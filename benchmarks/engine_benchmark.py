@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 import time
@@ -143,13 +144,18 @@ def inputs_for(name: str, lm: LanguageModel, batch: int, device: str) -> dict:
 
 
 def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
-           capture: bool, method: str = "soft", candidates: int = 512) -> dict:
+           capture: bool, method: str = "soft", candidates: int = 512, seconds: float = 2.0) -> dict:
     """run-steps/s, fixed seconds per batch, peak GiB and how the batches ran, by the
-    difference of two lengths."""
+    difference of two lengths: N and 2N steps, N at most `steps` and no more than the warm-up
+    says `seconds` take (at least 2), so a slow step (GCG's) is timed in few."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
     inputs, how = inputs_for(method, lm, batch, device), method_of(method, lm, candidates)
+    sync(device)
+    start = time.perf_counter()
     optimize_batch(residual, targets, inputs, how, 4, precision=precision, capture=capture)  # warm-up
+    sync(device)
+    steps = max(2, min(steps, int(seconds * 4 / (time.perf_counter() - start))))
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, ran = [], set()
@@ -199,8 +205,10 @@ def peak_tflops(precision: str, device: str, n: int) -> float:
 
 
 def fresh_interpreter_s(imports: str) -> float:
+    """A fresh interpreter's time to import `imports` (this checkout's library, as a rule script's)."""
+    library = os.pathsep.join([str(ROOT / "workflow_scripts"), *filter(None, [os.environ.get("PYTHONPATH")])])
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", imports], check=True)
+    subprocess.run([sys.executable, "-c", imports], check=True, env={**os.environ, "PYTHONPATH": library})
     return time.perf_counter() - start
 
 
@@ -240,7 +248,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=512, help="GCG's candidate sequences per step")
     parser.add_argument("--capture", choices=["both", "on", "off"], default="both",
                         help="time the CUDA-graph step, the eager step, or both (the CPU is always eager)")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="the most steps of a timed run")
+    parser.add_argument("--seconds", type=float, default=2.0, help="the longest a timed run should take")
     parser.add_argument("--reference-steps", type=int, default=30)
     parser.add_argument("--tiny", action="store_true", help="a 64-wide model: a smoke run, not a measurement")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (a study's job has 1)")
@@ -304,7 +313,7 @@ def main() -> None:
             for capture in captures:
                 try:
                     measured = engine(lm, site, batch, precision, args.steps, args.device, capture, method,
-                                      args.candidates)
+                                      args.candidates, args.seconds)
                 except torch.OutOfMemoryError:
                     torch.cuda.empty_cache()
                     continue

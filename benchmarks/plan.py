@@ -225,8 +225,9 @@ class Rates:
         from the one it changes on ((S + 1) / 2S of a sequence), at half the soft rate of a batch of
         `chunk` (a forward is about half a forward-and-backward): an estimate."""
         gradient, _, _, _ = self.batch_seconds("soft", layer, precision, batch, captured, steps)
-        forwards, _, source, _ = self.batch_seconds("soft", layer, precision, min(chunk, batch * candidates), captured, 1)
-        per_forward = forwards / min(chunk, batch * candidates) / 2 * (seq_len + 1) / (2 * seq_len)
+        sequences = min(chunk, batch * candidates)
+        forwards, _, source, _ = self.batch_seconds("soft", layer, precision, sequences, captured, 1)
+        per_forward = forwards / sequences / 2 * (seq_len + 1) / (2 * seq_len)
         optimising = gradient + steps * batch * candidates * per_forward
         return optimising, optimising, (f"no gcg rows: the one-hot gradient at the soft rate and {candidates} "
                                         f"forwards from the changed position on per run-step at half the soft rate "
@@ -262,8 +263,9 @@ class Rates:
         if not dag:
             return 0.0, "not measured on this table's machine: left out"
         kind = "measured" if dag["jobs"] == jobs else "extrapolated"
-        return dag["seconds"] * jobs / dag["jobs"], (f"{kind}: {dag['seconds']:.1f} s for {dag['jobs']} jobs "
-                                                     f"({dag['config']}){', scaled by jobs' if kind != 'measured' else ''}")
+        scaled = ", scaled by jobs" if kind != "measured" else ""
+        return dag["seconds"] * jobs / dag["jobs"], f"{kind}: {dag['seconds']:.1f} s for {dag['jobs']} jobs " \
+                                                    f"({dag['config']}){scaled}"
 
 
 def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict, str]:
@@ -560,14 +562,16 @@ def project(config: dict, rates: Rates, cores: int, gpu_slots: float, devices: f
     return {"jobs": every, "outcomes": outcomes, "snakemake_s": snakemake_s, "snakemake_source": source}
 
 
-def points(jobs: list[Job]) -> list[str]:
+def points(jobs: list[Job], seq_len: int = 20) -> list[str]:
     """Every (method, layer, batch) the packs run, as engine_benchmark's --points, in order of
-    the work each prices (run-steps x layers, a GCG step's candidates counted), most first."""
+    the work each prices, most first: run-steps x layers, a GCG run-step its gradient and each
+    candidate's forward of (S + 1) / 2S of the positions (a forward: half a run-step)."""
     work: dict[str, float] = {}
     for j in jobs:
         for name, steps, b, own in j.groups:
             point = f"{name}:{j.layer}:{b}"
-            work[point] = work.get(point, 0.0) + steps * b * j.layer * (1 + own.get("candidates", 0) / 2)
+            per_step = 1 + own.get("candidates", 0) * (seq_len + 1) / (4 * seq_len)
+            work[point] = work.get(point, 0.0) + steps * b * j.layer * per_step
     return sorted(work, key=work.get, reverse=True)
 
 
@@ -581,8 +585,8 @@ def measure(config: dict, configfile: Path, out: Path, steps: int) -> None:
                                       "machine": platform.node()}})
     candidates = {own["candidates"] for j in jobs for _, _, _, own in j.groups if "candidates" in own}
     command = [sys.executable, str(ROOT / "benchmarks" / "engine_benchmark.py"), "--configfile", str(configfile),
-               "--points", *points(jobs), "--precisions", config["engine"]["precision"], "--steps", str(steps),
-               "--reference-steps", "5", "--threads", "1", "--out", str(out), "--append",
+               "--points", *points(jobs, config["seq_len"]), "--precisions", config["engine"]["precision"],
+               "--steps", str(steps), "--reference-steps", "5", "--threads", "1", "--out", str(out), "--append",
                *(["--candidates", str(max(candidates))] if candidates else [])]
     if config["engine"]["device"] == "cpu":
         command += ["--device", "cpu"]

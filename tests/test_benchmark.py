@@ -181,6 +181,8 @@ def test_the_points_to_measure_are_every_packs_in_order_of_the_work_they_price()
     hard = plan.Job(3, "optimise_pack", {}, [], [], True, layer=12, groups=[
         ("pez", 2000, 150, {}), ("gcg", 100, 150, {"candidates": 512})])
     assert plan.points([sweep, soft, hard]) == ["gcg:12:150", "soft:12:500", "pez:12:150", "soft:3:40"]
+    bigger = plan.Job(4, "optimise_pack", {}, [], [], True, layer=12, groups=[("soft", 2000, 1650, {})])
+    assert plan.points([hard, bigger])[:2] == ["soft:12:1650", "gcg:12:150"]  # 1650 x 2000 > 150 x 100 x 135
 
 
 def test_the_schedule_of_a_known_dag():
@@ -241,7 +243,7 @@ def test_an_engine_measurement_cut_short_still_prices_the_plan(tmp_path):
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
-        while not (rates.exists() and any(r["method"] == "soft" for r in json.loads(rates.read_text()).get("rows", []))):
+        while not (rates.exists() and any(r["method"] == "soft" for r in json.loads(rates.read_text()).get("rows", ()))):
             assert measuring.poll() is None and time.monotonic() < deadline, "no soft row before the measurement ended"
             time.sleep(0.5)
     finally:
@@ -257,7 +259,8 @@ def test_an_engine_measurement_cut_short_still_prices_the_plan(tmp_path):
     assert packs and all(j["device_s"] > 0 and j["kind"] in ("measured", "interpolated", "extrapolated") for j in packs)
     stdout = run("plan.py", "--configfile", ROOT / "demo.yaml", "--rates", rates)  # rows it never reached
     missing = re.search(r"rows missing from the table \(.*?\): (.+)", stdout).group(1).split()
-    assert "pez:4:4" in missing and not {f"{r['method']}:{r['layer']}:{r['batch']}" for r in table["rows"]} & set(missing)
+    measured = {f"{r['method']}:{r['layer']}:{r['batch']}" for r in table["rows"]}
+    assert "pez:4:4" in missing and not measured & set(missing)
 
 
 @pytest.mark.slow

@@ -350,7 +350,8 @@ def test_candidates_on_the_cached_prefix_equal_the_full_recomputation(tiny_lm):
     options = gcg_candidates(tokens, top, torch.tensor(positions).expand(3, -1),
                              gcg_choices(torch.tensor([5, 6, 7]), torch.zeros(1, dtype=torch.long), 40, 8))
     prefix = Prefix()
-    assert_same_losses(loss(vocabulary[tokens], None, prefix), loss(vocabulary[tokens]), mean_square(targets), rtol=1e-5)
+    recorded = loss(vocabulary[tokens], None, prefix)
+    assert_same_losses(recorded, loss(vocabulary[tokens]), mean_square(targets), rtol=1e-5)
     cached = candidate_mse(loss, vocabulary, options, [16], prefix, positions)  # several chunks per position too
     full = candidate_mse(loss, vocabulary, options, [16])
     assert_same_losses(cached.numpy(), full.numpy(), mean_square(targets), rtol=1e-5)
@@ -440,8 +441,9 @@ def test_a_captured_gcg_step_tracks_the_eager_one_on_a_gpu(gpu_lm):
 
     residual, targets, tokens, _ = gcg_state(gpu_lm, 4, 8, seed=4)
     method = Gcg(vocabulary=gpu_lm.embedding.weight.detach(), top_k=16, candidates=24)
-    eager = optimize_batch(residual, targets.cuda(), gcg_inputs(tokens, [1, 2, 3, 4]), method, steps=10)
-    captured = optimize_batch(residual, targets.cuda(), gcg_inputs(tokens, [1, 2, 3, 4]), method, steps=10, capture=True)
+    inputs = gcg_inputs(tokens, [1, 2, 3, 4])
+    eager = optimize_batch(residual, targets.cuda(), inputs, method, steps=10)
+    captured = optimize_batch(residual, targets.cuda(), inputs, method, steps=10, capture=True)
     assert captured.batches[0]["mode"] == "captured", captured.batches
     np.testing.assert_allclose(captured.loss[:, :3], eager.loss[:, :3], rtol=1e-4, atol=1e-7)
     assert (captured.tokens == eager.tokens).mean() >= 0.9

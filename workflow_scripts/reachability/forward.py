@@ -194,7 +194,8 @@ def residuals_of_tokens(
 
 
 @torch.no_grad()
-def residuals_at(lm: LanguageModel, sites: list[Site], tokens: torch.Tensor, batch_size: int = 64) -> dict[Site, torch.Tensor]:
+def residuals_at(lm: LanguageModel, sites: list[Site], tokens: torch.Tensor,
+                 batch_size: int = 64) -> dict[Site, torch.Tensor]:
     """Residuals at several sites of real token sequences [N, S] -> {site: [N, S, d]} on the CPU
     (float32), from one forward per chunk through the blocks up to the deepest site: Hugging Face's
     hidden states of a view without the final norm are the raw residuals after 0..L blocks, and
@@ -206,9 +207,10 @@ def residuals_at(lm: LanguageModel, sites: list[Site], tokens: torch.Tensor, bat
     out: dict[Site, list[torch.Tensor]] = {site: [] for site in sites}
     for chunk in tokens.split(batch_size):
         embeds = lm.embed(chunk)
-        hidden = view(inputs_embeds=embeds, attention_mask=attention_mask(lm, view.config, chunk.shape[1], embeds.device),
-                      use_cache=False, output_hidden_states=True).hidden_states
+        mask = attention_mask(lm, view.config, chunk.shape[1], embeds.device)
+        hidden = view(inputs_embeds=embeds, attention_mask=mask, use_cache=False, output_hidden_states=True).hidden_states
         for site in sites:
             h = hidden[site.layer]
             out[site].append((norm(h) if site.ends_with_final_norm(lm.n_layers) else h).float().cpu())
-    return {site: torch.cat(parts) if parts else torch.empty(0, tokens.shape[1], lm.d_model) for site, parts in out.items()}
+    empty = torch.empty(0, tokens.shape[1], lm.d_model)
+    return {site: torch.cat(parts) if parts else empty for site, parts in out.items()}
