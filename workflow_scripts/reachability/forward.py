@@ -70,8 +70,9 @@ def attention_mask(lm: LanguageModel, config, length: int, device: torch.device)
     """The mask (or, for families whose blocks have layer types, one per type) that the model
     would build for a sequence of `length`, always explicit: the same on every path, captured or
     not. Built for batch 1 (it broadcasts), no padding, no cache, no position ids."""
-    args = (config, torch.zeros(1, length, lm.d_model, device=device), None, None, None)  # config, inputs,
-    if lm.arch.masks_by_layer_type:  # padding, cache, position ids
+    # config, inputs, padding, cache, position ids
+    args = (config, torch.zeros(1, length, lm.d_model, device=device), None, None, None)
+    if lm.arch.masks_by_layer_type:
         return {kind: MASKS[kind](*args, allow_is_causal_skip=False) for kind in set(config.layer_types)}
     kind = "full_attention" if getattr(config, "sliding_window", None) is None else "sliding_attention"
     return MASKS[kind](*args, allow_is_causal_skip=False)
@@ -208,7 +209,8 @@ def residuals_at(lm: LanguageModel, sites: list[Site], tokens: torch.Tensor,
     for chunk in tokens.split(batch_size):
         embeds = lm.embed(chunk)
         mask = attention_mask(lm, view.config, chunk.shape[1], embeds.device)
-        hidden = view(inputs_embeds=embeds, attention_mask=mask, use_cache=False, output_hidden_states=True).hidden_states
+        hidden = view(inputs_embeds=embeds, attention_mask=mask, use_cache=False,
+                      output_hidden_states=True).hidden_states
         for site in sites:
             h = hidden[site.layer]
             out[site].append((norm(h) if site.ends_with_final_norm(lm.n_layers) else h).float().cpu())
