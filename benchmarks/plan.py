@@ -438,10 +438,10 @@ def fraction_of_peak(gflop: float | None, seconds: float, peak: float | None) ->
 
 
 def merges(jobs: list[Job], rates: Rates) -> list[str]:
-    """What each merged GPU job saves against one job per output: the start-ups (CPU, before the
-    claim) and the weights' transfer and the work of a forward per output (device)."""
+    """What each GPU job of several outputs (the residual caches) saves against one job per
+    output: the start-ups (CPU, before the claim), the weights' transfer and a forward each."""
     startup, lines = rates.table.get("startup", {}), []
-    for rule in sorted({j.rule for j in jobs if j.gpu and len(j.outputs) > 1 and not j.rule.endswith("optimise_pack")}):
+    for rule in sorted({j.rule for j in jobs if j.gpu and len(j.outputs) > 1}):
         merged = [j for j in jobs if j.rule == rule]
         fewer = sum(len(j.outputs) - 1 for j in merged)
         lines.append(f"{rule}: {sum(len(j.outputs) for j in merged)} outputs in {len(merged)} job(s), one model load "
