@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
-# Everything this project needs to know from a GPU, as one prepared command (README, "Speed").
+# Everything this project needs to know from a GPU, as one prepared command (docs/speed.md,
+# "The GPU check").
 #
 #   bash benchmarks/gpu_check.sh prepare DATA   # where pip works: wheels -> .whl/ (Snakemake, datasets,
 #                                               # jsonschema, pytest and their needs, for Python 3.12),
 #                                               # DATA/{wiki.test.raw,20B_tokenizer.json} -> .gpu/
 #   bash benchmarks/gpu_check.sh                # on the GPU machine (no network), .whl and .gpu beside
-#   bash benchmarks/gpu_check.sh --smoke        # the same stages on the CPU, tiny, in about two minutes
+#   bash benchmarks/gpu_check.sh --smoke        # the same stages on the CPU, tiny
+#   ... [--python PATH]                         # the interpreter (else found: see below)
 #
-# Each stage is timed, has its own time limit inside one overall budget (GPU_CHECK_BUDGET,
-# default 470 s: one call fits in 8 minutes), and may fail alone: a failed stage is reported and
-# the next one runs. What comes back is three files in $OUT (default /tmp/gpu_check): summary.md
-# (the stage table and every stage's main output), rates.json (the engine's rate table, for
-# `plan.py --rates`) and logs.tgz (every stage's full log and the reduced DAG's results).
+# The interpreter: --python, else the first of $VIRTUAL_ENV, $CONDA_PREFIX, ./.venv, python3 and
+# python that has the project installed (pip install -e .), else the first that has torch,
+# transformers and h5py (a GPU machine's own Python, the project not installed).
 #
-# Stages: env; wheels (install .whl/ for this Python, first: plan.py and the DAG need Snakemake);
-# tests (every test marked gpu, across files, then the CPU tests of the modules that use a model,
-# in one session: a GPU test that leaves a shared model on the GPU fails those); capture
-# (captured vs eager on the tests' tiny families and a Pythia-160M-shaped model, fp32/tf32/bf16,
-# how each batch ran); engine (run-steps/s at layers 12 and 6, tf32, B = 256/1024/2048, captured
-# and eager, the soft step and the hard-prompt (PEZ) step, the agenda's reference loop in the same
-# process); gcg (GCG's run-steps and candidate forwards per second, B = 64, 512 candidates, added
-# to the same rate table); perturbation (the batched KL-vs-eps against notebook 004's loop); dag (a reduced
-# study on a random Pythia-160M-shaped model with real WikiText-2 and the Pythia tokenizer, with
-# --resources gpu=2: its wall time beside plan.py's projection of the same config from the engine
-# stage's rates).
+# Each stage has its own time limit; on the GPU the limits add up to the overall budget
+# (GPU_CHECK_BUDGET, default 470 s: one call fits in 8 minutes of a 10-minute slot) less a
+# margin for the summary, so every stage gets its share, the engine and the real DAG the most.
+# In smoke mode a limit is what an idle 2-core machine needs, with ample room, times the machine's
+# measured slowdown when the stage starts (its load per core, at least 1), so a machine that other
+# jobs load gets proportionally longer. A stage may
+# fail alone: it is reported and the next one runs. Every measurement is written the moment it
+# exists: the rate table row by row, so a stage cut short leaves what it measured and the DAG
+# stage prices from that, naming what is missing. What comes back is three files in $OUT (default
+# /tmp/gpu_check): summary.md (the stage table and every stage's main output), rates.json (the
+# rate table: `plan.py --rates rates.json` prices any config from it) and logs.tgz (every stage's
+# full log and the reduced DAG's results).
+#
+# Stages: env (the device, versions, the imports' time); wheels (install .whl/ for this Python,
+# then check what it installed is importable: plan.py and the DAG need Snakemake); tests (the GPU
+# tests, and the GCG known answers under this machine's transformers); capture (captured vs eager
+# on the tests' tiny families and a Pythia-160M-shaped model, fp32/tf32/bf16); engine (plan.py
+# --measure: Snakemake's DAG building for config.yaml, timed, then the captured step at every
+# (method, layer, batch) that config's packs run, most work first, with FLOPs per run-step and the
+# device's matmul peak; then the whole plan priced from them); perturbation (the batched KL-vs-eps
+# against notebook 004's loop); dag (a reduced study on a random Pythia-160M-shaped model with real
+# WikiText-2 and the Pythia tokenizer, with --resources gpu=2: its wall time beside plan.py's
+# projection from the engine stage's rates, and each rule's job time added to the rate table).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -51,25 +63,58 @@ if [[ ${1:-} == prepare ]]; then
   exit 0
 fi
 
-smoke=0
-[[ ${1:-} == --smoke ]] && smoke=1
+smoke=0 python=""
+while (($#)); do
+  case $1 in
+    --smoke) smoke=1 ;;
+    --python) python=${2:?--python needs a path}; shift ;;
+    *) echo "unknown argument $1 (--smoke, --python PATH)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+has() {  # has "MODULES" PYTHON: whether that interpreter finds every module (found, not imported: fast)
+  "$2" -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, sys.argv[1:])))" $1 2>/dev/null
+}
+if [[ -z $python ]]; then
+  candidates=("${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/python}" "${CONDA_PREFIX:+$CONDA_PREFIX/bin/python}" .venv/bin/python
+              python3 python)
+  for needs in "reachability torch transformers h5py" "torch transformers h5py"; do
+    for candidate in "${candidates[@]}"; do
+      if [[ -n $candidate ]] && command -v "$candidate" > /dev/null && has "$needs" "$candidate"; then
+        python=$(command -v "$candidate")
+        break 2
+      fi
+    done
+  done
+fi
+if [[ -z $python ]] || ! has "torch transformers h5py" "$python"; then
+  echo "no Python with torch, transformers and h5py found (${python:-tried ${candidates[*]}}): name one with --python" >&2
+  exit 2
+fi
+
 out=${OUT:-/tmp/gpu_check}
 work=$(mktemp -d /tmp/gpu_check_work.XXXX)
 logs=$work/logs
 mkdir -p "$out" "$logs"
 budget=${GPU_CHECK_BUDGET:-470}
-deadline=$((SECONDS + budget))
+margin=30  # the summary, the archive and a stage's kill grace
+deadline=$((SECONDS + budget - margin))
 export PYTHONPATH=$root/workflow_scripts:$root/benchmarks${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
-summary=$work/summary.md
 echo "| stage | status | seconds | limit s |" > "$work/table.md"
 echo "|---|---|---|---|" >> "$work/table.md"
 
-stage() {  # stage NAME LIMIT_S COMMAND...: run it with its own limit inside the budget; report
+slowdown() {  # how many times slower than idle this machine runs now: its load per core, at least 1
+  awk -v cores="$(nproc)" '{f = ($1 + 1) / cores; print (f > 1 ? f : 1)}' /proc/loadavg 2>/dev/null || echo 1
+}
+
+stage() {  # stage NAME GPU_LIMIT_S SMOKE_IDLE_S COMMAND...: run it with its own limit; report
   local name=$1 limit=$2 start=$SECONDS status
-  shift 2
+  ((smoke)) && limit=$(awk -v s="$3" -v f="$(slowdown)" 'BEGIN {print int(s * f + 0.5)}')
+  shift 3
   local left=$((deadline - SECONDS))
-  ((left < limit)) && limit=$left
+  ((!smoke && left < limit)) && limit=$left
   if ((limit < 5)); then
     echo "| $name | skipped: the budget is spent | 0 | 0 |" >> "$work/table.md"
     return
@@ -79,35 +124,40 @@ stage() {  # stage NAME LIMIT_S COMMAND...: run it with its own limit inside the
   local word=ok
   ((status == 124 || status == 137)) && word="timed out"
   ((status != 0 && status != 124 && status != 137)) && word="failed (exit $status)"
-  echo "| $name | $word | $((SECONDS - start)) | $limit |" >> "$work/table.md"
-  { echo; echo "## $name ($word, $((SECONDS - start)) s)"; echo; echo '```'; tail -n 60 "$logs/$name.log"; echo '```'; } \
+  local took=$((SECONDS - start))
+  echo "| $name | $word | $took | $limit |" >> "$work/table.md"
+  { echo; echo "## $name ($word, $took s)"; echo; echo '```'; tail -n 80 "$logs/$name.log"; echo '```'; } \
     >> "$work/details.md"
 }
 
 env_stage() {
   nvidia-smi -L 2>/dev/null || echo "no nvidia-smi: no GPU here"
-  python3 -c "import sys, torch, transformers; print(sys.version.split()[0], 'torch', torch.__version__, \
-'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+  echo "python: $python"
+  "$python" -c "import time; t = time.perf_counter(); import sys, torch, transformers, h5py; print(sys.version.split()[0], \
+'torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available(), \
+f'(imports {time.perf_counter() - t:.1f} s)')"
 }
 
-wheels_stage() {
+wheels_stage() {  # the check runs with the installed folder on the path, as the later stages will
   if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .whl/*.whl
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" \
+      .whl/*.whl || return 1
   else
     echo "no .whl/ here (gpu_check.sh prepare makes it): using the installed packages"
   fi
-  python3 -c "import snakemake, jsonschema; print('snakemake', snakemake.__version__)"
+  PYTHONPATH=$work/site:$PYTHONPATH "$python" -c "import snakemake, jsonschema, pytest; \
+print('snakemake', snakemake.__version__, 'pytest', pytest.__version__)"
 }
 
 dag_config() {  # dag_config OUT_YAML: the reduced study, on a model this stage builds
-  python3 - "$@" <<'EOF'
+  "$python" - "$@" <<'EOF'
 import sys, torch, yaml
 from pathlib import Path
 out, smoke = Path(sys.argv[1]), sys.argv[2] == "1"
 config = yaml.safe_load(open("demo.yaml" if smoke else "config.yaml"))
 off = ("experiment2a", "experiment3", "experiment4", "ablation", "hard_prompt")
 config["experiments"] = {**config["experiments"], **{e: {**config["experiments"].get(e, {}), "enabled": False} for e in off}}
-for section in ("layer_sweep", "analysis", "perturbation"):
+for section in ("layer_sweep", "analysis", "perturbation", "boundary"):
     config[section] = {**config.get(section, {}), "enabled": False}
 config["compare"] = {**config.get("compare", {}), "models": []}
 if smoke:  # the demo's own tiny model, built by the workflow
@@ -130,56 +180,49 @@ else:  # a random init of Pythia-160M's shape (the compute is the real model's),
                          "text_field": "text", "min_chars": 20}
     config["experiments"]["experiment1"] = {"enabled": True, "n_targets": 100, "restarts": 2}
     config["experiments"]["experiment2b"] = {"enabled": True, "n_targets": 100, "restarts": 1}
-    config["optimizer"] = {**config["optimizer"], "steps": 1000, "extend_steps": 1500}
+    config["optimizer"] = {**config["optimizer"], "steps": 500, "extend_steps": 750}
 yaml.safe_dump(config, open(out, "w"), sort_keys=False)
 print(f"reduced study written to {out}")
 EOF
 }
 
-dag_stage() {  # on the GPU the engine stage's rates price the plan; the smoke run measures its own model's
+dag_stage() {  # priced from what the engine stage measured (what is missing, said); its job times recorded
   dag_config "$work/dag.yaml" "$smoke" || return 1
-  local cores=16 rates=(--rates "$out/rates.json")
-  ((smoke)) && cores=2 rates=()
-  python3 benchmarks/plan.py --configfile "$work/dag.yaml" "${rates[@]}" --cores $cores --resources gpu=2 \
-    --validate --workdir "$work/dag" --json "$work/dag_plan.json"
+  [[ -f $out/rates.json ]] || echo '{"device": "nothing measured", "rows": []}' > "$out/rates.json"
+  "$python" benchmarks/plan.py --configfile "$work/dag.yaml" --rates "$out/rates.json" --cores "$cores" \
+    --resources gpu=2 --validate --record --workdir "$work/dag" --json "$work/dag_plan.json"
 }
 
+cores=16 study=config.yaml steps=10
+((smoke)) && cores=2 study=demo.yaml steps=3
 export -f env_stage wheels_stage dag_config dag_stage
-export work smoke out
-stage env 15 env_stage
-stage wheels 60 wheels_stage
+export work smoke out python cores
+# stage NAME GPU_LIMIT_S SMOKE_IDLE_S ...: the GPU limits add up to the budget less the margin
+stage env 20 60 env_stage
+stage wheels 25 30 wheels_stage
 [[ -d $work/site ]] && export PYTHONPATH=$work/site:$PYTHONPATH
+stage tests 50 150 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
+  tests/test_hard_prompt.py tests/test_capture.py tests/test_optimize.py
 if ((smoke)); then
-  stage tests 60 python3 -m pytest -q -p no:cacheprovider --gpu-first -m gpu tests/
+  stage capture 35 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
 else
-  stage tests 150 python3 -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" tests/test_capture.py \
-    tests/test_optimize.py tests/test_hard_prompt.py tests/test_sites.py tests/test_functional.py \
-    tests/test_perturbation.py tests/test_ablation.py tests/test_manifold.py tests/test_models.py tests/test_gpu_pool.py
+  stage capture 35 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
 fi
+stage engine 130 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
+  --cores $cores --resources gpu=2
 if ((smoke)); then
-  stage capture 60 python3 benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
-  stage engine 90 python3 benchmarks/engine_benchmark.py --tiny --device cpu --layers 12 6 --precisions fp32 \
-    --batches 4 8 --methods soft pez --steps 3 --reference-steps 3 --out "$out/rates.json"
-  stage gcg 60 python3 benchmarks/engine_benchmark.py --tiny --device cpu --layers 12 --precisions fp32 --batches 4 \
-    --methods gcg --candidates 16 --capture off --steps 2 --reference-steps 2 --append --out "$out/rates.json"
-  stage perturbation 60 python3 benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 --directions 2 \
-    --epsilons 0 1
+  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
+    --directions 2 --epsilons 0 1
 else
-  stage capture 75 python3 benchmarks/capture_check.py --steps 50 --batch 64
-  stage engine 150 python3 benchmarks/engine_benchmark.py --layers 12 6 --precisions tf32 --batches 256 1024 2048 \
-    --methods soft pez --steps 20 --out "$out/rates.json"
-  stage gcg 60 python3 benchmarks/engine_benchmark.py --layers 12 --precisions tf32 --batches 64 --methods gcg \
-    --candidates 512 --capture off --steps 3 --reference-steps 3 --append --out "$out/rates.json"
-  stage perturbation 60 python3 benchmarks/perturbation_benchmark.py
+  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
 fi
-if [[ -f $out/rates.json ]]; then
-  stage dag 180 dag_stage
-else
-  echo "| dag | skipped: no rates.json from the engine stage | 0 | 0 |" >> "$work/table.md"
-fi
+stage dag 165 240 dag_stage
 
 {
   echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "python: $python; limits: $( ((smoke)) && echo "an idle machine's seconds times the slowdown at each start" \
+    || echo "seconds within a budget of $budget s")"
   echo
   cat "$work/table.md"
   cat "$work/details.md"

@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts"))  # this checkout's library first
 
 from reachability.storage import read_attrs, read_h5
 

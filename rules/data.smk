@@ -42,7 +42,19 @@ rule extract_pool:
         "../workflow_scripts/extract_pool.py"
 
 
-rule cache_residuals:
+# The residual caches. Every site's cache that is missing when Snakemake starts comes from one
+# job, cache_residuals (one model load, one forward for all sites); a cache that exists but is
+# out of date (a new pool) is remade alone, by cache_site. So adding a site adds one job for it
+# and redoes no other.
+CACHE_SITES = list(dict.fromkeys([SITE, *(s.tag for s in study.sweep_sites(config))]))
+MISSING_CACHES = [
+    s
+    for s in CACHE_SITES
+    if not Path(workflow.modifier.modify_path(CACHE.format(site=s))).exists()
+]
+
+
+rule cache_site:
     input:
         pool=POOL,
         model=model_files(),
@@ -52,6 +64,8 @@ rule cache_residuals:
         "results/logs/cache_residuals_{site}.log",
     benchmark:
         "results/benchmarks/cache_residuals/{site}.tsv"
+    wildcard_constraints:
+        site=rf"(?!(?:{'|'.join(MISSING_CACHES)})$)(hs|block)\d+",  # not one cache_residuals makes
     conda:
         "../envs/reachability.yaml"
     threads: 1
@@ -61,3 +75,15 @@ rule cache_residuals:
         code=code("cache_residuals.py"),
     script:
         "../workflow_scripts/cache_residuals.py"
+
+
+# All missing sites at once: cache_site's own code (so a cache it made is never "code changed")
+if MISSING_CACHES:
+
+    use rule cache_site as cache_residuals with:
+        output:
+            caches=[CACHE.format(site=s) for s in MISSING_CACHES],
+        log:
+            f"results/logs/cache_residuals_{'_'.join(MISSING_CACHES)}.log",
+        benchmark:
+            f"results/benchmarks/cache_residuals/{'_'.join(MISSING_CACHES)}.tsv"

@@ -319,3 +319,131 @@ def test_the_runs_of_two_methods_share_one_pack():
     assert both.loss.shape == (3, 5) and np.isnan(both.loss[2, 2:]).all() and both.loss[2, 1] == 0.5
     assert np.isnan(both.prompt[2]).all() and both.adam_step.tolist() == [5, 5, -1]
     assert both.tokens.tolist() == [[0, 0, 0], [0, 0, 0], [1, 1, 1]] and len(both.batches) == 2
+
+
+# GCG's candidates on the cached prefix: the same numbers as the full recomputation, half the work
+
+def gcg_state(lm, n: int, seq_len: int, seed: int = 0):
+    """A batch's residual function, targets, tokens and loss at a site of `lm`."""
+    from reachability.optimize import mse_of
+
+    site = Site("hidden_states", lm.n_layers)
+    generator = torch.Generator().manual_seed(seed)
+    vocab = lm.config.vocab_size
+    residual = residual_function(lm, site)
+    targets = residuals_of_tokens(lm, site, torch.randint(0, vocab, (n, seq_len), generator=generator))
+    tokens = torch.randint(0, vocab, (n, seq_len), generator=generator)
+    return residual, targets, tokens, mse_of(residual, targets, "fp32")
+
+
+def test_candidates_on_the_cached_prefix_equal_the_full_recomputation(tiny_lm):
+    """Every family: each candidate's MSE computed from the position it changes on, on the keys
+    and values of its run's own forward, equals its full forward's; the best candidates are the
+    same; a forward that records a prefix returns what a plain one does."""
+    from reachability.forward import Prefix
+    from reachability.methods import candidate_mse, gcg_candidates, gcg_choices, gcg_positions
+
+    residual, targets, tokens, loss = gcg_state(tiny_lm, 3, 9)
+    vocabulary = tiny_lm.embedding.weight.detach()
+    positions = gcg_positions(40, 9)
+    top = torch.randint(0, len(vocabulary), (3, 9, 8), generator=torch.Generator().manual_seed(1))
+    options = gcg_candidates(tokens, top, torch.tensor(positions).expand(3, -1),
+                             gcg_choices(torch.tensor([5, 6, 7]), torch.zeros(1, dtype=torch.long), 40, 8))
+    prefix = Prefix()
+    recorded = loss(vocabulary[tokens], None, prefix)
+    assert_same_losses(recorded, loss(vocabulary[tokens]), mean_square(targets), rtol=1e-5)
+    cached = candidate_mse(loss, vocabulary, options, [16], prefix, positions)  # several chunks per position too
+    full = candidate_mse(loss, vocabulary, options, [16])
+    assert_same_losses(cached.numpy(), full.numpy(), mean_square(targets), rtol=1e-5)
+    np.testing.assert_array_equal(cached.argmin(dim=1), full.argmin(dim=1))
+    assert (options != tokens[:, None]).sum(-1).le(1).all() and len(set(positions)) == 9  # one change, every position
+
+
+def full_recomputation(monkeypatch):
+    """GCG as it was: every candidate's whole sequence forward, from position 0."""
+    from reachability import methods
+
+    whole = methods.candidate_mse
+    monkeypatch.setattr(methods, "candidate_mse", lambda loss, vocabulary, candidates, chunk, *cached: whole(
+        loss, vocabulary, candidates, chunk))
+
+
+def test_a_gcg_run_on_the_cached_prefix_chooses_the_tokens_full_recomputation_chooses(tiny_lm, monkeypatch):
+    from reachability.methods import Gcg
+
+    residual, targets, tokens, _ = gcg_state(tiny_lm, 2, 8, seed=3)
+    method = Gcg(vocabulary=tiny_lm.embedding.weight.detach(), top_k=16, candidates=24, candidate_batch=20)
+    cached = optimize_batch(residual, targets, gcg_inputs(tokens, [21, 22]), method, steps=5)
+    full_recomputation(monkeypatch)
+    full = optimize_batch(residual, targets, gcg_inputs(tokens, [21, 22]), method, steps=5)
+    np.testing.assert_array_equal(cached.tokens, full.tokens)
+    assert_same_losses(cached.loss, full.loss, mean_square(targets), rtol=1e-5)
+    assert_same_losses(cached.final_mse, full.final_mse, mean_square(targets), rtol=1e-5)
+    assert (cached.tokens != tokens.numpy()).any()  # the search moved
+
+
+def test_a_gcg_step_costs_at_most_0_6_of_the_full_recomputations_flops(neox_lm, monkeypatch):
+    """The paper's search (512 candidates, 20 positions): torch's FLOP counter over one step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from reachability.methods import Gcg
+
+    residual, targets, tokens, loss = gcg_state(neox_lm, 2, 20)
+    method = Gcg(vocabulary=neox_lm.embedding.weight.detach(), top_k=64, candidates=512)
+
+    def flops() -> int:
+        program = method.program(gcg_inputs(tokens, [1, 2]), loss, capturable=False)
+        with FlopCounterMode(display=False) as counter:
+            program.step()
+        return counter.get_total_flops()
+
+    cached = flops()
+    full_recomputation(monkeypatch)
+    assert cached <= 0.6 * flops()
+
+
+def test_gcg_draws_are_each_runs_own_cover_the_top_k_and_change_every_step():
+    from reachability.methods import gcg_choices
+
+    seeds, step = torch.tensor([3, 2**62 + 5, 7]), torch.zeros(1, dtype=torch.long)
+    draws = gcg_choices(seeds, step, 4096, 16)
+    np.testing.assert_array_equal(draws[1:2], gcg_choices(seeds[1:2], step, 4096, 16))  # alone as in a batch
+    assert draws.min() == 0 and draws.max() == 15
+    counts = torch.bincount(draws.flatten(), minlength=16)
+    assert counts.min() > 0.8 * counts.float().mean()  # about uniform over the top-k
+    assert (gcg_choices(seeds, step + 1, 4096, 16) != draws).float().mean() > 0.8
+    assert (draws[0] != draws[2]).float().mean() > 0.8
+
+
+def test_a_simulated_capture_of_the_gcg_step_equals_the_eager_one(neox_lm, monkeypatch):
+    """The whole GCG step on the device, no host read: captured (simulated), it replays the
+    same draws as the eager step and says it was captured."""
+    from test_capture import Simulated
+    from reachability import capture
+    from reachability.methods import Gcg
+
+    residual, targets, tokens, _ = gcg_state(neox_lm, 3, 8, seed=4)
+    method = Gcg(vocabulary=neox_lm.embedding.weight.detach(), top_k=16, candidates=24)
+    eager = optimize_batch(residual, targets, gcg_inputs(tokens, [1, 2, 3]), method, steps=8)
+    monkeypatch.setattr(capture, "backend_for", lambda device: Simulated())
+    captured = optimize_batch(residual, targets, gcg_inputs(tokens, [1, 2, 3]), method, steps=8, capture=True)
+    np.testing.assert_array_equal(captured.tokens, eager.tokens)
+    np.testing.assert_array_equal(captured.loss, eager.loss)
+    assert captured.batches == [{"runs": 3, "mode": "captured", "reason": ""}]
+
+
+@pytest.mark.gpu
+def test_a_captured_gcg_step_tracks_the_eager_one_on_a_gpu(gpu_lm):
+    """The whole GCG step on a real GPU — the one-hot gradient, the draws on the device, the
+    candidates on the cached keys and values — runs captured and chooses what the eager step
+    chooses (a near-tie between candidates may resolve apart after some steps)."""
+    from reachability.methods import Gcg
+
+    residual, targets, tokens, _ = gcg_state(gpu_lm, 4, 8, seed=4)
+    method = Gcg(vocabulary=gpu_lm.embedding.weight.detach(), top_k=16, candidates=24)
+    inputs = gcg_inputs(tokens, [1, 2, 3, 4])
+    eager = optimize_batch(residual, targets.cuda(), inputs, method, steps=10)
+    captured = optimize_batch(residual, targets.cuda(), inputs, method, steps=10, capture=True)
+    assert captured.batches[0]["mode"] == "captured", captured.batches
+    np.testing.assert_allclose(captured.loss[:, :3], eager.loss[:, :3], rtol=1e-4, atol=1e-7)
+    assert (captured.tokens == eager.tokens).mean() >= 0.9

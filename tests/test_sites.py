@@ -161,3 +161,18 @@ def test_a_forward_reads_nothing_back_to_the_host(tiny_lm, monkeypatch):
     again = residual(x)
     monkeypatch.undo()
     torch.testing.assert_close(again, first, rtol=0, atol=0)
+
+
+def test_residuals_at_several_sites_in_one_pass_are_each_sites_own(tiny_lm):
+    """The residual caches of a model come from one forward (cache_residuals): every site's
+    residuals, the final norm's too, equal those of its own truncated forward."""
+    from reachability.forward import residuals_at
+
+    tokens = torch.randint(0, 97, (5, 8), generator=torch.Generator().manual_seed(0))
+    n = tiny_lm.n_layers
+    sites = [Site("hidden_states", n), Site("block_output", 1), Site("hidden_states", 0), Site("block_output", n),
+             Site("hidden_states", n - 1)]
+    together = residuals_at(tiny_lm, sites, tokens, batch_size=2)
+    assert list(together) == sites
+    for site in sites:
+        torch.testing.assert_close(together[site], residuals_of_tokens(tiny_lm, site, tokens), rtol=1e-5, atol=1e-6)

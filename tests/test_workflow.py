@@ -10,7 +10,6 @@ import yaml
 from matplotlib.image import imread
 
 from equality import assert_same_losses, mean_square
-from reachability.methods import Gcg
 from reachability.sites import Site
 from reachability.storage import read_attrs, read_h5
 from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake, study_runs
@@ -66,8 +65,9 @@ def test_metrics_have_their_fields_and_provenance(demo):
         assert prov["model"] == "resources/demo-model" and prov["site"] == "hidden_states[4]" and prov["layer"] == 4
         assert len(prov["config_hash"]) == 16 and prov["versions"]["torch"] and prov["devices"][0].startswith("cpu")
         assert prov["optimisation_wall_s"] > 0
-        eager = {"no CUDA graphs on cpu", Gcg.uncapturable}  # the demo asks for capture, on the CPU
-        assert prov["batches"] and all(b["mode"] == "eager" and b["reason"] in eager for b in prov["batches"])
+        # the demo asks for capture, on the CPU: every batch (GCG's too) says why it ran eagerly
+        assert prov["batches"] and all(b == {**b, "mode": "eager", "reason": "no CUDA graphs on cpu"}
+                                       for b in prov["batches"])
         for summary in metrics["conditions"].values():
             per_target = summary["per_target"]
             n = summary["n_targets"]
@@ -228,6 +228,30 @@ def test_every_pack_is_big_or_its_experiments_whole_and_holds_each_run_once(tmp_
         assert all(stop - start >= runs_per_job or stop - start == runs[experiment] for start, stop in bounds)
         if runs_per_job == 1:
             assert len(bounds) == runs[experiment]
+
+
+@pytest.mark.slow
+def test_the_caches_of_a_model_are_one_job_and_a_new_site_adds_one_for_itself(tmp_path):
+    """Every missing residual cache comes from one job (one model load, one forward); adding a
+    site then makes that site's cache alone, and a cache made stale by a new pool is remade
+    alone, by site."""
+    config = demo_config(**{**AGENDA_ONLY, "layer_sweep.enabled": True,
+                            "layer_sweep.sites": [{"kind": "hidden_states", "layer": 2}]})
+    caches = [f"results/cache/{site}/pool_residuals.h5" for site in ("hs4", "hs2", "block4")]
+    result = snakemake(tmp_path, config, "--dry-run", *caches[:2])
+    assert planned_outputs(result, "cache_residuals") == caches[:2] and "cache_site" not in planned_jobs(result)
+    result = snakemake(tmp_path, config, "--cores", "2", *caches[:2])
+    assert result.returncode == 0, result.stderr[-3000:]
+    made = {path: (tmp_path / path).stat().st_mtime for path in caches[:2]}
+    config["layer_sweep"]["sites"].append({"kind": "block_output", "layer": 4})
+    added = snakemake(tmp_path, config, "--dry-run", *caches)
+    assert planned_jobs(added) == {"cache_residuals": 1} and planned_outputs(added, "cache_residuals") == caches[2:]
+    assert snakemake(tmp_path, config, "--cores", "2", *caches).returncode == 0
+    assert {path: (tmp_path / path).stat().st_mtime for path in caches[:2]} == made  # the others untouched
+    config["dataset"]["min_chars"] += 1  # another pool: every cache is out of date
+    stale = snakemake(tmp_path, config, "--dry-run", *caches)
+    assert planned_jobs(stale) == {"extract_pool": 1, "cache_site": 3}
+    assert sorted(planned_outputs(stale, "cache_site")) == sorted(caches)
 
 
 def test_a_dry_run_after_the_demo_has_nothing_to_do(demo):

@@ -6,6 +6,12 @@ LM head); `logits_function` continues from a residual at a site to the next-toke
 loaded base model (parameters shared, its own child-module table, its own config copy), so
 the model's own code computes every block and the original model stays whole.
 
+A residual function also continues a forward: given a `Prefix` (the keys and values of every
+layer and the residual of earlier positions), it computes only the positions after it. In a
+causal model a position never sees the later ones, so sequences that share their first p
+tokens share everything there: GCG's candidates, each one token changed, reuse the forward of
+their run's own tokens up to the change (methods.py).
+
 Every view is given its attention mask, built once per shape by transformers' own mask
 functions for the blocks' attention implementation: explicit (never the `is_causal` shortcut),
 without padding or position ids (so no packed-sequence detection, which reads a value back to
@@ -17,11 +23,12 @@ call than the eager one. With the mask given, both make the same call.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import masking_utils
+from transformers import DynamicCache, masking_utils
 
 from .models import LanguageModel, max_positions
 from .sites import Site, check_site
@@ -59,27 +66,70 @@ MASKS = {"full_attention": masking_utils.create_causal_mask,
          "sliding_attention": masking_utils.create_sliding_window_causal_mask}
 
 
-def attention_mask(lm: LanguageModel, config, embeds: torch.Tensor):
+def attention_mask(lm: LanguageModel, config, length: int, device: torch.device):
     """The mask (or, for families whose blocks have layer types, one per type) that the model
-    would build for `embeds`, always explicit: the same on every path, captured or not. Built for
-    batch 1 (it broadcasts), no padding, no cache, no position ids."""
-    args = (config, embeds[:1], None, None, None)  # config, inputs, padding, cache, position ids
+    would build for a sequence of `length`, always explicit: the same on every path, captured or
+    not. Built for batch 1 (it broadcasts), no padding, no cache, no position ids."""
+    # config, inputs, padding, cache, position ids
+    args = (config, torch.zeros(1, length, lm.d_model, device=device), None, None, None)
     if lm.arch.masks_by_layer_type:
         return {kind: MASKS[kind](*args, allow_is_causal_skip=False) for kind in set(config.layer_types)}
     kind = "full_attention" if getattr(config, "sliding_window", None) is None else "sliding_attention"
     return MASKS[kind](*args, allow_is_causal_skip=False)
 
 
-def masked(lm: LanguageModel, base: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """inputs_embeds [B, S, d] -> the view's last hidden state, with its mask built once per
-    (length, device)."""
-    cache: dict = {}
+class Prefix:
+    """What a forward of B sequences leaves for its continuations: every layer's keys and values
+    (the model's own cache) and the residual [B, length, d] of the positions it computed."""
 
-    def run(embeds: torch.Tensor) -> torch.Tensor:
-        key = (embeds.shape[1], embeds.device)
-        if key not in cache:
-            cache[key] = attention_mask(lm, base.config, embeds.detach().float())
-        return base(inputs_embeds=embeds, attention_mask=cache[key], use_cache=False).last_hidden_state
+    def __init__(self, cache: DynamicCache | None = None, residual: torch.Tensor | None = None) -> None:
+        self.cache = DynamicCache() if cache is None else cache
+        self.residual = residual
+
+    @property
+    def length(self) -> int:
+        return 0 if self.residual is None else self.residual.shape[1]
+
+    def take(self, rows: torch.Tensor, length: int) -> Prefix:
+        """The first `length` positions of sequences `rows` (indices, repeats allowed), detached."""
+        cache = DynamicCache()
+        for i, layer in enumerate(self.cache.layers):
+            cache.update(layer.keys[rows, :, :length].detach(), layer.values[rows, :, :length].detach(), i)
+        return Prefix(cache, self.residual[rows, :length].detach())
+
+
+def _cache_keyword(base: nn.Module) -> str:
+    """The name a base model's forward gives its key/value cache (transformers renamed it)."""
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _rows_from(mask, start: int):
+    """A mask's rows (each mask's, of one per layer type) for the queries from `start` on."""
+    if isinstance(mask, dict):
+        return {kind: _rows_from(m, start) for kind, m in mask.items()}
+    return mask[..., start:, :] if start and mask is not None else mask
+
+
+def masked(lm: LanguageModel, base: nn.Module) -> Callable[..., torch.Tensor]:
+    """(inputs_embeds [B, n, d], prefix=None) -> the view's last hidden state [B, length + n, d]
+    of the prefix's positions and these, with the mask built once per (length, device). The
+    prefix, if given, grows by these positions."""
+    masks: dict = {}
+    keyword = _cache_keyword(base)
+
+    def run(embeds: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
+        start = prefix.length if prefix is not None else 0
+        key = (start + embeds.shape[1], embeds.device)
+        if key not in masks:
+            masks[key] = attention_mask(lm, base.config, *key)
+        if prefix is None:
+            return base(inputs_embeds=embeds, attention_mask=masks[key], use_cache=False).last_hidden_state
+        hidden = base(inputs_embeds=embeds, attention_mask=_rows_from(masks[key], start), use_cache=True,
+                      **{keyword: prefix.cache}).last_hidden_state
+        if start:
+            hidden = torch.cat([prefix.residual, hidden], dim=1)
+        prefix.residual = hidden.detach()
+        return hidden
 
     return run
 
@@ -91,26 +141,28 @@ def truncated_base(lm: LanguageModel, site: Site) -> nn.Module:
     return base_view(lm, 0, site.layer, site.ends_with_final_norm(lm.n_layers))
 
 
-def _check_width(lm: LanguageModel, x: torch.Tensor, what: str) -> None:
+def _check_width(lm: LanguageModel, x: torch.Tensor, what: str, before: int = 0) -> None:
     context = max_positions(lm.config)
-    if x.ndim != 3 or x.shape[-1] != lm.d_model or x.shape[1] > context:
+    if x.ndim != 3 or x.shape[-1] != lm.d_model or before + x.shape[1] > context:
         raise ValueError(
             f"{what} must be [B, S, d_model] with d_model = {lm.d_model} and S <= {context} "
             f"(the model's context); got {tuple(x.shape)}"
         )
 
 
-def residual_function(lm: LanguageModel, site: Site) -> Callable[[torch.Tensor], torch.Tensor]:
-    """embeds [B, S, d] -> the residual at `site` [B, S, d], through the truncated model.
+def residual_function(lm: LanguageModel, site: Site) -> Callable[..., torch.Tensor]:
+    """(embeds [B, n, d], prefix=None) -> the residual at `site` [B, S, d], through the truncated
+    model: of the n positions given, or with a `Prefix` of the prefix's positions and these (only
+    these computed; the prefix keeps them too, so an empty `Prefix()` records a forward).
 
     Prompts of the wrong width, or longer than the model's context, are refused with a
     message instead of failing deep inside the model (or silently running past its
     position encoding)."""
     run = masked(lm, truncated_base(lm, site))
 
-    def residual(embeds: torch.Tensor) -> torch.Tensor:
-        _check_width(lm, embeds, "prompts")
-        return run(embeds)
+    def residual(embeds: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
+        _check_width(lm, embeds, "prompts", prefix.length if prefix is not None else 0)
+        return run(embeds, prefix)
 
     return residual
 
@@ -140,3 +192,27 @@ def residuals_of_tokens(
     residual = residual_function(lm, site)
     out = [residual(lm.embed(chunk)).float().cpu() for chunk in tokens.split(batch_size)]
     return torch.cat(out) if out else torch.empty(0, tokens.shape[1], lm.d_model)
+
+
+@torch.no_grad()
+def residuals_at(lm: LanguageModel, sites: list[Site], tokens: torch.Tensor,
+                 batch_size: int = 64) -> dict[Site, torch.Tensor]:
+    """Residuals at several sites of real token sequences [N, S] -> {site: [N, S, d]} on the CPU
+    (float32), from one forward per chunk through the blocks up to the deepest site: Hugging Face's
+    hidden states of a view without the final norm are the raw residuals after 0..L blocks, and
+    the final norm of the last gives hidden_states[n_layers]."""
+    for site in sites:
+        check_site(site, lm.n_layers)
+    view = base_view(lm, 0, max(s.layer for s in sites), final_norm=False)
+    norm = getattr(lm.base, lm.arch.final_norm)
+    out: dict[Site, list[torch.Tensor]] = {site: [] for site in sites}
+    for chunk in tokens.split(batch_size):
+        embeds = lm.embed(chunk)
+        mask = attention_mask(lm, view.config, chunk.shape[1], embeds.device)
+        hidden = view(inputs_embeds=embeds, attention_mask=mask, use_cache=False,
+                      output_hidden_states=True).hidden_states
+        for site in sites:
+            h = hidden[site.layer]
+            out[site].append((norm(h) if site.ends_with_final_norm(lm.n_layers) else h).float().cpu())
+    empty = torch.empty(0, tokens.shape[1], lm.d_model)
+    return {site: torch.cat(parts) if parts else empty for site, parts in out.items()}

@@ -23,16 +23,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .forward import Prefix
 from .precision import exact_float32
 from .runs import RunId
 from .seeds import stable_seed
 
-Loss = Callable[[torch.Tensor], torch.Tensor]  # input embeddings [B, S, d] -> per-run MSE [B]
+Loss = Callable[..., torch.Tensor]  # input embeddings [B, S, d] (rows, prefix) -> per-run MSE [B] (optimize.mse_of)
 
 
 @dataclass
@@ -280,25 +282,70 @@ def gcg_candidates(ids: torch.Tensor, top: torch.Tensor, positions: torch.Tensor
     return new.scatter_(2, positions[..., None], value)
 
 
-def candidate_mse(loss: Loss, vocabulary: torch.Tensor, candidates: torch.Tensor, chunk: list[int]) -> torch.Tensor:
-    """Every candidate's MSE [B, C] from forwards of at most chunk[0] sequences (no backward); on
-    CUDA out-of-memory the chunk halves (in place: later steps keep the size that fit)."""
-    batch, count, seq_len = candidates.shape
-    flat, rows = candidates.reshape(-1, seq_len), torch.arange(batch, device=candidates.device).repeat_interleave(count)
+def gcg_positions(count: int, seq_len: int) -> list[int]:
+    """The position each of `count` candidates changes: spread evenly over the prompt, in order
+    (the GCG paper's code, llm-attacks' `sample_control`), so every run's candidates fall into
+    the same contiguous groups by position."""
+    return [c * seq_len // count for c in range(count)]
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash of non-negative int64 values below 2**32 (no product reaches 2**63)."""
+    for _ in range(2):
+        x = ((x >> 16) ^ x) * 0x45D9F3B & 0xFFFFFFFF
+    return (x >> 16) ^ x
+
+
+def gcg_choices(seeds: torch.Tensor, step: torch.Tensor, count: int, top_k: int) -> torch.Tensor:
+    """Each run's top-k choice [B, count] for the candidates of step `step` (a tensor [1]): a
+    counter-based generator, the hash of (the run's seed, the step, the candidate), computed on
+    the device. A run's draws depend on nothing else (not its batch), and a captured step draws
+    them anew at every replay."""
+    state = _mix(_mix(seeds & 0xFFFFFFFF) ^ (seeds >> 32))[:, None]
+    state = _mix(state ^ step)
+    return _mix(state ^ torch.arange(count, device=seeds.device)) % top_k
+
+
+def _in_chunks(total: int, chunk: list[int], forward: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    """forward(start, stop) over [0, total) in pieces of at most chunk[0]; on CUDA out-of-memory
+    the piece halves (in place: later calls keep the size that fit)."""
     out, start = [], 0
+    while start < total:
+        stop = min(start + chunk[0], total)
+        try:
+            out.append(forward(start, stop))
+        except torch.OutOfMemoryError:
+            if chunk[0] == 1:
+                raise
+            chunk[0] = max(1, chunk[0] // 2)
+            torch.cuda.empty_cache()
+            continue
+        start = stop
+    return torch.cat(out)
+
+
+def candidate_mse(loss: Loss, vocabulary: torch.Tensor, candidates: torch.Tensor, chunk: list[int],
+                  prefix: Prefix | None = None, positions: list[int] | None = None) -> torch.Tensor:
+    """Every candidate's MSE [B, C] from forwards of at most chunk[0] sequences (no backward).
+
+    With the `prefix` of the runs' own tokens and `positions` (the first position candidate c
+    changes, the same for every run, non-decreasing), each group of candidates that change
+    position p computes only positions p.. on the run's cached keys and values: the positions
+    before p are the run's own in a causal model (the same numbers, up to float rounding)."""
+    batch, count, seq_len = candidates.shape
+    positions = positions if prefix is not None else [0] * count
+    out = []
     with torch.no_grad():
-        while start < len(flat):
-            stop = min(start + chunk[0], len(flat))
-            try:
-                out.append(loss(vocabulary[flat[start:stop]], rows[start:stop]))
-            except torch.OutOfMemoryError:
-                if chunk[0] == 1:
-                    raise
-                chunk[0] = max(1, chunk[0] // 2)
-                torch.cuda.empty_cache()
-                continue
-            start = stop
-    return torch.cat(out).reshape(batch, count)
+        for start, group in groupby(range(count), key=positions.__getitem__):
+            group = list(group)
+            flat = candidates[:, group[0]:group[-1] + 1, start:].reshape(-1, seq_len - start)
+            rows = torch.arange(batch, device=candidates.device).repeat_interleave(len(group))
+
+            def forward(a: int, b: int) -> torch.Tensor:
+                return loss(vocabulary[flat[a:b]], rows[a:b], prefix.take(rows[a:b], start) if start else None)
+
+            out.append(_in_chunks(len(flat), chunk, forward).reshape(batch, len(group)))
+    return torch.cat(out, dim=1)
 
 
 @method
@@ -307,9 +354,11 @@ class Gcg:
     """A hard prompt by greedy coordinate gradient (Zou et al. 2023) toward a residual: per step,
     the gradient of the MSE with respect to the one-hot tokens [S, V] (through the embedding),
     the `top_k` tokens per position by negative gradient, `candidates` sequences that each change
-    one random position to one of its top-k (drawn from the run's own generator, so a run does
-    not depend on its batch), one forward of all candidates, the best kept; the run keeps the
-    best sequence it has seen. Inputs: `tokens` [B, S] (the run's initial tokens, PEZ's), `seed`
+    one position (spread evenly) to one of its top-k (drawn by the run's own generator, so a run
+    does not depend on its batch), one forward of all candidates, the best kept; the run keeps
+    the best sequence it has seen. A candidate's forward starts at the position it changes, on
+    the keys and values of its run's own forward. Everything happens on the device, so a CUDA
+    graph captures the step. Inputs: `tokens` [B, S] (the run's initial tokens, PEZ's), `seed`
     [B]. The loss history is the MSE of each step's tokens."""
 
     name = "gcg"
@@ -324,7 +373,6 @@ class Gcg:
     top_k: int = 256
     candidates: int = 512
     candidate_batch: int = 8192  # sequences per candidate forward (halves on out-of-memory)
-    uncapturable: str = "GCG draws each step's candidates on the host (not captured)"
 
     def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
         """The run's initial tokens (the same as its PEZ run's) and the seed of its candidates."""
@@ -335,33 +383,30 @@ class Gcg:
         vocabulary = self.vocabulary.to(inputs["tokens"].device, torch.float32)
         start = inputs["tokens"].long()
         current, best = start.clone(), Best(start)
-        seeds = [int(s) for s in inputs["seed"].cpu()]
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        seeds, count = inputs["seed"].long(), torch.zeros(1, dtype=torch.long, device=start.device)
         top_k, chunk = min(self.top_k, len(vocabulary)), [self.candidate_batch]
-
-        def draws() -> tuple[torch.Tensor, torch.Tensor]:
-            picks = [(torch.randint(start.shape[1], (self.candidates,), generator=g),
-                      torch.randint(top_k, (self.candidates,), generator=g)) for g in generators]
-            return tuple(torch.stack(x).to(start.device) for x in zip(*picks))
+        positions = gcg_positions(self.candidates, start.shape[1])
+        where = torch.tensor(positions, device=start.device).expand(len(start), -1)
+        rows = torch.arange(len(start), device=start.device)
 
         def step() -> torch.Tensor:
-            one_hot = F.one_hot(current, len(vocabulary)).float().requires_grad_(True)
-            per_run = loss(one_hot @ vocabulary)
-            (grad,) = torch.autograd.grad(per_run.sum(), one_hot)
+            embeds, prefix = vocabulary[current].requires_grad_(True), Prefix()
+            per_run = loss(embeds, None, prefix)  # the forward keeps every layer's keys and values
+            per_run.sum().backward()
             best.update(per_run.detach(), current)
-            options = gcg_candidates(current, (-grad).topk(top_k, dim=-1).indices, *draws())
-            found = candidate_mse(loss, vocabulary, options, chunk)
+            top = (-(embeds.grad @ vocabulary.T)).topk(top_k, dim=-1).indices  # the one-hot tokens' gradient
+            options = gcg_candidates(current, top, where, gcg_choices(seeds, count, self.candidates, top_k))
+            found = candidate_mse(loss, vocabulary, options, chunk, prefix, positions)
             choice = found.argmin(dim=1)
-            rows = torch.arange(len(current), device=current.device)
             best.update(found[rows, choice], options[rows, choice])
             current.copy_(options[rows, choice])
+            count.add_(1)
             return per_run.detach()
 
         def reset() -> None:
             current.copy_(start)
             best.reset()
-            for g, s in zip(generators, seeds):
-                g.manual_seed(s)
+            count.zero_()
 
         return Program(step, reset, lambda: vocabulary[best.ids], lambda: {"tokens": best.ids.cpu().numpy()})
 

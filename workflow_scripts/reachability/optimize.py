@@ -79,11 +79,12 @@ def _filled(arrays: list[np.ndarray | None], lengths: list[int]) -> list[np.ndar
 
 def mse_of(residual: Residual, target: torch.Tensor, precision: str) -> Callable[..., torch.Tensor]:
     """Input embeddings [N, S, d] -> per-row MSE [N] of the residual they reach, against the
-    runs' targets (or those of `rows` [N], run indices: several candidates of one run). bf16
+    runs' targets (or those of `rows` [N], run indices: several candidates of one run); with a
+    `forward.Prefix`, the embeddings continue it (the residual function computes only them). bf16
     autocast is entered per call, so its cast cache never outlives an update."""
-    def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None, prefix=None) -> torch.Tensor:
         with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            achieved = residual(embeds)
+            achieved = residual(embeds) if prefix is None else residual(embeds, prefix)
         return (achieved.float() - (target if rows is None else target[rows])).pow(2).mean(dim=(1, 2))
 
     return loss
@@ -108,9 +109,8 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
                          f"({ {k: tuple(v.shape) for k, v in inputs.items()} })")
     if "prompt" in inputs and inputs["prompt"].shape != targets.shape:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(inputs['prompt'].shape)} must both be [B, S, d]")
-    uncapturable = getattr(method, "uncapturable", "")  # a method whose step a graph cannot hold says why
-    backend = graphs.backend_for(device) if capture and not uncapturable else None
-    why_not = "engine.capture is off" if not capture else uncapturable or f"no CUDA graphs on {device.type}"
+    backend = graphs.backend_for(device) if capture else None
+    why_not = "engine.capture is off" if not capture else f"no CUDA graphs on {device.type}"
     with precision_mode(precision, device):  # checks the precision's name first
         program = method.program({k: v.to(device) for k, v in inputs.items()}, mse_of(residual, target, precision),
                                  capturable=backend is not None and backend.capturable)

@@ -90,6 +90,13 @@ def write_json(path: str | os.PathLike, value: dict, record: dict) -> None:
         tmp.write_text(json.dumps({**out, "sha256": sha256(_sealed(out))}, indent=1))
 
 
+def write_table(path: str | os.PathLike, value) -> None:
+    """A file no rule reads (a benchmark's rate table, a plan) as strict JSON, atomically, without
+    a record."""
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(jsonable(value), indent=1))
+
+
 def sidecar(path: str | os.PathLike) -> str:
     """Where a CSV file's record lives: `<file>.record.json`."""
     return f"{path}.record.json"
