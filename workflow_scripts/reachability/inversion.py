@@ -65,8 +65,9 @@ def invert(lm: LanguageModel, site: Site, targets: torch.Tensor, vocabulary: tor
     mse = torch.empty(batch, seq_len, device=device)
     sizes, rows = [chunk], torch.arange(batch, device=device)
     for i in range(seq_len):
-        def loss(embeds: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-            """MSE at position i [N] of one token's embeddings [N, 1, d] after row `which`'s prefix."""
+        def loss(embeds: torch.Tensor, which: torch.Tensor, prefix=None) -> torch.Tensor:
+            """MSE at position i [N] of one token's embeddings [N, 1, d] after row `which`'s prefix
+            (its own cache: candidate_mse's prefix is for candidates that change an earlier position)."""
             own = copy.deepcopy(cache)
             if own is not None:
                 own.batch_select_indices(which)
