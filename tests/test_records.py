@@ -179,6 +179,14 @@ def test_a_step_budget_decision_of_another_study_or_edited_is_refused(config, tm
     other = {**config, "metrics": {**config["metrics"], "plateau_tolerance": 0.5}}
     with pytest.raises(ProvenanceMismatch, match="plateau is"):
         budget.read_decision(str(path), other)  # decided under other plateau settings
+    # at every start: this study's decision made under other settings is to be made again (the
+    # checkpoint reruns), another study's is refused
+    assert budget.current(str(path), other) is None and "pending (to be decided again)" in budget.status(str(path), other)
+    more = {**config, "optimizer": {**config["optimizer"], "steps": 301}}
+    assert budget.current(str(path), more) is None
+    write_json(path, decision, records.budget_record(model_study(config, config["compare"]["models"][0])))
+    with pytest.raises(ProvenanceMismatch, match="model is 'resources/demo-model-32' in the file"):
+        budget.status(str(path), other)
 
 
 def test_a_flipped_byte_in_a_packs_data_is_named(tmp_path):

@@ -393,8 +393,8 @@ def quiet_noise(spec, condition, ids, residuals, stats):
 def test_a_change_reruns_exactly_the_jobs_that_run_the_changed_code(tmp_path):
     """A copy of the workflow runs a small study; then its library changes, and each dry run plans
     the jobs that run the changed code (and what depends on their outputs), nothing else: an
-    unused record, builder or constant plans nothing; an edited method reruns only the packs that
-    use it; an edited module the rules that import it; a record enabled plans its own jobs and the
+    unused record, builder, constant or function plans nothing; an edited method reruns only the packs that
+    use it; an edited function the rules that call it; a record enabled plans its own jobs and the
     summaries across experiments — no pool, cache or other experiment's pack."""
     import shutil
 
@@ -433,8 +433,11 @@ def test_a_change_reruns_exactly_the_jobs_that_run_the_changed_code(tmp_path):
     assert "results/hard_prompt/runs/hs4/0-4_s40.h5" in planned_outputs(run("--dry-run"), "optimise_pack")
     (library / "methods.py").write_text(methods)
 
-    with open(library / "metrics.py", "a") as f:  # results.py imports metrics; aggregate imports results
+    with open(library / "metrics.py", "a") as f:  # a function nobody calls: nothing to do
         f.write("\n\ndef spread(x):\n    return x.max() - x.min()\n")
+    assert planned_jobs(run("--dry-run")) == {}
+    metrics = (library / "metrics.py").read_text()  # aggregate calls results, which calls restart_spread
+    (library / "metrics.py").write_text(metrics.replace("ok = positive.sum(axis=1) >= 2", "ok = positive.sum(axis=1) > 1"))
     jobs = planned_jobs(run("--dry-run"))
     assert {"aggregate", "conditions_table", "findings", "targets_table"} <= set(jobs)
     assert not {"optimise_pack", "build_targets", "cache_residuals", "extract_pool"} & set(jobs)
@@ -493,8 +496,8 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
     rows = report["targets"]
     assert [r["target_id"] for r in rows] == [0, 1, 2, 3]
     hard = json.loads((demo / "results" / "hard_prompt" / "metrics.json").read_text())["conditions"]
-    assert list(hard) == ["pez", "gcg"]  # one condition per method
-    restarts = min(len(hard["pez"]["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
+    assert list(hard) == ["text/pez", "text/gcg"]  # one condition per method: condition/method
+    restarts = min(len(hard["text/pez"]["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
     assert report["summary"]["restarts"] == restarts == 1  # the demo: Exp 1 has 2 restarts, the hard prompts 1
     for r in rows:
         t = r["target_id"]
@@ -503,7 +506,7 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
             m for i, k, m in zip(projected["target_id"], projected["restart"], projected["mse"]) if i == t and k < restarts))
         for method, x in r["methods"].items():
             assert x["mse"] >= 0 and x["text"] and len(x["tokens"]) == 20
-            assert x["mse"] == pytest.approx(hard[method]["per_target"]["best_final_mse"][t], rel=1e-6, abs=1e-12)
+            assert x["mse"] == pytest.approx(hard[f"text/{method}"]["per_target"]["best_final_mse"][t], rel=1e-6, abs=1e-12)
             same = np.array(x["tokens"]) == pool[t]  # recovery against the target's own pool sequence
             assert x["position_match"] == pytest.approx(same.mean()) and x["exact"] == bool(same.all())
     summary = report["summary"]

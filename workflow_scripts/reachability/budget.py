@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .experiments import BASELINE
 from .metrics import plateau_verdict
-from .records import budget_record
-from .storage import FIX, UnreadableFile, read_json
+from .records import budget_record, cache_record
+from .study import site_of
+from .storage import FIX, ProvenanceMismatch, UnreadableFile, read_json
 
 
 def decide(loss, optimizer: dict, plateau: dict) -> dict:
@@ -50,11 +51,24 @@ def read_decision(path: str, config: dict) -> dict:
     return decision
 
 
+def current(path: str, config: dict) -> dict | None:
+    """The decision at `path` if it is current; None if it is this study's but was made for other
+    Exp 1 packs, steps or plateau settings (the checkpoint decides again: its inputs or params
+    changed too); refused if it is another study's (model, revision, site or pool) or edited."""
+    read_json(path, expect=cache_record(config, site_of(config).tag))
+    try:
+        return read_decision(path, config)
+    except ProvenanceMismatch:
+        return None
+
+
 def status(path: str, config: dict) -> str:
-    """One line on the step budget: pending until Exp 1 has decided it, then the decision."""
+    """One line on the step budget: pending until Exp 1 has decided it (again, when its settings
+    changed), then the decision."""
     optimizer = config["optimizer"]
-    if not Path(path).exists():
-        return (f"step budget: pending. Exp 1 runs {optimizer['steps']} steps first; if its loss curves still "
-                f"fall, every experiment runs {optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
-    budget = read_decision(path, config)
+    budget = current(path, config) if Path(path).exists() else None
+    if budget is None:
+        return (f"step budget: pending{' (to be decided again)' if Path(path).exists() else ''}. Exp 1 runs "
+                f"{optimizer['steps']} steps first; if its loss curves still fall, every experiment runs "
+                f"{optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
     return f"step budget: {budget['steps']} steps. {budget['reason']}"

@@ -4,13 +4,12 @@ so starting a job's log depends on nothing else of it.
 
 The code digest is a param of every rule (Snakemake's own code trigger sees only the script):
 a change to code a job runs makes its outputs stale, and a change to anything else does not.
-Modules are followed through their imports, as syntax trees (comments, docstrings and layout do
-not count) — except the registries (`REGISTRIES`: the experiments, their target builders, the
-methods), which are digested by part: only the records, functions and classes a job uses, with
-what they use in turn. So adding an experiment record, a builder or a method reruns nothing
-that does not use it, and editing one reruns only what does. A rule names the registry parts
-its wildcards select (`roots`: an experiment's record, a method's class); the parts a module
-imports by name are followed by themselves.
+Code is followed by part, as syntax trees (comments, docstrings and layout do not count): of
+each module only the functions, classes, constants and registry entries a job uses, with what
+those use in turn, and the statements a module runs for their effect. So adding a function, an
+experiment record, a target builder or a method reruns nothing that does not use it, and
+editing one reruns only what does. A rule names the registry parts its wildcards select
+(`roots`: an experiment's record, a method's class).
 """
 
 from __future__ import annotations
@@ -86,11 +85,13 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
 
 
 @cache
-def _parsed(path: Path, mtime: float) -> ast.Module:
-    return _without_docstrings(ast.parse(path.read_text()))
+def _parsed(path: Path, mtime: float) -> tuple[ast.Module, dict]:
+    tree = _without_docstrings(ast.parse(path.read_text()))
+    return tree, _bindings(tree)
 
 
-def _tree(path: Path) -> ast.Module:
+def _module(path: Path) -> tuple[ast.Module, dict]:
+    """A file's syntax tree and the package names it imports (parsed once while it is unchanged)."""
     return _parsed(path, path.stat().st_mtime)
 
 
@@ -110,24 +111,17 @@ def _bindings(tree: ast.AST) -> dict[str, tuple[str, str | None]]:
     return out
 
 
-def _uses(node: ast.AST, bindings: dict[str, tuple[str, str | None]]) -> tuple[set[str], set[str], set[tuple[str, str]]]:
-    """What `node` uses: bare names, whole package modules (to follow), registry parts (by name,
-    or through a module alias: T.real)."""
-    bare, modules, parts = set(), set(), set()
+def _uses(node: ast.AST, bindings: dict[str, tuple[str, str | None]]) -> tuple[set[str], set[tuple[str, str | None]]]:
+    """What `node` uses: bare names, and package parts — (module, name) by a name it imports or
+    through a module alias (T.real), (module, None) for a module alias used otherwise (whole)."""
+    parts, through = set(), set()
     for n in ast.walk(node):
-        if isinstance(n, ast.Name):
-            bare.add(n.id)
-            if n.id in bindings:
-                module, part = bindings[n.id]
-                if module in REGISTRIES and part is not None:
-                    parts.add((module, part))
-                elif module not in REGISTRIES:
-                    modules.add(module)
-        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in bindings:
-            module, part = bindings[n.value.id]
-            if module in REGISTRIES and part is None:
-                parts.add((module, n.attr))
-    return bare, modules, parts
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and bindings.get(n.value.id, ("", ""))[1] is None:
+            parts.add((bindings[n.value.id][0], n.attr))
+            through.add(id(n.value))
+    bare = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    parts |= {bindings[n.id] for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in bindings and id(n) not in through}
+    return bare, parts
 
 
 def _defines(statement: ast.stmt) -> set[str]:
@@ -141,12 +135,16 @@ def _defines(statement: ast.stmt) -> set[str]:
 
 def _declares(statement: ast.stmt, part: str) -> bool:
     """Whether a statement is the registry entry `part`: a class whose `name = part`, or a call
-    whose first argument is the string `part` (register(Experiment("experiment1", ...)))."""
+    whose first argument is the string `part`, or a call of one (register(Experiment("experiment1", ...)))."""
     if isinstance(statement, ast.ClassDef):
         return any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "name" for t in s.targets)
                    and isinstance(s.value, ast.Constant) and s.value.value == part for s in statement.body)
-    return any(isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Constant) and n.args[0].value == part
-               for n in ast.walk(statement)) and not isinstance(statement, (ast.FunctionDef, ast.ClassDef))
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    while isinstance(call, ast.Call) and call.args:
+        if isinstance(call.args[0], ast.Constant):
+            return call.args[0].value == part
+        call = call.args[0]
+    return False
 
 
 def _without(statement: ast.stmt, keywords: tuple[str, ...]) -> ast.stmt:
@@ -161,44 +159,48 @@ def _without(statement: ast.stmt, keywords: tuple[str, ...]) -> ast.stmt:
     return statement
 
 
+def _effect(statement: ast.stmt) -> bool:
+    """A module-level statement run for its effect (it binds nothing and imports nothing)."""
+    return not _defines(statement) and not isinstance(statement, (ast.Import, ast.ImportFrom))
+
+
+@cache
+def _part(path: Path, mtime: float, module: str, part: str | None, dropped: tuple) -> tuple[list[str], list[tuple]]:
+    """One part of a module (None: all of it): its statements' texts and the parts they use."""
+    tree, bindings = _parsed(path, mtime)
+    texts, parts = [], [(*bindings[part], ())] if part in bindings else []  # imported there from another module
+    for statement in tree.body:
+        effect = module not in REGISTRIES and _effect(statement)
+        if part is None or part in _defines(statement) or _declares(statement, part) or effect:
+            statement = _without(statement, dropped)
+            texts.append(f"{module}.{'<effects>' if effect else part}:{ast.dump(statement)}")
+            bare, used = _uses(statement, bindings)
+            parts += [(m, p, ()) for m, p in sorted(used, key=str)]
+            parts += [(module, n, ()) for n in sorted(bare - set(bindings)) if n != part]
+    return texts, parts
+
+
 def code_digest(script: str | Path, package: str | Path, roots: tuple[tuple, ...] = ()) -> str:
-    """A short hash of the package code that `script` runs: the modules it imports, and theirs in
-    turn; of a registry module only the parts used (by name, through an alias, or as `roots`:
-    (module, part) — a function, a class, or an entry registered under that name — or (module,
-    part, keywords), an entry without those keyword arguments), with what those use in turn."""
+    """A short hash of the package code that `script` runs: the script and the package's
+    `__init__` whole; of every module, only the parts used (a function, a class, a constant, a
+    registry entry: by name, through an alias, or as `roots`: (module, part) or (module, part,
+    keywords), an entry without those keyword arguments), with what those use in turn, and the
+    statements a module runs for their effect (not a registry's: those are its entries)."""
     package = Path(package)
-    modules, texts = {"__init__"}, []
+    texts, done = set(), set()
     parts = [(r[0], r[1], tuple(r[2]) if len(r) > 2 else ()) for r in roots]
-    todo, done = [Path(script), package / "__init__.py"], set()
-
-    def follow(names: set[str]) -> None:
-        for name in sorted(names - modules):
-            if (package / f"{name}.py").exists():
-                modules.add(name)
-                todo.append(package / f"{name}.py")
-
-    while todo or parts:
-        if todo:
-            path = todo.pop()
-            tree = _tree(path)
-            bindings = _bindings(tree)
-            follow({m for m, part in bindings.values() if m not in REGISTRIES})
-            parts += [(m, p, ()) for m, p in sorted(_uses(tree, bindings)[2])]
-            if path.parent == package:
-                texts.append(f"{path.stem}:{ast.dump(tree)}")
+    for path in (Path(script), package / "__init__.py"):
+        tree, bindings = _module(path)
+        texts.add(f"{path.stem}:{ast.dump(tree)}")  # every name it imports, and what it uses of imported modules
+        parts += [(m, p, ()) for m, p in sorted({b for b in bindings.values() if b[1] is not None}
+                                                 | _uses(tree, bindings)[1], key=str)]
+    while parts:
+        key = parts.pop()
+        path = package / f"{key[0]}.py"
+        if key in done or not path.exists():
             continue
-        module, part, dropped = parts.pop()
-        if (module, part, dropped) in done or not (package / f"{module}.py").exists():
-            continue
-        done.add((module, part, dropped))
-        tree = _tree(package / f"{module}.py")
-        bindings = _bindings(tree)
-        for statement in tree.body:
-            if part in _defines(statement) or _declares(statement, part):
-                statement = _without(statement, dropped)
-                texts.append(f"{module}.{part}:{ast.dump(statement)}")
-                bare, whole, used = _uses(statement, bindings)
-                follow(whole)
-                parts += [(m, p, ()) for m, p in sorted(used)]
-                parts += [(module, n, ()) for n in sorted(bare - set(bindings)) if n != part]
+        done.add(key)
+        own, used = _part(path, path.stat().st_mtime, *key)
+        texts.update(own)
+        parts += used
     return hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:16]
