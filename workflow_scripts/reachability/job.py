@@ -197,8 +197,8 @@ def code_digest(script: str | Path, package: str | Path, roots: tuple[tuple, ...
     while parts:
         key = parts.pop()
         path = package / f"{key[0]}.py"
-        if key in done or not path.exists():
-            continue
+        if key in done or not path.exists() or (key[0] in REGISTRIES and key[1] is None):
+            continue  # a registry passed whole: the rule names the entries it uses (`roots`)
         done.add(key)
         own, used = _part(path, path.stat().st_mtime, *key)
         texts.update(own)
