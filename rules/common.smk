@@ -27,6 +27,7 @@ from reachability.records import (
     RUNS,
     SOLUTIONS,
     TARGETS,
+    loss_setting,
 )
 from reachability.runs import pack_bounds, pack_name
 

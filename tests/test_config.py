@@ -91,7 +91,7 @@ def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     validated(filled)
     assert filled == defaults  # nothing in config.yaml departs from the schema's defaults
     assert given["model"]["name"] == "EleutherAI/pythia-160m" and given["site"] == {"kind": "hidden_states", "layer": 12}
-    assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000} and given["seq_len"] == 20
+    assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000, "loss": {"kind": "mse"}} and given["seq_len"] == 20
     assert (given["dataset"]["path"], given["dataset"]["name"], given["dataset"]["split"]) == ("Salesforce/wikitext", "wikitext-2-raw-v1", "train")
     assert conditions(filled, "experiment3") == ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"]
     assert conditions(filled, "experiment4")[:3] == ["f0", "f0.1", "f0.2"] and len(conditions(filled, "experiment4")) == 11

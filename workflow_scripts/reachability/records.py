@@ -108,9 +108,20 @@ def targets_record(config: dict, experiment: str, site: str, pack: str) -> dict:
             "restarts": numbering.restarts, "pack": pack}
 
 
+def optimised(config: dict, experiment: str) -> dict:
+    """How an experiment's runs were optimised, beside their steps: what decides its packs' numbers."""
+    return {"lr": config["optimizer"]["lr"], "loss": loss_setting(config), "precision": config["engine"]["precision"],
+            "methods": methods(config, experiment)}
+
+
+def loss_setting(config: dict) -> dict:
+    """The objective as it decides the numbers: the MSE's weight only where there is one."""
+    loss = config["optimizer"]["loss"]
+    return {"kind": "mse"} if loss["kind"] == "mse" else dict(loss)
+
+
 def pack_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:
-    return {**targets_record(config, experiment, site, pack), "steps": int(steps), "lr": config["optimizer"]["lr"],
-            "precision": config["engine"]["precision"], "methods": methods(config, experiment)}
+    return {**targets_record(config, experiment, site, pack), "steps": int(steps), **optimised(config, experiment)}
 
 
 def extended_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:
@@ -122,8 +133,7 @@ def experiment_record(config: dict, experiment: str, steps: int) -> dict:
     site = site_of(config).tag
     numbering = layout(config, experiment, site)
     return {**cache_record(config, site), "experiment": experiment, "conditions": list(numbering.conditions),
-            "restarts": numbering.restarts, "steps": int(steps), "lr": config["optimizer"]["lr"],
-            "precision": config["engine"]["precision"], "methods": methods(config, experiment)}
+            "restarts": numbering.restarts, "steps": int(steps), **optimised(config, experiment)}
 
 
 def metrics_record(config: dict, experiment: str, steps: int) -> dict:
