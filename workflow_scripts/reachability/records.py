@@ -19,7 +19,7 @@ from . import experiments
 from .job import digest
 from .storage import read_csv, read_json
 from .sites import Site
-from .study import analysed, boundary_tables, layout, methods, perturbation_sites, site_of
+from .study import analysed, boundary_tables, layout, methods, own_steps, perturbation_sites, site_of
 
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
@@ -129,8 +129,9 @@ def extended_record(config: dict, experiment: str, site: str, pack: str, steps: 
 
 
 def experiment_record(config: dict, experiment: str, steps: int) -> dict:
-    """An experiment's aggregated runs (runs.h5), at the study's site and the step budget."""
-    site = site_of(config).tag
+    """An experiment's aggregated runs (runs.h5), at the study's site and the step budget `steps`
+    (or the experiment's own steps, where it sets them)."""
+    site, steps = site_of(config).tag, own_steps(config, experiment) or steps
     numbering = layout(config, experiment, site)
     return {**cache_record(config, site), "experiment": experiment, "conditions": list(numbering.conditions),
             "restarts": numbering.restarts, "steps": int(steps), **optimised(config, experiment)}
