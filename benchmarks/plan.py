@@ -289,7 +289,7 @@ def shape(job: Job, config: dict) -> None:
     settings = study.methods(cfg, w["experiment"])
     for (_, name), members in study.groups(runs).items():  # model variants and methods batch apart
         own = settings[runs[members[0]].condition]
-        steps = own.get("steps", cfg["optimizer"]["steps"])  # GCG runs its own steps
+        steps = own.get("steps", int(w["steps"]))  # GCG runs its own steps; the pack, the study's or its experiment's
         job.groups += [(name, steps, b, own) for b in batch_sizes(len(members), cfg["engine"]["batch_size"])]
     job.batches = [b for _, _, b, _ in job.groups]
     job.runs, job.run_steps = len(runs), sum(steps * b for _, steps, b, _ in job.groups)
@@ -330,7 +330,8 @@ def price(job: Job, config: dict, rates: Rates, captured: bool) -> None:
         if kind != "measured":
             job.unmeasured.append(f"{name}:{job.layer}:{b}")
         job.device_s += seconds
-        if steps == cfg["optimizer"]["steps"]:  # what a longer step budget scales (not GCG's own steps)
+        if "steps" not in own and not study.own_steps(cfg, job.wildcards["experiment"]):  # what a longer step
+            #                         budget scales (not GCG's own steps, nor an experiment's own)
             job.optimising_s += optimising
         sources.append(source)
         kinds.append(kind)

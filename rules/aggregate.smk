@@ -18,7 +18,7 @@ rule aggregate:
         restarts=lambda w: config["experiments"][w.experiment]["restarts"],
         metrics=canonical(config["metrics"]),
         # the decision's content (not its file's time stamp): which budget, and why
-        budget=lambda w: budget_record(),
+        budget=lambda w: budget_record(w.experiment),
         steps=budget_steps,
     script:
         "../workflow_scripts/aggregate.py"

@@ -27,6 +27,7 @@ from reachability.records import (
     RUNS,
     SOLUTIONS,
     TARGETS,
+    loss_setting,
 )
 from reachability.runs import pack_bounds, pack_name
 
@@ -209,8 +210,12 @@ def decides_budget(experiment, site):
     return EXTENDING and experiment == BASELINE and site == SITE
 
 
-def budget_record():
-    """The step budget and why: the checkpoint's decision, else the configured steps."""
+def budget_record(experiment=""):
+    """The step budget and why: an experiment's own steps where it sets them, else the
+    checkpoint's decision, else the configured steps."""
+    own = study.own_steps(config, experiment)
+    if own:
+        return {"steps": own, "reason": f"its own steps (experiments.{experiment}.steps)"}
     if not EXTENDING:
         why = (
             "Exp 1 is disabled"
@@ -233,14 +238,20 @@ def step_budget():
 
 def budget_steps(wildcards):
     """The step budget, as a param of a rule that makes or reads files at it (its inputs hold
-    BUDGET_INPUT: a param may wait for a checkpoint only through an input)."""
-    return step_budget()
+    BUDGET_INPUT: a param may wait for a checkpoint only through an input); an experiment's
+    own steps for its own files, where it sets them."""
+    own = study.own_steps(config, getattr(wildcards, "experiment", ""))
+    return own or step_budget()
 
 
 def final_run_files(experiment, site=SITE):
     """The packs an analysis reads, at the step budget: Exp 1's deciding packs continued to
-    it when it is larger than the configured steps, every other pack optimised for it.
+    it when it is larger than the configured steps, every other pack optimised for it (or for
+    the experiment's own steps, where it sets them).
     """
+    own = study.own_steps(config, experiment)
+    if own:  # the experiment's own steps: it does not wait for the budget
+        return run_files(experiment, site, own)
     steps = step_budget()
     if decides_budget(experiment, site) and steps > config["optimizer"]["steps"]:
         return pack_files(EXTENDED, experiment, site, steps)

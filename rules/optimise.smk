@@ -20,6 +20,7 @@ rule optimise_pack:
         # size are left out on purpose.
         optimizer={
             "lr": config["optimizer"]["lr"],
+            "loss": loss_setting(config),
             "precision": config["engine"]["precision"],
         },
         keep_state=lambda w: decides_budget(w.experiment, w.site),  # Adam's state, to continue

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from workflow_helpers import ROOT
+from workflow_helpers import ROOT, validated
 
 
 def run(script, *args, timeout=300):
@@ -42,6 +43,23 @@ def test_perturbation_benchmark_agrees_with_the_notebook_loop():
                  "--epsilons", "0", "1")
     gap = float(re.search(r"largest \|ΔKL\| between them (\S+)", stdout).group(1))
     assert "notebook 004 loop" in stdout and gap < 1e-5
+
+
+def test_the_research_logs_config_dry_runs_offline_and_is_priced_at_its_own_steps(tmp_path):
+    """configs/research_log.yaml: the log's objective, site and per-experiment step counts, planned
+    without the hub and priced pack by pack."""
+    config = validated(yaml.safe_load((ROOT / "configs" / "research_log.yaml").read_text()))
+    assert config["optimizer"]["loss"] == {"kind": "cosine_mse", "mse_weight": 0.01}
+    assert config["site"] == {"kind": "hidden_states", "layer": 6}
+    run("plan.py", "--configfile", ROOT / "configs" / "research_log.yaml", "--json", tmp_path / "plan.json")
+    packs = [job for job in json.loads((tmp_path / "plan.json").read_text())["jobs"] if job["rule"] == "optimise_pack"]
+    steps = {job["wildcards"]["experiment"]: int(job["wildcards"]["steps"]) for job in packs}
+    assert steps == {"experiment1": 1000, "experiment2a": 2000, "experiment2b": 3000, "experiment3": 1000,
+                     "experiment4": 1000, "ablation": 1000}
+    runs = {job["wildcards"]["experiment"]: job["runs"] for job in packs}
+    assert runs == {"experiment1": 150, "experiment2a": 150, "experiment2b": 150, "experiment3": 10 * 8 * 3,
+                    "experiment4": 20 * 7 * 2, "ablation": 50 * 2 * 3}
+    assert all(job["device_s"] > 0 and job["kind"] != "missing" for job in packs)
 
 
 def test_the_agendas_plan_has_few_jobs_and_a_projected_time(tmp_path):

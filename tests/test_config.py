@@ -16,6 +16,8 @@ BAD = [
     ({"seq_len": "20"}, r"seq_len"),
     ({"optimizer.steps": 0}, r"steps"),
     ({"optimizer.lr": -0.01}, r"lr"),
+    ({"experiments.experiment1.steps": 500}, r"experiments.experiment1.steps = 500: Exp 1 decides the step budget"),
+    ({"experiments.experiment2a.steps": 0}, r"steps"),
     ({"experiments.experiment1.restarts": 0}, r"restarts"),
     ({"experiments.experiment2a.n_targets": 500}, r"experiment2a.n_targets = 500 is above pool_size = 400"),
     ({"site.layer": 5}, r"site.layer 5 is out of range .* choose 0..4"),
@@ -83,6 +85,23 @@ def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     assert planned_jobs(result)["optimise_pack"] == study_packs(demo_config()) == 1 + 1 + 1 + 2 + 2 + 1 + 1 + 4
 
 
+def test_an_experiment_with_its_own_steps_runs_them_and_the_others_the_budget(tmp_path):
+    """The research log's per-experiment counts: Exp 2a and 2b set their own steps; Exp 1 and the
+    rest run the study's; each reader then expects the packs at their own steps."""
+    from reachability import records
+
+    config = demo_config(**{"optimizer.extend_steps": None, "experiments.experiment2a.steps": 40,
+                            "experiments.experiment2b.steps": 60})
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = {out.split("/")[1]: out.rsplit("_s", 1)[1] for out in planned_outputs(result, "optimise_pack")}
+    assert steps == {"experiment1": "300.h5", "experiment2a": "40.h5", "experiment2b": "60.h5", "experiment3": "300.h5",
+                     "experiment4": "300.h5", "ablation": "300.h5", "hard_prompt": "300.h5"}
+    config = validated(config)
+    assert records.expected(config, "results/experiment2b/metrics.json", 300)["steps"] == 60
+    assert records.expected(config, "results/experiment1/metrics.json", 300)["steps"] == 300
+
+
 def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     given = yaml.safe_load((ROOT / "config.yaml").read_text())
     defaults: dict = {}
@@ -91,7 +110,7 @@ def test_config_yaml_is_the_agenda_and_equals_the_schema_defaults():
     validated(filled)
     assert filled == defaults  # nothing in config.yaml departs from the schema's defaults
     assert given["model"]["name"] == "EleutherAI/pythia-160m" and given["site"] == {"kind": "hidden_states", "layer": 12}
-    assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000} and given["seq_len"] == 20
+    assert given["optimizer"] == {"lr": 0.01, "steps": 2000, "extend_steps": 5000, "loss": {"kind": "mse"}} and given["seq_len"] == 20
     assert (given["dataset"]["path"], given["dataset"]["name"], given["dataset"]["split"]) == ("Salesforce/wikitext", "wikitext-2-raw-v1", "train")
     assert conditions(filled, "experiment3") == ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"]
     assert conditions(filled, "experiment4")[:3] == ["f0", "f0.1", "f0.2"] and len(conditions(filled, "experiment4")) == 11

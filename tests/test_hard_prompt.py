@@ -264,7 +264,7 @@ def test_a_gcg_run_alone_equals_the_same_run_inside_a_batch(neox_lm):
 
 def test_the_candidate_forward_equals_the_models_own_forward(neox_lm):
     from reachability.methods import candidate_mse
-    from reachability.optimize import mse_of
+    from reachability.objectives import mse_of
 
     residual, targets, _, vocabulary = hard_batch(neox_lm, 3)
     candidates = torch.randint(0, 97, (3, 7, SEQ), generator=torch.Generator().manual_seed(5))
@@ -325,7 +325,7 @@ def test_the_runs_of_two_methods_share_one_pack():
 
 def gcg_state(lm, n: int, seq_len: int, seed: int = 0):
     """A batch's residual function, targets, tokens and loss at a site of `lm`."""
-    from reachability.optimize import mse_of
+    from reachability.objectives import mse_of
 
     site = Site("hidden_states", lm.n_layers)
     generator = torch.Generator().manual_seed(seed)

@@ -1,15 +1,13 @@
 """The research log's cosine + MSE objective against a hand-written loop of its formula."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from equality import assert_same_losses
 from reachability.forward import residual_function, residuals_of_tokens
 from reachability.methods import Soft, initial_prompt
-from reachability.objectives import cosine_mse_of
-from reachability.optimize import mse_of, optimize_batch
+from reachability.objectives import cosine_mse_of, mse_of
+from reachability.optimize import optimize_batch
 from reachability.runs import RunId
 from reachability.sites import Site
 
@@ -33,30 +31,27 @@ def log_loop(model, target, init, steps, layer):
     return prompt.detach(), np.array(losses)
 
 
-@dataclass(frozen=True)
-class WithLoss:
-    """A method run by the engine on another objective than the MSE it is given."""
-
-    method: Soft
-    loss: object
-
-    def program(self, inputs, loss, capturable):
-        return self.method.program(inputs, self.loss, capturable)
-
-
 def test_a_batch_under_the_engine_equals_the_log_loop_run_by_run(neox_lm):
     site = Site("hidden_states", 2)
     tokens = torch.randint(0, 97, (3, SEQ), generator=torch.Generator().manual_seed(0))
     targets = residuals_of_tokens(neox_lm, site, tokens)
     init = torch.stack([initial_prompt(RunId("log", "real", t, 0), SEQ, neox_lm.d_model) for t in range(3)])
     residual = residual_function(neox_lm, site)
-    objective = cosine_mse_of(residual, targets, "fp32", WEIGHT)
-    ours = optimize_batch(residual, targets, {"prompt": init}, WithLoss(Soft(lr=0.01), objective), steps=STEPS)
+    ours = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=STEPS,
+                          objective={"kind": "cosine_mse", "mse_weight": WEIGHT})  # config's optimizer.loss
     for b in range(3):
         prompt, losses = log_loop(neox_lm.model, targets[b], init[b], STEPS, site.layer)
         assert_same_losses(ours.loss[b], losses, 1.0)  # the objective is O(1) whatever the target's scale
         np.testing.assert_allclose(ours.prompt[b], prompt.numpy(), rtol=1e-4, atol=1e-5)
     assert (ours.loss[:, -1] < 0.75 * ours.loss[:, 0]).all()  # it moved
+    # the MSE is measured whatever the objective: at the start and at the end
+    with torch.no_grad():
+        start, end = residual(init), residual(torch.from_numpy(ours.prompt))
+    np.testing.assert_allclose(ours.initial_mse, (start - targets).pow(2).mean(dim=(1, 2)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours.final_mse, (end - targets).pow(2).mean(dim=(1, 2)).numpy(), rtol=1e-5)
+    plain = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=3, objective={"kind": "mse"})
+    np.testing.assert_array_equal(plain.loss, optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01),
+                                                             steps=3).loss)  # the default is the agenda's MSE
 
 
 def test_the_objective_is_zero_at_the_target_and_its_parts_are_the_cosine_and_the_mse(neox_lm):

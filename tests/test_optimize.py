@@ -8,7 +8,8 @@ from reachability.precision import precision_mode
 from reachability.forward import residual_function, residuals_of_tokens
 from reachability.methods import Soft, initial_prompt
 from reachability.capture import WARMUP_STEPS
-from reachability.optimize import mse_of, optimize_batch, optimize_runs
+from reachability.objectives import mse_of
+from reachability.optimize import optimize_batch, optimize_runs
 from reachability.runs import RunId
 from reachability.sites import Site
 

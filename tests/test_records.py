@@ -26,7 +26,7 @@ def test_a_reader_expects_every_field_that_decides_a_files_contents(config):
     assert expected == {"model": "resources/demo-model", "revision": None, "seq_len": 20, "pool_size": 400,
                         "dataset": expected["dataset"], "site": "hidden_states[4]", "experiment": "experiment3",
                         "conditions": ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"], "restarts": 1,
-                        "pack": "16-32", "steps": 300, "lr": 0.05, "precision": "fp32",
+                        "pack": "16-32", "steps": 300, "lr": 0.05, "loss": {"kind": "mse"}, "precision": "fp32",
                         "methods": {c: {"method": "soft"} for c in expected["conditions"]}}
     hard = records.expected(config, "results/hard_prompt/runs/hs4/0-8_s300.h5")["methods"]
     assert hard == {"text/pez": {"method": "pez"}, "text/gcg": {"method": "gcg", **config["methods"]["gcg"]}}
@@ -58,6 +58,11 @@ def test_a_pack_of_another_experiment_and_lr_is_refused(config, tmp_path):
         read_h5(path, expect=records.expected(config, str(path)))
     assert "experiment is 'experiment2b' in the file, this step expects 'experiment1'" in str(error.value)
     assert "lr is 0.5 in the file, this step expects 0.05" in str(error.value)
+    log = {**config, "optimizer": {**config["optimizer"], "loss": {"kind": "cosine_mse", "mse_weight": 0.01}}}
+    pack(path, records.pack_record(log, "experiment1", "hs4", "0-16", 300))  # the research log's objective
+    with pytest.raises(ProvenanceMismatch, match="loss is {'kind': 'cosine_mse', 'mse_weight': 0.01} in the file, "
+                                                 "this step expects {'kind': 'mse'}"):
+        read_h5(path, expect=records.expected(config, str(path)))
 
 
 def test_a_truncated_or_broken_file_is_named_with_what_to_do(tmp_path):

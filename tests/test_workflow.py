@@ -312,7 +312,8 @@ def test_more_restarts_renumber_only_that_experiments_runs(demo):
     assert planned_jobs(result)["aggregate"] == 1 and "cache_residuals" not in planned_jobs(result)
 
 
-@pytest.mark.parametrize("key,value", [("optimizer.steps", 301), ("optimizer.lr", 0.02), ("engine.precision", "bf16")])
+@pytest.mark.parametrize("key,value", [("optimizer.steps", 301), ("optimizer.lr", 0.02), ("engine.precision", "bf16"),
+                                       ("optimizer.loss", {"kind": "cosine_mse", "mse_weight": 0.01})])
 def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
     """Exp 1's packs rerun and decide the budget again; the other packs wait for it (and then
     rerun: their params or their steps changed). Without a budget to decide, all rerun at once."""

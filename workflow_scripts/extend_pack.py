@@ -50,7 +50,8 @@ with claimed_device(cfg) as claim:
         method = build(name, attrs["lr"], {**attrs["methods"][names[pack["condition"][members[0]]]], "resume_step": done},
                        lambda: token_embeddings(lm, cfg), cfg["engine"])
         parts.append(optimize_runs(residual_function(lm, site), target[members], {k: v[members] for k, v in saved.items()},
-                                   method, budget - done, precision=attrs["precision"], capture=cfg["engine"]["capture"],
+                                   method, budget - done, precision=attrs["precision"], objective=attrs["loss"],
+                                   capture=cfg["engine"]["capture"],
                                    batch_size=cfg["engine"]["batch_size"], device=claim.device, progress=True))
         order += members
     optimising_s = time.perf_counter() - start

@@ -59,7 +59,7 @@ with claimed_device(cfg) as claim:
     for variant, members, method, steps, inputs in plans:  # variants and methods batch apart
         with ablated(lm, variant):
             parts.append(optimize_runs(
-                residual_function(lm, site), target[members], inputs, method, steps, precision=opt["precision"],
+                residual_function(lm, site), target[members], inputs, method, steps, precision=opt["precision"], objective=opt["loss"],
                 capture=engine["capture"], batch_size=engine["batch_size"], device=claim.device, progress=True,
             ))
         order += members

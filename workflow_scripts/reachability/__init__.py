@@ -34,7 +34,7 @@ Modules, one idea each:
   placement     reachability errors on the perturbation curve, per position
   hard_prompt   hard prompts against soft ones: recovery of the target's tokens, the table
   comparison    the study across models: each compared model's config, the table across them
-  objectives    what a run minimises: the research log's cosine + MSE, per run (not yet in the DAG)
+  objectives    what a run minimises (optimizer.loss): the agenda's MSE or the research log's cosine + MSE
   trajectories  the cosine to a target at every layer; the best, median and worst targets (not yet in the DAG)
   inversion     sequential exact inversion: the greedy text whose residuals match a target (not yet in the DAG)
 """

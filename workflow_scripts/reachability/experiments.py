@@ -104,6 +104,9 @@ class Experiment:
         """Its config section: every key, type and default (the study's schema gets it from here)."""
         own = {"enabled": {"type": "boolean", "default": self.enabled},
                self.count: count(self.n), "restarts": count(self.restarts, "random restarts per target"),
+               "steps": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                         "description": "its own number of steps (the research log's per-experiment counts); null: "
+                                        "the study's step budget"},
                "methods": {"type": "array", "minItems": 1, "uniqueItems": True, "default": list(self.methods),
                            "items": {"enum": list(method_records())},
                            "description": "how its runs move (methods.py); each method is an axis of its conditions"},

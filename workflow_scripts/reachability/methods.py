@@ -34,7 +34,7 @@ from .precision import exact_float32
 from .runs import RunId
 from .seeds import stable_seed
 
-Loss = Callable[..., torch.Tensor]  # input embeddings [B, S, d] (rows, prefix) -> per-run MSE [B] (optimize.mse_of)
+Loss = Callable[..., torch.Tensor]  # input embeddings [B, S, d] (rows, prefix) -> per-run loss [B] (objectives.py)
 
 
 @dataclass

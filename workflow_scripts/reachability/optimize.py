@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import capture as graphs
 from .methods import Program
+from .objectives import MSE, loss_of
 from .precision import precision_mode
 from .runs import batch_sizes
 
@@ -77,19 +78,6 @@ def _filled(arrays: list[np.ndarray | None], lengths: list[int]) -> list[np.ndar
     return out
 
 
-def mse_of(residual: Residual, target: torch.Tensor, precision: str) -> Callable[..., torch.Tensor]:
-    """Input embeddings [N, S, d] -> per-row MSE [N] of the residual they reach, against the
-    runs' targets (or those of `rows` [N], run indices: several candidates of one run); with a
-    `forward.Prefix`, the embeddings continue it (the residual function computes only them). bf16
-    autocast is entered per call, so its cast cache never outlives an update."""
-    def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None, prefix=None) -> torch.Tensor:
-        with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            achieved = residual(embeds) if prefix is None else residual(embeds, prefix)
-        return (achieved.float() - (target if rows is None else target[rows])).pow(2).mean(dim=(1, 2))
-
-    return loss
-
-
 def evaluate(residual: Residual, program: Program, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """What the result reaches, in exact float32: achieved, final MSE, per-position cosine."""
     with torch.no_grad(), precision_mode("fp32", target.device):
@@ -99,10 +87,13 @@ def evaluate(residual: Residual, program: Program, target: torch.Tensor) -> dict
 
 
 def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, torch.Tensor], method, steps: int,
-                   precision: str = "fp32", capture: bool = False, progress: bool = False) -> BatchResult:
+                   precision: str = "fp32", capture: bool = False, progress: bool = False,
+                   objective: dict | None = None) -> BatchResult:
     """Move B runs toward B targets [B, S, d] by `method` for `steps` steps, on the targets'
-    device. `inputs` are the method's per-run tensors (e.g. `prompt` [B, S, d]). `capture`
-    replays the step from a CUDA graph where the device has them."""
+    device, minimising `objective` (objectives.loss_of; default the MSE). `inputs` are the
+    method's per-run tensors (e.g. `prompt` [B, S, d]). `capture` replays the step from a CUDA
+    graph where the device has them. The loss history is the objective's; the initial and final
+    MSE and the cosine are measured whatever it is."""
     target, device, batch = targets.float(), targets.device, targets.shape[0]
     if targets.ndim != 3 or any(v.shape[0] != batch for v in inputs.values()):
         raise ValueError(f"targets {tuple(targets.shape)} must be [B, S, d] and every input batch first "
@@ -112,8 +103,11 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
     backend = graphs.backend_for(device) if capture else None
     why_not = "engine.capture is off" if not capture else f"no CUDA graphs on {device.type}"
     with precision_mode(precision, device):  # checks the precision's name first
-        program = method.program({k: v.to(device) for k, v in inputs.items()}, mse_of(residual, target, precision),
+        program = method.program({k: v.to(device) for k, v in inputs.items()},
+                                 loss_of(objective, residual, target, precision),
                                  capturable=backend is not None and backend.capturable)
+        plain = (objective or MSE)["kind"] == "mse"  # the first loss is the initial MSE
+        initial = None if plain or not steps else evaluate(residual, program, target)["final_mse"]
         history = torch.zeros(steps, batch, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next
 
@@ -132,7 +126,7 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
         bar.close()
     result = evaluate(residual, program, target)
     diverged = ~torch.isfinite(history).all(dim=0) | ~torch.isfinite(result["final_mse"])
-    arrays = {"loss": history.T, "initial_mse": history[0] if steps else result["final_mse"], "diverged": diverged,
+    arrays = {"loss": history.T, "initial_mse": result["final_mse"] if not steps else history[0] if plain else initial, "diverged": diverged,
               **result}
     return BatchResult({**{k: v.cpu().numpy() for k, v in arrays.items()}, **program.arrays()}, [ran.row(batch)])
 

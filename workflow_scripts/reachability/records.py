@@ -19,7 +19,7 @@ from . import experiments
 from .job import digest
 from .storage import read_csv, read_json
 from .sites import Site
-from .study import analysed, boundary_tables, layout, methods, perturbation_sites, site_of
+from .study import analysed, boundary_tables, layout, methods, own_steps, perturbation_sites, site_of
 
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
@@ -108,9 +108,20 @@ def targets_record(config: dict, experiment: str, site: str, pack: str) -> dict:
             "restarts": numbering.restarts, "pack": pack}
 
 
+def optimised(config: dict, experiment: str) -> dict:
+    """How an experiment's runs were optimised, beside their steps: what decides its packs' numbers."""
+    return {"lr": config["optimizer"]["lr"], "loss": loss_setting(config), "precision": config["engine"]["precision"],
+            "methods": methods(config, experiment)}
+
+
+def loss_setting(config: dict) -> dict:
+    """The objective as it decides the numbers: the MSE's weight only where there is one."""
+    loss = config["optimizer"]["loss"]
+    return {"kind": "mse"} if loss["kind"] == "mse" else dict(loss)
+
+
 def pack_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:
-    return {**targets_record(config, experiment, site, pack), "steps": int(steps), "lr": config["optimizer"]["lr"],
-            "precision": config["engine"]["precision"], "methods": methods(config, experiment)}
+    return {**targets_record(config, experiment, site, pack), "steps": int(steps), **optimised(config, experiment)}
 
 
 def extended_record(config: dict, experiment: str, site: str, pack: str, steps: int) -> dict:
@@ -118,12 +129,12 @@ def extended_record(config: dict, experiment: str, site: str, pack: str, steps: 
 
 
 def experiment_record(config: dict, experiment: str, steps: int) -> dict:
-    """An experiment's aggregated runs (runs.h5), at the study's site and the step budget."""
-    site = site_of(config).tag
+    """An experiment's aggregated runs (runs.h5), at the study's site and the step budget `steps`
+    (or the experiment's own steps, where it sets them)."""
+    site, steps = site_of(config).tag, own_steps(config, experiment) or steps
     numbering = layout(config, experiment, site)
     return {**cache_record(config, site), "experiment": experiment, "conditions": list(numbering.conditions),
-            "restarts": numbering.restarts, "steps": int(steps), "lr": config["optimizer"]["lr"],
-            "precision": config["engine"]["precision"], "methods": methods(config, experiment)}
+            "restarts": numbering.restarts, "steps": int(steps), **optimised(config, experiment)}
 
 
 def metrics_record(config: dict, experiment: str, steps: int) -> dict:

@@ -62,6 +62,11 @@ def n_targets(config: dict, experiment: str) -> int:
     return config["experiments"][experiment][experiments.get(experiment).count]
 
 
+def own_steps(config: dict, experiment: str) -> int | None:
+    """The steps an experiment sets for itself, at every site; None: the study's step budget."""
+    return config["experiments"].get(experiment, {}).get("steps")
+
+
 def uses_experiment_spec(config: dict, experiment: str, site_tag: str) -> bool:
     """At the study's site an enabled experiment runs as configured; anywhere else (the layer
     sweep's sites) it runs with the sweep's targets and restarts."""
@@ -110,13 +115,13 @@ def size(config: dict) -> dict[str, int]:
               for e in sweep["experiments"]]
     out = {"runs": 0, "run_steps": 0, "candidate_forwards": 0}
     for experiment, targets, restarts in where:
-        own = methods(config, experiment)
+        own, budget = methods(config, experiment), own_steps(config, experiment) or steps
         for condition in conditions(config, experiment):
             runs = targets * restarts
             settings = own[condition]
             out["runs"] += runs
-            out["run_steps"] += runs * settings.get("steps", steps)
-            out["candidate_forwards"] += runs * settings.get("steps", steps) * settings.get("candidates", 0)
+            out["run_steps"] += runs * settings.get("steps", budget)
+            out["candidate_forwards"] += runs * settings.get("steps", budget) * settings.get("candidates", 0)
     for entry in config["compare"]["models"]:
         for key, value in size(model_study(config, entry)).items():
             out[key] += value

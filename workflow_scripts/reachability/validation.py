@@ -154,6 +154,10 @@ def check_sections(config: dict) -> None:
                           f"saved state, which Exp 1's runs do when its step budget extends (optimizer.extend_steps = "
                           f"{extend}); run them on Exp 1's targets through experiments.hard_prompt, or set "
                           f"optimizer.extend_steps: null")
+    if extend is not None and baseline.get("enabled") and baseline.get("steps") is not None:
+        raise ConfigError(f"experiments.experiment1.steps = {baseline['steps']}: Exp 1 decides the step budget at "
+                          f"optimizer.steps (optimizer.extend_steps = {extend}); set optimizer.steps instead, or "
+                          f"optimizer.extend_steps: null to give each experiment its own steps")
     sweep = config["layer_sweep"]
     if sweep["enabled"] and sweep["n_targets"] > pool:
         raise ConfigError(f"layer_sweep.n_targets = {sweep['n_targets']} is above pool_size = {pool}")
