@@ -179,7 +179,8 @@ def finished(demo, tmp_path):
 
 
 def run_target(workdir, *targets, extra=()):
-    return snakemake(workdir, demo_config(), "--cores", "2", *extra, *targets)
+    """Snakemake on `targets` (first: an option such as --forcerun takes every word after it)."""
+    return snakemake(workdir, demo_config(), *targets, "--cores", "2", *extra)
 
 
 def log_text(workdir, *parts) -> str:
