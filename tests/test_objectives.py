@@ -7,7 +7,7 @@ from equality import assert_same_losses
 from reachability.forward import residual_function, residuals_of_tokens
 from reachability.methods import Soft, initial_prompt
 from reachability.objectives import cosine_mse_of, mse_of
-from reachability.optimize import optimize_batch
+from reachability.optimize import optimize_batch, optimize_runs
 from reachability.runs import RunId
 from reachability.sites import Site
 
@@ -49,6 +49,9 @@ def test_a_batch_under_the_engine_equals_the_log_loop_run_by_run(neox_lm):
         start, end = residual(init), residual(torch.from_numpy(ours.prompt))
     np.testing.assert_allclose(ours.initial_mse, (start - targets).pow(2).mean(dim=(1, 2)).numpy(), rtol=1e-5)
     np.testing.assert_allclose(ours.final_mse, (end - targets).pow(2).mean(dim=(1, 2)).numpy(), rtol=1e-5)
+    runs = optimize_runs(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=STEPS, batch_size=2,
+                         objective={"kind": "cosine_mse", "mse_weight": WEIGHT})  # as a pack runs them
+    assert_same_losses(runs.loss, ours.loss, 1.0)
     plain = optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01), steps=3, objective={"kind": "mse"})
     np.testing.assert_array_equal(plain.loss, optimize_batch(residual, targets, {"prompt": init}, Soft(lr=0.01),
                                                              steps=3).loss)  # the default is the agenda's MSE

@@ -133,7 +133,7 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
 
 def optimize_runs(residual: Residual, targets: torch.Tensor, inputs: dict[str, torch.Tensor], method, steps: int, *,
                   precision: str = "fp32", capture: bool = False, batch_size: int = 256,
-                  device: torch.device | str = "cpu", progress: bool = False) -> BatchResult:
+                  device: torch.device | str = "cpu", progress: bool = False, objective: dict | None = None) -> BatchResult:
     """Any number of runs ([R, ...] tensors, which may live on the CPU) in equal batches of at
     most `batch_size`, each moved to `device`. On CUDA out-of-memory — in a step or while
     capturing it — the batch size halves and the failed batch is retried."""
@@ -146,7 +146,8 @@ def optimize_runs(residual: Residual, targets: torch.Tensor, inputs: dict[str, t
         try:
             parts.append(optimize_batch(residual, targets[start:stop].to(device),
                                         {k: v[start:stop] for k, v in inputs.items()}, method, steps,
-                                        precision=precision, capture=capture, progress=progress))
+                                        precision=precision, capture=capture, progress=progress,
+                                        objective=objective))
         except torch.OutOfMemoryError:
             if size == 1:
                 raise
