@@ -179,8 +179,9 @@ def finished(demo, tmp_path):
 
 
 def run_target(workdir, *targets, extra=()):
-    """Snakemake on `targets` (first: an option such as --forcerun takes every word after it)."""
-    return snakemake(workdir, demo_config(), *targets, "--cores", "2", *extra)
+    """Snakemake on `targets`, between options of one value (--configfile and --forcerun take every
+    word after them)."""
+    return snakemake(workdir, demo_config(), "--cores", "2", *targets, *extra)
 
 
 def log_text(workdir, *parts) -> str:
@@ -276,4 +277,4 @@ def test_swapped_json_csv_and_budget_files_are_refused_by_name(finished):
     shutil.copy(results / "models" / "tiny-32" / "step_budget.json", results / "step_budget.json")
     result = snakemake(finished, demo_config(), "--dry-run")  # the decision is read before any job
     assert result.returncode != 0
-    assert "step_budget.json was made for other inputs: model is 'resources/demo-model-32'" in result.stderr
+    assert "step_budget.json was made for other inputs: model is 'resources/demo-model-32'" in result.stdout + result.stderr
