@@ -98,6 +98,10 @@ def test_build_targets_dispatches_each_experiment(pool, stats):
     np.testing.assert_allclose(exp3[0], 0.25 * real[2] + 0.75 * real[3], rtol=1e-5)
     exp4 = build_targets("experiment4", "f0", range(0, 3), real, stats)
     np.testing.assert_array_equal(exp4, real[:3])
+    np.testing.assert_array_equal(build_targets("experiment4p", "f0", range(0, 3), real, stats), real[:3])
+    top = build_targets("experiment4p", "f1", range(0, 3), real, stats)  # the pool's principal directions, all
+    np.testing.assert_allclose(top, [replace_principal(real[t], 1.0, principal_statistics(real), t) for t in range(3)],
+                               rtol=1e-5, atol=1e-5)
     assert build_targets("experiment2b", "isotropic", range(5), real, stats).shape == (5, S, D)
     with pytest.raises(ValueError, match="unknown experiment"):
         build_targets("experiment9", "x", range(1), real, stats)

@@ -198,6 +198,14 @@ register(Experiment(
     findings=(Line(guide.replacement), Line(guide.methods_against_soft)),
     outputs=("plot_transition",)))
 register(Experiment(
+    "experiment4p", "Exp 4p", valued("f", "fractions"), T.replaced_principal, enabled=False, n=20, restarts=2, axis="f",
+    settings={"fractions": values(0, 1, [0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])},
+    shared_prompts=across_conditions, sources=lambda t: [t],
+    exp1="reuses", exp1_targets=lambda spec: spec["n_targets"],
+    exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: Exp 4p corrupts Exp 1's targets",
+    findings=(Line(guide.replacement), Line(guide.methods_against_soft)),
+    outputs=("plot_transition",)))  # the research log's basis: the pool's principal directions, not coordinates
+register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, n=50, restarts=3,
     settings={"components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": ["ffn", "attention"]},
                              "default": ["ffn", "attention"],

@@ -132,3 +132,11 @@ def replaced(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, 
     """Exp 4: target t with the fraction f = float(condition[1:]) of its dimensions replaced."""
     f = float(condition[1:])
     return [replace_dimensions(residuals[t], f, stats["dim_std"], t) for t in ids]
+
+
+def replaced_principal(spec: dict, condition: str, ids: list[int], residuals: np.ndarray,
+                       stats: dict) -> list[np.ndarray]:
+    """Exp 4p (the research log's Exp 5): target t with its projections on the top f of the
+    pool's principal directions replaced (PCA of every position of every pool sequence)."""
+    f, principal = float(condition[1:]), principal_statistics(residuals)
+    return [replace_principal(residuals[t], f, principal, t) for t in ids]
