@@ -17,6 +17,7 @@ rule ablation_table:
     params:
         code=experiment_code("ablation_table.py"),
         steps=budget_steps,
+        findings=canonical(config["findings"]),
     script:
         "../workflow_scripts/ablation_table.py"
 

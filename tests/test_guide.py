@@ -96,3 +96,24 @@ def test_the_findings_say_which_verdicts_use_a_p_and_which_their_interval_alone(
     assert cells["observation"] == "verdict uses p"
     assert [cells[r.observation] for r in rows] == ["yes", "no (descriptive)", "no"]
     assert "interval (or, for 'all converge', the count) alone" in table
+
+
+def test_difficulty_correlations_pair_every_side_on_log_best_mse():
+    """A variant that finds targets exactly as hard as the full model correlates +1 with it, one
+    that finds them in reverse −1, and the two variants −1 with each other; a target reached
+    exactly (MSE 0, log −∞) is left out and counted; three targets are too few to say."""
+    x = np.linspace(-3, 0, 10)
+    full = {"final_mse": (10.0 ** x)[None, :, None], "cosine": np.ones((1, 10, 1, 20))}
+    same, reverse = 10.0 ** x, 10.0 ** (-x)
+    same[0] = 0.0
+    variants = {"final_mse": np.stack([same, reverse])[:, :, None], "cosine": np.ones((2, 10, 1, 20))}
+    rows = guide.paired_table(full, variants, ["no_ffn", "no_attention"])
+    found = {tuple(c["sides"]): c for c in guide.difficulty_correlations(rows, SETTINGS)}
+    assert list(found) == [("full model", "no ffn"), ("full model", "no attention"), ("no ffn", "no attention")]
+    assert found["full model", "no ffn"]["pearson"]["r"] == pytest.approx(1.0)
+    assert found["full model", "no ffn"]["left_out"] == 1 and found["full model", "no ffn"]["targets"] == 9
+    assert found["full model", "no attention"]["spearman"]["r"] == pytest.approx(-1.0)
+    assert found["no ffn", "no attention"]["pearson"]["r"] == pytest.approx(-1.0)
+    few = guide.paired_table({k: v[:, :3] for k, v in full.items()}, {k: v[:, :3] for k, v in variants.items()},
+                             ["no_ffn", "no_attention"])
+    assert all("at least 4 targets" in c["unmeasured"] for c in guide.difficulty_correlations(few, SETTINGS))

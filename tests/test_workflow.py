@@ -1,6 +1,7 @@
 """The offline demo DAG end to end with real Snakemake, then what a rerun would redo."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -120,6 +121,10 @@ def test_beyond_the_agenda_tables(demo):
     results = demo / "results"
     ablation = (results / "ablation.md").read_text()
     assert "| no ffn |" in ablation and "| no attention |" in ablation and "| full model |" in ablation
+    correlations = re.findall(r"^\| (full model vs no ffn|full model vs no attention|no ffn vs no attention) \| (\d+)"
+                              r" \| ([+-]\d\.\d\d) \[([+-]\d\.\d\d), ([+-]\d\.\d\d)\]", ablation, flags=re.M)
+    assert [c[0] for c in correlations] == ["full model vs no ffn", "full model vs no attention", "no ffn vs no attention"]
+    assert all(int(n) == 8 and float(low) <= float(r) <= float(high) for _, n, r, low, high in correlations)
     sweep = json.loads((results / "layer_sweep.json").read_text())["results"]
     assert set(sweep) == {"experiment1", "experiment2b"} and list(sweep["experiment1"]) == ["hs2", "hs4", "block4"]
     solutions = json.loads((results / "experiment1" / "solutions.json").read_text())["conditions"]["real"]

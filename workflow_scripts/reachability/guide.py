@@ -14,6 +14,8 @@ the context.)
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -220,7 +222,24 @@ def paired_table(full: dict, variants: dict, names: list[str]) -> list[dict]:
                     "median_best_mse": float(np.median(F.scored(mine))),
                     "full_median_best_mse": float(np.median(F.scored(theirs))),
                     "better_share": float(np.mean(F.scored(mine) < F.scored(theirs))),
-                    "cosine": mine_cos, "full_cosine": their_cos})
+                    "cosine": mine_cos, "full_cosine": their_cos, "best_mse": mine, "full_best_mse": theirs})
+    return out
+
+
+def difficulty_correlations(rows: list[dict], settings: dict) -> list[dict]:
+    """How alike the full model and each variant find the same targets, and the variants each
+    other (the research log's full vs no-FFN r = 0.02, no-FFN vs no-attention r = −0.52): Pearson
+    and Spearman of per-target log10 best MSE over the same restarts (findings.difficulty_correlation),
+    for every pair of `paired_table`'s sides; a pair with fewer than 4 comparable targets says so."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # an exact 0 or a diverged best: left out, counted
+        sides = {"full model": np.log10(rows[0]["full_best_mse"]),
+                 **{r["variant"].replace("_", " "): np.log10(r["best_mse"]) for r in rows}}
+    out = []
+    for a, b in itertools.combinations(sides, 2):
+        try:
+            out.append({"sides": [a, b], **F.difficulty_correlation(sides[a], sides[b], settings)})
+        except ValueError as few:
+            out.append({"sides": [a, b], "unmeasured": str(few)})
     return out
 
 

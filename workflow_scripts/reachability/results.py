@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
+from .findings import cosine_spread
 from .records import expected, load
 from .storage import read_h5
 
@@ -76,6 +77,7 @@ def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
     reached_runs = metrics.reached(final.reshape(-1), np.repeat(scale, final.shape[1]), threshold)
     plateau = metrics.plateau_check(loss, reached_runs, settings["plateau_tail"], settings["plateau_tolerance"],
                                     settings["plateau_fraction"])
+    spread = cosine_spread(np.nanmean(runs["cosine"][c], axis=-1)[None], final[None])  # the research log's
     return {
         "n_targets": int(final.shape[0]),
         "n_restarts": int(final.shape[1]),
@@ -86,6 +88,8 @@ def summarise_condition(runs: dict, c: int, settings: dict) -> dict:
         "reached_threshold": threshold,
         "plateau": plateau,
         "cosine_by_position": {"mean": np.nanmean(best_cos, axis=0), "std": np.nanstd(best_cos, axis=0)},
+        "cosine_spread": {"across_targets": float(spread["across_targets"][0]),  # sd of the best restarts' cosine
+                          "within_targets": float(spread["within_targets"][0])},  # median sd over restarts
         "per_target": {
             "best_final_mse": best_final,
             "relative_best_final_mse": best_final / scale,
