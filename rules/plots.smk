@@ -57,6 +57,37 @@ rule plot_summary:
         "../workflow_scripts/plot_summary.py"
 
 
+rule plot_steering:
+    input:
+        metrics=METRICS,
+        # notebook 004's KL at the same ε, beside what a prompt reaches (when the curves are made)
+        kl=(
+            rules.perturb_residuals.output.curves
+            if config["perturbation"]["enabled"]
+            else []
+        ),
+        budget=BUDGET_INPUT,
+    output:
+        figure=report(
+            "results/{experiment}/steering.png",
+            caption="../report/steering.rst",
+            category=label,
+        ),
+    log:
+        "results/logs/plots/steering_{experiment}.log",
+    wildcard_constraints:
+        experiment=having("plot_steering"),
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=experiment_code("plot_steering.py"),
+        plots=canonical(config["plots"]),
+        steps=budget_steps,
+    script:
+        "../workflow_scripts/plot_steering.py"
+
+
 rule plot_reachability_curves:
     input:
         metrics=METRICS,

@@ -1,6 +1,7 @@
 rule build_targets:
     input:
         cache=CACHE,
+        files=lambda w: registry.get(w.experiment).inputs(config["experiments"][w.experiment]),
     output:
         targets=TARGETS,
     log:
@@ -11,5 +12,6 @@ rule build_targets:
     params:
         code=experiment_code("build_targets.py", runs_only=True),
         layout=layout_of,
+        settings=lambda w: canonical(study.own_settings(config, w.experiment)),
     script:
         "../workflow_scripts/build_targets.py"

@@ -26,7 +26,8 @@ def test_a_reader_expects_every_field_that_decides_a_files_contents(config):
     assert expected == {"model": "resources/demo-model", "revision": None, "seq_len": 20, "pool_size": 400,
                         "dataset": expected["dataset"], "site": "hidden_states[4]", "experiment": "experiment3",
                         "conditions": ["a-0.5", "a0", "a0.25", "a0.5", "a0.75", "a1", "a1.5", "a2"], "restarts": 1,
-                        "pack": "16-32", "steps": 300, "lr": 0.05, "loss": {"kind": "mse"}, "precision": "fp32",
+                        "pack": "16-32", "settings": {"alphas": [-0.5, 0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]}, "steps": 300, "lr": 0.05,
+                        "loss": {"kind": "mse"}, "precision": "fp32",
                         "methods": {c: {"method": "soft"} for c in expected["conditions"]}}
     hard = records.expected(config, "results/hard_prompt/runs/hs4/0-8_s300.h5")["methods"]
     assert hard == {"text/pez": {"method": "pez"}, "text/gcg": {"method": "gcg", **config["methods"]["gcg"]}}

@@ -4,7 +4,7 @@ import pytest
 from reachability.experiments import get
 from reachability.targets import (
     distribution_matched, interpolate, isotropic, pair_of, position_statistics, principal_statistics,
-    replace_dimensions, replace_principal,
+    replace_dimensions, replace_principal, steer, steering_direction,
 )
 
 S, D = 5, 6
@@ -151,3 +151,42 @@ def test_principal_replacement_at_f1_draws_from_the_pools_distribution(principal
     np.testing.assert_allclose(projections[:, :3].var(0), EIGEN[:3], rtol=0.08)
     kept = principal["directions"][3:] @ target[0]
     np.testing.assert_allclose(projections[:, 3:], np.broadcast_to(kept, (len(half), 3)), atol=1e-3)
+
+
+def test_a_steered_target_moves_by_epsilon_rms_along_the_direction_at_its_positions(tmp_path):
+    """Notebook 004's perturbation as a target: each chosen position moves by exactly ε × its own
+    RMS (‖h‖/√d) along the unit direction, the others stay; ε = 0 is the real target."""
+    import torch
+
+    target = np.random.default_rng(3).standard_normal((S, D)).astype(np.float32) * 4
+    u = np.zeros(D)
+    u[2] = 1.0
+    assert np.array_equal(steer(target, 0.0, u, [1, 3]), target)
+    moved = steer(target, 2.0, u, [1, 3])
+    rms = np.sqrt((target.astype(np.float64) ** 2).mean(-1))
+    np.testing.assert_allclose((moved - target)[[1, 3], 2], 2.0 * rms[[1, 3]], rtol=1e-5)
+    assert np.array_equal(np.delete(moved, [1, 3], axis=0), np.delete(target, [1, 3], axis=0))
+    assert np.array_equal(np.delete(moved, 2, axis=1), np.delete(target, 2, axis=1))
+    everywhere = steer(target, 1.0, u, [])  # no positions named: every position
+    np.testing.assert_allclose((everywhere - target)[:, 2], rms, rtol=1e-5)
+    vector = np.arange(1.0, D + 1)
+    np.save(tmp_path / "v.npy", vector)
+    torch.save(torch.tensor(vector), tmp_path / "v.pt")
+    for name in ("v.npy", "v.pt"):
+        np.testing.assert_allclose(steering_direction(str(tmp_path / name), D), vector / np.linalg.norm(vector))
+    with pytest.raises(ValueError, match=r"experiments.steering.direction = .*v.npy holds 6 values .* d_model = 7"):
+        steering_direction(str(tmp_path / "v.npy"), D + 1)
+
+
+def test_the_steering_record_builds_from_a_random_or_a_supplied_direction(pool, stats, tmp_path):
+    real = pool[:4]
+    spec = {"epsilons": [0, 1.0], "positions": [], "direction": None}
+    np.testing.assert_array_equal(get("steering").make(spec, "e0", [0, 1], real, stats), real[:2])
+    random = get("steering").make(spec, "e1", [0, 1], real, stats)
+    step = (random - real[:2]) / np.sqrt((real[:2].astype(np.float64) ** 2).mean(-1, keepdims=True))
+    np.testing.assert_allclose(np.linalg.norm(step, axis=-1), 1.0, rtol=1e-4)  # a unit direction, scaled by RMS
+    assert not np.allclose(step[0, 0], step[1, 0], atol=1e-3)  # each target its own random direction
+    np.save(tmp_path / "v.npy", np.ones(real.shape[-1]))
+    supplied = get("steering").make({**spec, "direction": str(tmp_path / "v.npy")}, "e1", [0, 1], real, stats)
+    shift = (supplied - real[:2]) / np.sqrt((real[:2].astype(np.float64) ** 2).mean(-1, keepdims=True))
+    np.testing.assert_allclose(shift, 1 / np.sqrt(real.shape[-1]), rtol=1e-4)  # the same direction everywhere

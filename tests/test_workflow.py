@@ -554,3 +554,36 @@ def test_adding_a_model_adds_only_its_jobs(demo):
     theirs = {rule for rule in jobs if rule.startswith("model_tiny_48_")}
     assert {"model_tiny_48_build_demo_model", "model_tiny_48_extract_pool", "model_tiny_48_optimise_pack"} <= theirs
     assert set(jobs) == theirs | {"compare_models", "plot_models", "all"}, jobs
+
+
+@pytest.mark.slow
+def test_a_steering_experiment_runs_with_a_supplied_and_a_random_direction(tmp_path):
+    """Steering on Exp 1's targets: ε = 0 is Exp 1's target itself; the supplied vector is a file
+    of the study (an edit reruns the steering targets and runs, nothing of Exp 1); switching to
+    random directions makes them again."""
+    from reachability.storage import read_targets
+
+    np.save(tmp_path / "direction.npy", np.linspace(-1.0, 1.0, 64))  # the demo model's width
+    steering = {"enabled": True, "n_targets": 2, "restarts": 1, "epsilons": [0, 2.0], "positions": [0, 5],
+                "direction": "direction.npy"}
+    config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 40, "optimizer.extend_steps": None,
+                            **{f"experiments.{e}.enabled": False for e in
+                               ("experiment2a", "experiment2b", "experiment3", "experiment4")},
+                            "experiments.experiment1.n_targets": 4, "experiments.steering": steering})
+    finished = snakemake(tmp_path, config, "--cores", "2")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "results" / "steering" / "steering.png").stat().st_size > 0
+    metrics = json.loads((tmp_path / "results" / "steering" / "metrics.json").read_text())["conditions"]
+    assert list(metrics) == ["e0", "e2"] and all(s["n_targets"] == 2 for s in metrics.values())
+    built = read_targets(sorted(map(str, (tmp_path / "results" / "targets" / "hs4" / "steering").glob("*.h5"))), {})
+    real = read_targets(sorted(map(str, (tmp_path / "results" / "targets" / "hs4" / "experiment1").glob("*.h5"))), {})
+    for t in range(2):
+        np.testing.assert_array_equal(built["e0", t], real["real", t])
+        moved = np.flatnonzero(np.abs(built["e2", t] - real["real", t]).max(axis=1) > 0)
+        assert moved.tolist() == [0, 5]
+    np.save(tmp_path / "direction.npy", np.linspace(1.0, -1.0, 64))  # another steering vector
+    jobs = planned_jobs(snakemake(tmp_path, config, "--dry-run"))
+    assert jobs["build_targets"] == 1 and jobs["optimise_pack"] == 1 and "cache_residuals" not in jobs
+    config["experiments"]["steering"]["direction"] = None  # random directions: made again
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert planned_outputs(result, "build_targets") == ["results/targets/hs4/steering/0-4.h5"]

@@ -99,6 +99,7 @@ class Experiment:
     exp1_relation: str = ""  # the error when they use more ({uses}, {real}: Exp 1's n_targets)
     findings: tuple[Line, ...] = ()  # its lines of the interpretation guide
     outputs: tuple[str, ...] = ()  # the rules that make its own tables and figures (rules/*.smk)
+    inputs: Callable[[dict], list[str]] = lambda spec: []  # files its settings name that its targets read
 
     def schema(self) -> dict:
         """Its config section: every key, type and default (the study's schema gets it from here)."""
@@ -205,6 +206,19 @@ register(Experiment(
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: Exp 4p corrupts Exp 1's targets",
     findings=(Line(guide.replacement), Line(guide.methods_against_soft)),
     outputs=("plot_transition",)))  # the research log's basis: the pool's principal directions, not coordinates
+register(Experiment(
+    "steering", "Steering", valued("e", "epsilons"), T.steered, enabled=False, n=20, restarts=2, axis="ε",
+    settings={"epsilons": values(0, None, [0, 0.25, 0.5, 1.0, 2.0, 4.0]),
+              "positions": {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 0},
+                            "default": [], "description": "the positions steered (empty: every position)"},
+              "direction": {"type": ["string", "null"], "default": None,
+                            "description": "a steering vector [d_model] (.npy or .pt); null: a random unit "
+                                           "direction per target (the notebook's isotropic ones)"}},
+    shared_prompts=across_conditions, sources=lambda t: [t],
+    exp1="reuses", exp1_targets=lambda spec: spec["n_targets"],
+    exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: steering moves Exp 1's targets",
+    inputs=lambda spec: [spec["direction"]] if spec["direction"] else [],
+    findings=(Line(guide.methods_against_soft),), outputs=("plot_steering",)))  # notebook 004's ε, reached
 register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, n=50, restarts=3,
     settings={"components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": ["ffn", "attention"]},

@@ -106,6 +106,32 @@ def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | 
     _save(fig, path, dpi)
 
 
+def steering(path: str, by_method: dict[str, dict[float, dict]], kl: tuple[list, list] | None, dpi: int = 120) -> None:
+    """Steering: per ε, the share of targets reached and the median relative best MSE of each
+    method ({method: {ε: a condition's metrics}}); below, the next-token KL of the same ε
+    applied to the residual directly ((ε, KL) of notebook 004's isotropic curve), if made."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    twin = top.twinx()
+    for (method, rows), color in zip(by_method.items(), _colors(len(by_method))):
+        eps = sorted(rows)
+        top.plot(eps, [rows[e]["reached_fraction"] for e in eps], color=color, marker="o", label=f"{method}: reached")
+        relative = [np.nanmedian(np.asarray(rows[e]["per_target"]["relative_best_final_mse"], dtype=float)) for e in eps]
+        twin.plot(eps, relative, color=color, ls="--", marker="x", label=f"{method}: median best MSE / mean square")
+    top.set(ylabel="share of targets reached", ylim=(-0.05, 1.05), title="Steering: can a prompt realise ε × RMS?")
+    twin.set(ylabel="median relative best MSE", yscale="log")
+    top.legend(loc="lower left", fontsize=8)
+    twin.legend(loc="lower right", fontsize=8)
+    if kl is not None:
+        bottom.plot(kl[0], kl[1], color="black", marker="o", label="next-token KL, isotropic ε × RMS (notebook 004)")
+        bottom.set(yscale="symlog", ylabel="KL at the perturbed token")
+        bottom.legend(fontsize=8)
+    else:
+        bottom.text(0.5, 0.5, "perturbation curves not made (perturbation.enabled: false)", ha="center",
+                    transform=bottom.transAxes)
+    bottom.set(xlabel="ε (target = real + ε × RMS along the direction)")
+    _save(fig, path, dpi)
+
+
 def reachability_curves(path: str, alphas: list[float], best: np.ndarray, relative: np.ndarray, dpi: int = 120) -> None:
     """Exp 3: best final MSE against α, a light line per pair ([A, P]), the median in bold,
     the interpolation range [0, 1] shaded; below, the same relative to each target's mean

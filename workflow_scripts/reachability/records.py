@@ -19,7 +19,7 @@ from . import experiments
 from .job import digest
 from .storage import read_csv, read_json
 from .sites import Site
-from .study import analysed, boundary_tables, layout, methods, own_steps, perturbation_sites, site_of
+from .study import analysed, boundary_tables, layout, methods, own_settings, own_steps, perturbation_sites, site_of
 
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
@@ -105,7 +105,7 @@ def targets_record(config: dict, experiment: str, site: str, pack: str) -> dict:
     number them (runs.py)."""
     numbering = layout(config, experiment, site)
     return {**cache_record(config, site), "experiment": experiment, "conditions": list(numbering.conditions),
-            "restarts": numbering.restarts, "pack": pack}
+            "restarts": numbering.restarts, "pack": pack, "settings": own_settings(config, experiment)}
 
 
 def optimised(config: dict, experiment: str) -> dict:

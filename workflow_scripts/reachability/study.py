@@ -62,6 +62,13 @@ def n_targets(config: dict, experiment: str) -> int:
     return config["experiments"][experiment][experiments.get(experiment).count]
 
 
+def own_settings(config: dict, experiment: str) -> dict:
+    """An experiment's own settings (its record's keys beyond the common ones): what its targets
+    are made with."""
+    spec = config["experiments"][experiment]
+    return {k: spec[k] for k in experiments.get(experiment).settings if k in spec}
+
+
 def own_steps(config: dict, experiment: str) -> int | None:
     """The steps an experiment sets for itself, at every site; None: the study's step budget."""
     return config["experiments"].get(experiment, {}).get("steps")

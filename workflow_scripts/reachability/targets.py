@@ -134,6 +134,43 @@ def replaced(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, 
     return [replace_dimensions(residuals[t], f, stats["dim_std"], t) for t in ids]
 
 
+def steering_direction(path: str, d_model: int) -> np.ndarray:
+    """A supplied steering vector (.npy, or .pt holding a tensor) as a unit vector [d_model]."""
+    if str(path).endswith(".pt"):
+        import torch
+
+        vector = torch.load(path, map_location="cpu", weights_only=True).double().numpy()
+    else:
+        vector = np.load(path, allow_pickle=False).astype(np.float64)
+    vector = vector.reshape(-1)
+    if vector.shape != (d_model,) or not np.isfinite(vector).all() or not np.any(vector):
+        raise ValueError(f"experiments.steering.direction = {path} holds {vector.size} values (finite and not all 0 "
+                         f"needed), the site has d_model = {d_model}: save one vector of the site's width")
+    return vector / np.linalg.norm(vector)
+
+
+def steer(target: np.ndarray, epsilon: float, direction: np.ndarray, positions: list[int]) -> np.ndarray:
+    """A target moved by ε × RMS along a unit direction at `positions` (each position by its own
+    RMS, ‖h‖/√d: notebook 004's perturbation of size ε · RMS)."""
+    x = target.astype(np.float64)
+    rows = list(positions) or list(range(len(x)))
+    scale = np.sqrt((x[rows] ** 2).mean(axis=-1, keepdims=True))
+    x[rows] += epsilon * scale * direction
+    return x.astype(np.float32)
+
+
+def steered(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    """Steering: Exp 1's target t moved by ε = float(condition[1:]) along the supplied direction,
+    or along a random unit direction of its own (the same at every ε, so ε nests)."""
+    epsilon, d = float(condition[1:]), residuals.shape[-1]
+    supplied = steering_direction(spec["direction"], d) if spec["direction"] else None
+    out = []
+    for t in ids:
+        u = supplied if supplied is not None else numpy_rng("steering", t).standard_normal(d)
+        out.append(steer(residuals[t], epsilon, u / np.linalg.norm(u), spec["positions"]))
+    return out
+
+
 def replaced_principal(spec: dict, condition: str, ids: list[int], residuals: np.ndarray,
                        stats: dict) -> list[np.ndarray]:
     """Exp 4p (the research log's Exp 5): target t with its projections on the top f of the

@@ -126,6 +126,14 @@ def check_experiments(config: dict, registry) -> None:
         if record.count == "n_targets" and spec["n_targets"] > pool:
             raise ConfigError(f"experiments.{name}.n_targets = {spec['n_targets']} is above pool_size = {pool}: "
                               f"raise pool_size or lower n_targets")
+        missing = [path for path in record.inputs(spec) if spec["enabled"] and not Path(path).is_file()]
+        if missing:
+            raise ConfigError(f"experiments.{name} names {missing[0]}, which is not a file (relative paths are read "
+                              f"from the directory Snakemake runs in): give the path of the file")
+        beyond = [p for p in spec.get("positions", []) if p >= config["seq_len"]]
+        if beyond:
+            raise ConfigError(f"experiments.{name}.positions holds {beyond[0]}, beyond seq_len = {config['seq_len']}: "
+                              f"positions count from 0")
         if not spec["enabled"] or record.exp1 == "":
             continue
         uses = record.exp1_targets(spec)
