@@ -238,10 +238,10 @@ def step_budget():
 
 def budget_steps(wildcards):
     """The step budget, as a param of a rule that makes or reads files at it (its inputs hold
-    BUDGET_INPUT: a param may wait for a checkpoint only through an input); an experiment's
-    own steps for its own files, where it sets them."""
-    own = study.own_steps(config, getattr(wildcards, "experiment", ""))
-    return own or step_budget()
+    BUDGET_INPUT: a param may wait for a checkpoint only through an input). A reader passes it
+    for every file it opens; the record of an experiment that sets its own steps takes those
+    (records.experiment_record), so one number serves files of every experiment."""
+    return step_budget()
 
 
 def final_run_files(experiment, site=SITE):

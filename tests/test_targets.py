@@ -172,8 +172,13 @@ def test_a_steered_target_moves_by_epsilon_rms_along_the_direction_at_its_positi
     vector = np.arange(1.0, D + 1)
     np.save(tmp_path / "v.npy", vector)
     torch.save(torch.tensor(vector), tmp_path / "v.pt")
-    for name in ("v.npy", "v.pt"):
+    torch.save(torch.nn.Parameter(torch.tensor(vector)), tmp_path / "p.pt")  # a trained vector, grad and all
+    torch.save({"steering": torch.tensor(vector)}, tmp_path / "d.pt")  # a state dict of one tensor
+    for name in ("v.npy", "v.pt", "p.pt", "d.pt"):
         np.testing.assert_allclose(steering_direction(str(tmp_path / name), D), vector / np.linalg.norm(vector))
+    torch.save({"a": torch.tensor(vector), "b": torch.tensor(vector)}, tmp_path / "two.pt")
+    with pytest.raises(ValueError, match="holds a dict, not a tensor"):
+        steering_direction(str(tmp_path / "two.pt"), D)
     with pytest.raises(ValueError, match=r"experiments.steering.direction = .*v.npy holds 6 values .* d_model = 7"):
         steering_direction(str(tmp_path / "v.npy"), D + 1)
 

@@ -558,14 +558,14 @@ def test_adding_a_model_adds_only_its_jobs(demo):
 
 @pytest.mark.slow
 def test_a_steering_experiment_runs_with_a_supplied_and_a_random_direction(tmp_path):
-    """Steering on Exp 1's targets: ε = 0 is Exp 1's target itself; the supplied vector is a file
-    of the study (an edit reruns the steering targets and runs, nothing of Exp 1); switching to
-    random directions makes them again."""
+    """Steering on Exp 1's targets, at its own steps: ε = 0 is Exp 1's target itself; the supplied
+    vector is a file of the study (an edit reruns the steering targets and runs, nothing of Exp 1);
+    switching to random directions makes them again."""
     from reachability.storage import read_targets
 
     np.save(tmp_path / "direction.npy", np.linspace(-1.0, 1.0, 64))  # the demo model's width
     steering = {"enabled": True, "n_targets": 2, "restarts": 1, "epsilons": [0, 2.0], "positions": [0, 5],
-                "direction": "direction.npy"}
+                "direction": "direction.npy", "steps": 30}  # its own steps: every reader of its files follows
     config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 40, "optimizer.extend_steps": None,
                             **{f"experiments.{e}.enabled": False for e in
                                ("experiment2a", "experiment2b", "experiment3", "experiment4")},
@@ -575,6 +575,8 @@ def test_a_steering_experiment_runs_with_a_supplied_and_a_random_direction(tmp_p
     assert (tmp_path / "results" / "steering" / "steering.png").stat().st_size > 0
     metrics = json.loads((tmp_path / "results" / "steering" / "metrics.json").read_text())["conditions"]
     assert list(metrics) == ["e0", "e2"] and all(s["n_targets"] == 2 for s in metrics.values())
+    assert all(len(s["per_target"]["final_mse"]) == 2 for s in metrics.values())
+    assert sorted(p.name for p in (tmp_path / "results" / "steering" / "runs" / "hs4").glob("*.h5")) == ["0-4_s30.h5"]
     built = read_targets(sorted(map(str, (tmp_path / "results" / "targets" / "hs4" / "steering").glob("*.h5"))), {})
     real = read_targets(sorted(map(str, (tmp_path / "results" / "targets" / "hs4" / "experiment1").glob("*.h5"))), {})
     for t in range(2):

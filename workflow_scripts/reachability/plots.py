@@ -33,7 +33,8 @@ def loss_curves(path: str, loss: np.ndarray, conditions: list[str], title: str, 
         curves = loss[c].reshape(-1, loss.shape[-1])
         ax.plot(steps, curves[:per_condition].T, color=color, alpha=0.12, lw=0.6)
         ax.plot(steps, np.nanmedian(curves, axis=0), color=color, lw=2.4, label=f"{name} (median)")
-    ax.set(xlabel="Adam step", ylabel="MSE to target", yscale="log", title=title)
+    ax.set(xlabel="Adam step", ylabel="loss (optimizer.loss: the MSE to the target by default)", yscale="log",
+           title=title)
     ax.legend(fontsize=7, ncol=2 if len(conditions) > 4 else 1)
     _save(fig, path, dpi)
 

@@ -134,7 +134,8 @@ def experiment_record(config: dict, experiment: str, steps: int) -> dict:
     site, steps = site_of(config).tag, own_steps(config, experiment) or steps
     numbering = layout(config, experiment, site)
     return {**cache_record(config, site), "experiment": experiment, "conditions": list(numbering.conditions),
-            "restarts": numbering.restarts, "steps": int(steps), **optimised(config, experiment)}
+            "restarts": numbering.restarts, "settings": own_settings(config, experiment), "steps": int(steps),
+            **optimised(config, experiment)}
 
 
 def metrics_record(config: dict, experiment: str, steps: int) -> dict:

@@ -139,7 +139,13 @@ def steering_direction(path: str, d_model: int) -> np.ndarray:
     if str(path).endswith(".pt"):
         import torch
 
-        vector = torch.load(path, map_location="cpu", weights_only=True).double().numpy()
+        vector = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(vector, dict) and len(vector) == 1:  # a state dict of one tensor
+            vector = next(iter(vector.values()))
+        if not isinstance(vector, torch.Tensor):
+            raise ValueError(f"experiments.steering.direction = {path} holds a {type(vector).__name__}, not a tensor: "
+                             f"save the vector itself (torch.save(v, path)) or a dict of one tensor")
+        vector = vector.detach().double().numpy()
     else:
         vector = np.load(path, allow_pickle=False).astype(np.float64)
     vector = vector.reshape(-1)
