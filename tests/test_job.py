@@ -1,5 +1,7 @@
 """What every rule script shares: the code digest that makes exactly the changed code stale."""
 
+import pytest
+
 from reachability.job import code_digest
 
 
@@ -134,3 +136,13 @@ def test_a_job_that_runs_a_record_does_not_digest_how_it_is_shown(tmp_path):
     runs, full = digests()
     (root / "experiments.py").write_text(shown.replace('label="A"', 'label="Exp A"'))
     assert digests()[0] == runs and digests()[1] != full
+
+
+def test_a_registry_entry_the_digest_cannot_find_is_an_error(tmp_path):
+    """A rule names the registry entries its job runs; one registered in a form the digest does
+    not read would be digested as nothing, and its edits would rerun nothing."""
+    script = tmp_path / "rule.py"
+    script.write_text("from reachability import experiments\n")
+    root = package(tmp_path, experiments='REGISTRY = {}\nQUIET = REGISTRY.setdefault("quiet", 1)\n')
+    with pytest.raises(ValueError, match="has no entry 'quiet'"):
+        code_digest(script, root, (("experiments", "quiet"),))

@@ -189,6 +189,11 @@ def code_digest(script: str | Path, package: str | Path, roots: tuple[tuple, ...
     package = Path(package)
     texts, done = set(), set()
     parts = [(r[0], r[1], tuple(r[2]) if len(r) > 2 else ()) for r in roots]
+    for module, part, dropped in parts:  # a root that matches nothing would digest nothing: say so
+        path = package / f"{module}.py"
+        if not _part(path, path.stat().st_mtime, module, part, dropped)[0]:
+            raise ValueError(f"{path} has no entry {part!r}: register it as register(Record({part!r}, ...)) or a "
+                             f"class with name = {part!r}, so the jobs that run it can see it change")
     for path in (Path(script), package / "__init__.py"):
         tree, bindings = _module(path)
         texts.add(f"{path.stem}:{ast.dump(tree)}")  # every name it imports, and what it uses of imported modules
