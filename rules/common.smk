@@ -215,7 +215,10 @@ def budget_record(experiment=""):
     checkpoint's decision, else the configured steps."""
     own = study.own_steps(config, experiment)
     if own:
-        return {"steps": own, "reason": f"its own steps (experiments.{experiment}.steps)"}
+        return {
+            "steps": own,
+            "reason": f"its own steps (experiments.{experiment}.steps)",
+        }
     if not EXTENDING:
         why = (
             "Exp 1 is disabled"

@@ -1,7 +1,9 @@
 rule build_targets:
     input:
         cache=CACHE,
-        files=lambda w: registry.get(w.experiment).inputs(config["experiments"][w.experiment]),
+        files=lambda w: registry.get(w.experiment).inputs(
+            config["experiments"][w.experiment]
+        ),
     output:
         targets=TARGETS,
     log:
