@@ -261,3 +261,28 @@ def test_a_built_model_folder_is_checked_without_a_dry_run(tmp_path, monkeypatch
         check_built_model_folder("resources/old")
     (tmp_path / "resources" / "old" / BUILT).write_text("{}")
     check_built_model_folder("resources/old")  # built before: replaced when its spec changes
+
+
+def test_a_steering_vector_is_checked_before_any_job(tmp_path):
+    """The supplied direction is read at the start, against the model's width: a missing file, a
+    wrong width, zeros, a foreign format or an empty path each stop the dry run naming the key."""
+    import numpy as np
+
+    tmp_path.mkdir(exist_ok=True)
+    np.save(tmp_path / "good.npy", np.ones(64))  # the demo model's width
+    np.save(tmp_path / "narrow.npy", np.ones(32))
+    np.save(tmp_path / "zero.npy", np.zeros(64))
+    np.savez(tmp_path / "bundle.npz", v=np.ones(64))
+    cases = {"good.npy": None, "missing.npy": r"experiments.steering.direction = missing.npy is not a file",
+             "narrow.npy": r"holds 32 values, the site has d_model = 64",
+             "zero.npy": r"only zeros", "bundle.npz": r"a .npy file \(numpy.save\) or a .pt file",
+             "": r"direction"}
+    for direction, message in cases.items():
+        steering = {"enabled": True, "n_targets": 2, "restarts": 1, "direction": direction}
+        result = snakemake(tmp_path, demo_config(**{**AGENDA_ONLY, "optimizer.extend_steps": None,
+                                                    "experiments.steering": steering}), "--dry-run")
+        text = result.stdout + result.stderr
+        if message is None:
+            assert result.returncode == 0, text[-2000:]
+        else:
+            assert result.returncode != 0 and re.search(message, text), (direction, text[-2000:])

@@ -179,7 +179,7 @@ def test_a_steered_target_moves_by_epsilon_rms_along_the_direction_at_its_positi
     torch.save({"a": torch.tensor(vector), "b": torch.tensor(vector)}, tmp_path / "two.pt")
     with pytest.raises(ValueError, match="holds a dict, not a tensor"):
         steering_direction(str(tmp_path / "two.pt"), D)
-    with pytest.raises(ValueError, match=r"experiments.steering.direction = .*v.npy holds 6 values .* d_model = 7"):
+    with pytest.raises(ValueError, match=r"experiments.steering.direction = .*v.npy holds 6 values, .* d_model = 7"):
         steering_direction(str(tmp_path / "v.npy"), D + 1)
 
 

@@ -70,5 +70,6 @@ def status(path: str, config: dict) -> str:
     if budget is None:
         return (f"step budget: pending{' (to be decided again)' if Path(path).exists() else ''}. Exp 1 runs "
                 f"{optimizer['steps']} steps first; if its loss curves still fall, every experiment runs "
-                f"{optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']}")
+                f"{optimizer['extend_steps']} (the agenda's rule), else {optimizer['steps']} — except those that "
+                f"set their own steps")
     return f"step budget: {budget['steps']} steps. {budget['reason']}"

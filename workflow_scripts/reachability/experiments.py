@@ -100,6 +100,8 @@ class Experiment:
     findings: tuple[Line, ...] = ()  # its lines of the interpretation guide
     outputs: tuple[str, ...] = ()  # the rules that make its own tables and figures (rules/*.smk)
     inputs: Callable[[dict], list[str]] = lambda spec: []  # files its settings name that its targets read
+    check: Callable[[dict, int], object] = lambda spec, d_model: None  # its settings against the model's
+    #                 width, before any job (raises ValueError naming the key)
 
     def schema(self) -> dict:
         """Its config section: every key, type and default (the study's schema gets it from here)."""
@@ -211,13 +213,14 @@ register(Experiment(
     settings={"epsilons": values(0, None, [0, 0.25, 0.5, 1.0, 2.0, 4.0]),
               "positions": {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 0},
                             "default": [], "description": "the positions steered (empty: every position)"},
-              "direction": {"type": ["string", "null"], "default": None,
+              "direction": {"type": ["string", "null"], "minLength": 1, "default": None,
                             "description": "a steering vector [d_model] (.npy or .pt); null: a random unit "
                                            "direction per target (the notebook's isotropic ones)"}},
     shared_prompts=across_conditions, sources=lambda t: [t],
     exp1="reuses", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: steering moves Exp 1's targets",
     inputs=lambda spec: [spec["direction"]] if spec["direction"] else [],
+    check=lambda spec, d_model: T.steering_direction(spec["direction"], d_model) if spec["direction"] else None,
     findings=(Line(guide.methods_against_soft),), outputs=("plot_steering",)))  # notebook 004's ε, reached
 register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, n=50, restarts=3,

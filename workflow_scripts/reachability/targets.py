@@ -135,23 +135,35 @@ def replaced(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, 
 
 
 def steering_direction(path: str, d_model: int) -> np.ndarray:
-    """A supplied steering vector (.npy, or .pt holding a tensor) as a unit vector [d_model]."""
-    if str(path).endswith(".pt"):
-        import torch
+    """A supplied steering vector (.npy, or .pt holding a tensor or a dict of one) as a unit
+    vector [d_model]; anything else refused, naming the key, the file and the fix."""
+    key = f"experiments.steering.direction = {path}"
+    if not str(path).endswith((".npy", ".pt")):
+        raise ValueError(f"{key}: a steering vector is a .npy file (numpy.save) or a .pt file (torch.save)")
+    try:
+        if str(path).endswith(".pt"):
+            import torch
 
-        vector = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(vector, dict) and len(vector) == 1:  # a state dict of one tensor
-            vector = next(iter(vector.values()))
-        if not isinstance(vector, torch.Tensor):
-            raise ValueError(f"experiments.steering.direction = {path} holds a {type(vector).__name__}, not a tensor: "
-                             f"save the vector itself (torch.save(v, path)) or a dict of one tensor")
-        vector = vector.detach().double().numpy()
-    else:
-        vector = np.load(path, allow_pickle=False).astype(np.float64)
+            vector = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(vector, dict) and len(vector) == 1:  # a state dict of one tensor
+                vector = next(iter(vector.values()))
+            if not isinstance(vector, torch.Tensor):
+                raise ValueError(f"holds a {type(vector).__name__}, not a tensor: save the vector itself "
+                                 f"(torch.save(v, path)) or a dict of one tensor")
+            vector = vector.detach().double().numpy()
+        else:
+            vector = np.load(path, allow_pickle=False).astype(np.float64)
+    except ValueError as error:
+        raise ValueError(f"{key} {error}") from None
+    except Exception as error:  # a truncated or foreign file: numpy's and torch's own words, with ours
+        raise ValueError(f"{key} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}): save it "
+                         f"again with numpy.save or torch.save") from None
     vector = vector.reshape(-1)
-    if vector.shape != (d_model,) or not np.isfinite(vector).all() or not np.any(vector):
-        raise ValueError(f"experiments.steering.direction = {path} holds {vector.size} values (finite and not all 0 "
-                         f"needed), the site has d_model = {d_model}: save one vector of the site's width")
+    if vector.shape != (d_model,):
+        raise ValueError(f"{key} holds {vector.size} values, the site has d_model = {d_model}: save one vector of "
+                         f"the site's width")
+    if not np.isfinite(vector).all() or not np.any(vector):
+        raise ValueError(f"{key} holds a NaN, an infinity or only zeros: a direction needs finite values, not all 0")
     return vector / np.linalg.norm(vector)
 
 

@@ -128,8 +128,9 @@ def check_experiments(config: dict, registry) -> None:
                               f"raise pool_size or lower n_targets")
         missing = [path for path in record.inputs(spec) if spec["enabled"] and not Path(path).is_file()]
         if missing:
-            raise ConfigError(f"experiments.{name} names {missing[0]}, which is not a file (relative paths are read "
-                              f"from the directory Snakemake runs in): give the path of the file")
+            key = next((k for k, v in spec.items() if v == missing[0]), "")
+            raise ConfigError(f"experiments.{name}.{key} = {missing[0]} is not a file (relative paths are read from the "
+                              f"directory Snakemake runs in): give the path of the file")
         beyond = [p for p in spec.get("positions", []) if p >= config["seq_len"]]
         if beyond:
             raise ConfigError(f"experiments.{name}.positions holds {beyond[0]}, beyond seq_len = {config['seq_len']}: "
@@ -256,6 +257,11 @@ def check_model_limits(config: dict, model_config, registry=None) -> None:
     swept = config["layer_sweep"]["experiments"] if config["layer_sweep"]["enabled"] else []
     for name, spec in config["experiments"].items() if registry else ():
         record = registry.get(name)
+        if spec["enabled"] and d_model:
+            try:
+                record.check(spec, d_model)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
         if record.gaussian and (spec["enabled"] or name in swept) and d_model and config["pool_size"] < d_model + 1:
             raise ConfigError(
                 f"pool_size = {config['pool_size']} is too small for {record.label}: each position's covariance over "
