@@ -106,8 +106,9 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
         program = method.program({k: v.to(device) for k, v in inputs.items()},
                                  loss_of(objective, residual, target, precision),
                                  capturable=backend is not None and backend.capturable)
-        plain = (objective or MSE)["kind"] == "mse"  # the first loss is the initial MSE
-        initial = None if plain or not steps else evaluate(residual, program, target)["final_mse"]
+        # the initial MSE: the first loss under the MSE (as the agenda's loop records it), else measured
+        plain = (objective or MSE)["kind"] == "mse" and steps
+        initial = None if plain else evaluate(residual, program, target)["final_mse"]
         history = torch.zeros(steps, batch, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next
 
@@ -126,7 +127,8 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
         bar.close()
     result = evaluate(residual, program, target)
     diverged = ~torch.isfinite(history).all(dim=0) | ~torch.isfinite(result["final_mse"])
-    arrays = {"loss": history.T, "initial_mse": result["final_mse"] if not steps else history[0] if plain else initial, "diverged": diverged,
+    arrays = {"loss": history.T, "initial_mse": history[0] if initial is None else initial,
+              "diverged": diverged,
               **result}
     return BatchResult({**{k: v.cpu().numpy() for k, v in arrays.items()}, **program.arrays()}, [ran.row(batch)])
 

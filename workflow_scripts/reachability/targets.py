@@ -193,5 +193,6 @@ def replaced_principal(spec: dict, condition: str, ids: list[int], residuals: np
                        stats: dict) -> list[np.ndarray]:
     """Exp 4p (the research log's Exp 5): target t with its projections on the top f of the
     pool's principal directions replaced (PCA of every position of every pool sequence)."""
-    f, principal = float(condition[1:]), principal_statistics(residuals)
-    return [replace_principal(residuals[t], f, principal, t) for t in ids]
+    if "principal" not in stats:  # once per job: every f of the pack shares the pool's PCA
+        stats["principal"] = principal_statistics(residuals)
+    return [replace_principal(residuals[t], float(condition[1:]), stats["principal"], t) for t in ids]
