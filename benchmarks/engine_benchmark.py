@@ -3,8 +3,9 @@
 One process, one device. The model has Pythia-160M's shape (real weights where `--model`
 loads, otherwise a random init of the same shape: the compute is the same), or with
 `--configfile` the shape of that study's model (a built demo model's spec, or its local
-directory). A run-step is one step of one run; `--methods soft pez gcg` times the soft-prompt
-step and the hard-prompt steps (PEZ's nearest-token search, GCG's candidates).
+directory). A run-step is one step of one run; `--methods` times any methods of the registry
+(soft, pez, norm_ball, mixture, gcg, inversion: the hard-prompt steps with PEZ's nearest-token
+search and GCG's candidates; the inversion's step is one position, every token tried).
 
   python benchmarks/engine_benchmark.py --out rates.json    # GPU: the README's table, plan.py's rates
   python benchmarks/engine_benchmark.py --tiny --device cpu  # smoke run (seconds)
@@ -41,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow_scripts"))  # this checkout's library, before any installed copy
 
 from reachability.forward import residual_function
-from reachability.methods import Gcg, Pez, Soft
+from reachability.methods import METHODS, build
+from reachability.runs import RunId
 from reachability.models import LanguageModel, ModelLoadError, architecture_of, load_model
 from reachability.optimize import optimize_batch
 from reachability.job import device_name
@@ -131,16 +133,21 @@ def reference_loop(lm: LanguageModel, layer: int, steps: int, device: str) -> fl
 
 
 def method_of(name: str, lm: LanguageModel, candidates: int = 512):
-    """A method and how its batch starts ([B] runs: random prompts or tokens)."""
+    """A method of the registry with its default settings (GCG: `candidates`, top-k 256), at lr 0.01."""
     vocabulary = lm.embedding.weight.detach()
-    return {"soft": Soft(lr=0.01), "pez": Pez(lr=0.01, vocabulary=vocabulary),
-            "gcg": Gcg(vocabulary=vocabulary, top_k=min(256, len(vocabulary)), candidates=candidates)}[name]
+    settings = {"top_k": min(256, len(vocabulary)), "candidates": candidates} if name == "gcg" else {}
+    return build(name, 0.01, settings, lambda: vocabulary)
 
 
 def inputs_for(name: str, lm: LanguageModel, batch: int, device: str) -> dict:
-    if name == "gcg":  # token ids, and a seed per run for its candidates
-        return {"tokens": torch.randint(lm.config.vocab_size, (batch, SEQ), device=device), "seed": torch.arange(batch)}
-    return {"prompt": torch.randn(batch, SEQ, lm.d_model, device=device)}
+    """How a batch of B runs of the method starts, as in a study (its `start`)."""
+    runs = [RunId("benchmark", "real", i, 0) for i in range(batch)]
+    return {k: v.to(device) for k, v in method_of(name, lm).start(runs, SEQ, lm.d_model).items()}
+
+
+def most_steps(name: str) -> int:
+    """The steps a run of the method can take: a method of one step per position, SEQ."""
+    return SEQ if METHODS[name].__dict__.get("per_position") else 10**9
 
 
 def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
@@ -155,7 +162,7 @@ def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int
     start = time.perf_counter()
     optimize_batch(residual, targets, inputs, how, 4, precision=precision, capture=capture)  # warm-up
     sync(device)
-    steps = max(2, min(steps, int(seconds * 4 / (time.perf_counter() - start))))
+    steps = max(2, min(steps, int(seconds * 4 / (time.perf_counter() - start)), most_steps(method) // 2))
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, ran = [], set()
@@ -242,7 +249,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[40, 256, 1024, 2048])
     parser.add_argument("--precisions", nargs="+", default=["tf32", "fp32", "bf16"])
     parser.add_argument("--layers", type=int, nargs="+", default=[6, 12])
-    parser.add_argument("--methods", nargs="+", default=["soft"], choices=["soft", "pez", "gcg"])
+    parser.add_argument("--methods", nargs="+", default=["soft"], choices=list(METHODS))
     parser.add_argument("--points", nargs="+", help="method:layer:batch, measured in this order (not the grid "
                                                     "of --methods, --layers and --batches)")
     parser.add_argument("--candidates", type=int, default=512, help="GCG's candidate sequences per step")

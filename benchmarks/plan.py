@@ -190,6 +190,10 @@ class Rates:
         """(seconds on the device, of them optimising, source, kind) of one batch. A GCG table
         measured at other candidates is rescaled by (2 + candidates) / (2 + its candidates)."""
         notes, scale, kind = [], 1.0, "measured"
+        if method == "inversion" and not any(r.get("method") == method for r in self.rows):
+            if not candidates:
+                raise LookupError("no inversion rows, and the model's vocabulary size is not known here")
+            return self.inversion_from_soft(layer, precision, batch, steps, candidates, seq_len)
         if method == "gcg":
             measured = {r.get("candidates") for r in self.rows if r.get("method") == "gcg"}
             if not measured:
@@ -231,6 +235,19 @@ class Rates:
         return optimising, optimising, (f"no gcg rows: the one-hot gradient at the soft rate and {candidates} "
                                         f"forwards from the changed position on per run-step at half the soft rate "
                                         f"of a {chunk}-sequence batch ({source})"), "estimated"
+
+    def inversion_from_soft(self, layer: int, precision: str, batch: int, steps: int, vocabulary: int, seq_len: int,
+                            chunk: int = 8192) -> tuple[float, float, str, str]:
+        """An exact-inversion batch priced from soft-prompt rows (none measured for it): per step
+        (a position), every token of the `vocabulary` and then the chosen one run one position on
+        the run's cached prefix, each 1/S of a sequence's forward at half the eager soft rate of a
+        batch of `chunk` sequences (it is never captured): an estimate."""
+        sequences = min(chunk, batch * vocabulary)
+        forwards, _, source, _ = self.batch_seconds("soft", layer, precision, sequences, False, 1)
+        optimising = steps * batch * (vocabulary + 1) * forwards / sequences / 2 / seq_len
+        return optimising, optimising, (f"no inversion rows: {vocabulary} + 1 one-position forwards per run-step at "
+                                        f"1/{seq_len} of half the soft rate of a {chunk}-sequence batch ({source})"), \
+            "estimated"
 
     def gflop(self, method: str, layer: int, candidates: int | None = None) -> tuple[float, str] | None:
         """(GFLOP per run-step, kind) from the table's FLOP counts: linear in the layer (between
@@ -279,6 +296,21 @@ def job_config(config: dict, rule: str, site_tag: str | None) -> tuple[str, dict
     return rule, config, ""
 
 
+def vocabulary_size(config: dict) -> int | None:
+    """The study model's vocabulary: a built model's setting, else its config.json where it is on
+    this machine (the hub's cache, or a folder), else None (said where it is needed)."""
+    if config["model"].get("build"):
+        return int(config["model"]["build"]["vocab_size"])
+    try:
+        from transformers import AutoConfig
+
+        found = AutoConfig.from_pretrained(config["model"]["name"], revision=config["model"]["revision"],
+                                           local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return int(getattr(found, "vocab_size", 0)) or None
+
+
 def shape(job: Job, config: dict) -> None:
     """An optimisation pack's runs, run-steps and batches, as its rule script will batch them."""
     rule, cfg, _ = job_config(config, job.rule, job.wildcards.get("site"))
@@ -322,9 +354,10 @@ def price(job: Job, config: dict, rates: Rates, captured: bool) -> None:
         return
     sources, kinds, flops = [], [], []
     for name, steps, b, own in job.groups:
+        candidates = vocabulary_size(cfg) if name == "inversion" else own.get("candidates")  # it tries every token
         try:
             seconds, optimising, source, kind = rates.batch_seconds(
-                name, job.layer, cfg["engine"]["precision"], b, captured, steps, own.get("candidates"), cfg["seq_len"])
+                name, job.layer, cfg["engine"]["precision"], b, captured, steps, candidates, cfg["seq_len"])
         except LookupError as missing:
             seconds, optimising, source, kind = 0.0, 0.0, f"{missing}: B={b} not priced", "missing"
         if kind != "measured":

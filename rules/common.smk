@@ -81,6 +81,8 @@ EXPERIMENTS = study.enabled_experiments(config)
 BASELINE = experiments.BASELINE  # Exp 1: it decides the step budget
 ANALYSED = study.analysed(config)
 BOUNDARY = config["boundary"]["enabled"] and bool(ANALYSED)
+# the experiments the constraint ladder compares methods on (none: no ladder)
+LADDER = study.ladder_experiments(config)
 BOUNDED = sorted(
     {*ANALYSED, *config["layer_sweep"]["experiments"]}
 )  # what a boundary rule may read
@@ -344,6 +346,8 @@ def final_outputs():
     if EXPERIMENTS:
         outputs += [*rules.plot_summary.output, *rules.conditions_table.output]
         outputs += list(rules.findings.output)
+    if LADDER:
+        outputs += [*rules.ladder.output, *rules.plot_ladder.output]
     if config["compare"]["models"]:
         outputs += [*rules.compare_models.output, *rules.plot_models.output]
     if config["layer_sweep"]["enabled"]:

@@ -57,6 +57,27 @@ rule plot_summary:
         "../workflow_scripts/plot_summary.py"
 
 
+rule plot_ladder:
+    input:
+        table=rules.ladder.output.json,
+        budget=BUDGET_INPUT,
+    output:
+        figure=report(
+            "results/ladder.png", caption="../report/ladder.rst", category="Summary"
+        ),
+    log:
+        "results/logs/plots/ladder.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code("plot_ladder.py"),
+        plots=canonical(config["plots"]),
+        steps=budget_steps,
+    script:
+        "../workflow_scripts/plot_ladder.py"
+
+
 rule plot_steering:
     input:
         metrics=METRICS,

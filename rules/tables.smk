@@ -56,6 +56,33 @@ rule hard_prompts:
         "../workflow_scripts/hard_prompts.py"
 
 
+rule ladder:
+    input:
+        runs=expand(EXPERIMENT_RUNS, experiment=LADDER),
+        pool=POOL,
+        budget=BUDGET_INPUT,
+    output:
+        table=report(
+            "results/ladder.md", caption="../report/ladder.rst", category="Summary"
+        ),
+        json="results/ladder.json",
+    log:
+        "results/logs/tables/ladder.log",
+    conda:
+        "../envs/reachability.yaml"
+    threads: 1
+    params:
+        code=code(
+            "ladder_table.py",
+            LADDER,
+            sorted({m for e in LADDER for m in study.method_names(config, e)}),
+        ),
+        metrics=canonical(config["metrics"]),
+        steps=budget_steps,
+    script:
+        "../workflow_scripts/ladder_table.py"
+
+
 rule layer_sweep:
     input:
         runs=sweep_run_files,

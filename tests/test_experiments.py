@@ -28,7 +28,7 @@ def test_the_schema_takes_each_experiments_section_from_its_record():
         assert record.count in defaults and set(record.settings) <= set(defaults)
         assert record.all_conditions(defaults)[0] in record.conditions(defaults) or defaults["methods"][0] != "soft"
     assert sections["experiment3"]["properties"]["alphas"]["default"][0] == -0.5
-    assert set(SCHEMA["methods"]["properties"]) == set(method_records()) == {"soft", "pez", "gcg", "norm_ball"}
+    assert set(SCHEMA["methods"]["properties"]) == set(method_records()) == {"soft", "pez", "gcg", "norm_ball", "mixture", "inversion"}
     assert SCHEMA["methods"]["properties"]["gcg"]["properties"]["top_k"]["default"] == 256
 
 

@@ -27,7 +27,7 @@ def test_a_target_made_by_text_gives_back_that_text_at_every_kind_of_site(tiny_l
         found = invert(tiny_lm, site, targets, chunk=64)  # two chunks per position
         torch.testing.assert_close(found.tokens, tokens, rtol=0, atol=0, msg=str(site))
         assert found.mse.max() < 1e-9 * targets.pow(2).mean(), site
-        assert found.forwards == SEQ * (VOCAB + (site.layer > 0)) and found.backwards == 0
+        assert found.forwards == SEQ * (VOCAB + 1) and found.backwards == 0
 
 
 def test_each_chosen_token_is_the_best_one_after_its_prefix(tiny_lm):
@@ -63,8 +63,7 @@ def test_gradient_ordered_candidates_verified_exactly(neox_lm, family_site):
     few = invert(neox_lm, family_site, targets, top_k=5)
     whole = (residuals_of_tokens(neox_lm, family_site, few.tokens) - targets).pow(2).mean(dim=(1, 2))
     torch.testing.assert_close(few.mse.mean(1), whole, rtol=1e-4, atol=1e-7)
-    grows = family_site.layer > 0
-    assert few.forwards == SEQ * (5 + grows + 1) and few.backwards == SEQ
+    assert few.forwards == SEQ * (5 + 1 + 1) and few.backwards == SEQ
     assert (few.mse[:, 0] >= exhaustive.mse[:, 0]).all()  # the same (empty) prefix: never better than all V
 
 

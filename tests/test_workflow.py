@@ -126,7 +126,8 @@ def test_beyond_the_agenda_tables(demo):
     assert [c[0] for c in correlations] == ["full model vs no ffn", "full model vs no attention", "no ffn vs no attention"]
     assert all(int(n) == 8 and float(low) <= float(r) <= float(high) for _, n, r, low, high in correlations)
     sweep = json.loads((results / "layer_sweep.json").read_text())["results"]
-    assert set(sweep) == {"experiment1", "experiment2b"} and list(sweep["experiment1"]) == ["hs2", "hs4", "block4"]
+    assert set(sweep) == {"experiment1", "experiment1/norm_ball", "experiment2b"}  # each method a line of its own
+    assert list(sweep["experiment1"]) == list(sweep["experiment1/norm_ball"]) == ["hs2", "hs4", "block4"]
     solutions = json.loads((results / "experiment1" / "solutions.json").read_text())["conditions"]["real"]
     manifold, functional = solutions["manifold"], solutions["functional"]
     assert [len(e["tokens"]) for e in manifold["decoded_examples"]] == [20, 20, 20]
@@ -502,7 +503,7 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
     rows = report["targets"]
     assert [r["target_id"] for r in rows] == [0, 1, 2, 3]
     hard = json.loads((demo / "results" / "hard_prompt" / "metrics.json").read_text())["conditions"]
-    assert list(hard) == ["text/pez", "text/gcg"]  # one condition per method: condition/method
+    assert list(hard) == ["text/pez", "text/gcg", "text/mixture", "text/inversion"]  # one condition per method
     restarts = min(len(hard["text/pez"]["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
     assert report["summary"]["restarts"] == restarts == 1  # the demo: Exp 1 has 2 restarts, the hard prompts 1
     for r in rows:
@@ -512,7 +513,9 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
             m for i, k, m in zip(projected["target_id"], projected["restart"], projected["mse"]) if i == t and k < restarts))
         for method, x in r["methods"].items():
             assert x["mse"] >= 0 and x["text"] and len(x["tokens"]) == 20
-            assert x["mse"] == pytest.approx(hard[f"text/{method}"]["per_target"]["best_final_mse"][t], rel=1e-6, abs=1e-12)
+            if method != "mixture":  # a token mixture's row is the text it reads as, not the mixture
+                assert x["mse"] == pytest.approx(hard[f"text/{method}"]["per_target"]["best_final_mse"][t], rel=1e-6,
+                                                 abs=1e-12)
             same = np.array(x["tokens"]) == pool[t]  # recovery against the target's own pool sequence
             assert x["position_match"] == pytest.approx(same.mean()) and x["exact"] == bool(same.all())
     summary = report["summary"]
@@ -521,8 +524,10 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
         # the nearest tokens of a soft prompt are far from its target; the hard-prompt searches do far better
         assert summary["methods"][method]["median_mse"] < summary["projected_median_mse"]
     findings = {r["observation"]: r for r in json.loads((demo / "results" / "findings.json").read_text())["findings"]}
-    assert {"Text (PEZ) reaches as well as a soft prompt", "Text (GCG) reaches as well as a soft prompt",
+    assert {"text reaches as well as a vector: Text (PEZ) reaches as well as a soft prompt",
+            "text reaches as well as a vector: Text (exact inversion) reaches as well as a soft prompt",
             "GCG reaches better than PEZ"} <= set(findings)
+    assert summary["methods"]["inversion"]["exact_match_rate"] == 1.0  # the ground truth: every real target's text
     table = (demo / "results" / "hard_prompt" / "hard_prompts.md").read_text()
     assert table.count("\n| ") == 1 + 4 and "exact match in" in table and "GCG (decoded)" in table
 
@@ -589,3 +594,28 @@ def test_a_steering_experiment_runs_with_a_supplied_and_a_random_direction(tmp_p
     config["experiments"]["steering"]["direction"] = None  # random directions: made again
     result = snakemake(tmp_path, config, "--dry-run")
     assert planned_outputs(result, "build_targets") == ["results/targets/hs4/steering/0-4.h5"]
+
+
+def test_the_ladder_sets_every_rung_on_the_same_targets(demo):
+    """Exp 1's real targets: the soft prompt and the norm ball (Exp 1's methods) beside the text
+    experiment's mixture, PEZ, GCG and exact inversion, which recovers every target's own text;
+    Exp 2a's random targets: its five methods. Every rung counts the same targets and restarts."""
+    ladder = json.loads((demo / "results" / "ladder.json").read_text())
+    sections = {s["label"]: s for s in ladder["sections"]}
+    assert list(sections) == ["Exp 1 real", "Exp 2a matched"]
+    exp1, random = sections["Exp 1 real"], sections["Exp 2a matched"]
+    assert [r["label"] for r in exp1["rungs"]] == ["soft", "norm ball", "token mixture", "token mixture → text", "PEZ",
+                                                   "GCG", "exact inversion"]
+    assert [r["label"] for r in random["rungs"]] == ["soft", "norm ball", "token mixture", "token mixture → text", "PEZ",
+                                                     "exact inversion"]
+    assert (exp1["n_targets"], exp1["restarts"]) == (4, 1) and (random["n_targets"], random["restarts"]) == (8, 2)
+    assert exp1["real_text"] and not random["real_text"]
+    rungs = {r["label"]: r for r in exp1["rungs"]}
+    assert rungs["exact inversion"]["summary"]["exact_share"] == 1.0
+    assert rungs["exact inversion"]["summary"]["median_best_mse"] == 0.0
+    assert "exact_share" not in rungs["norm ball"]["summary"] and "exact_share" not in rungs["token mixture"]["summary"]
+    exp1_metrics = json.loads((demo / "results" / "experiment1" / "metrics.json").read_text())["conditions"]["real"]
+    soft = [min(x[:1]) for x in exp1_metrics["per_target"]["final_mse"][:4]]  # the first restart of the first 4
+    np.testing.assert_allclose(rungs["soft"]["per_target"]["best_mse"], soft, rtol=1e-6)
+    table = (demo / "results" / "ladder.md").read_text()
+    assert table.count("| exact inversion | yes |") == 2 and (demo / "results" / "ladder.png").stat().st_size > 0

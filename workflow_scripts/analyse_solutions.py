@@ -34,6 +34,9 @@ for path in snakemake.input.runs:
         for key in keys:
             by_condition[attrs["conditions"][c]][key].append(data[key][i])
 runs = {condition: {k: np.stack(v) for k, v in rec.items()} for condition, rec in by_condition.items()}
+for condition in [c for c, rec in runs.items() if not np.isfinite(rec["prompt"]).any()]:
+    log.info("%s: no prompt vectors (a method that keeps only its text, the inversion): not analysed", condition)
+    del runs[condition]
 lm = load_study_model(cfg, made_with)  # the model the runs were made with
 with claimed_device(cfg) as claim:
     claim.load(lm)

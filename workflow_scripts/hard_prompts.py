@@ -19,11 +19,12 @@ from reachability.runs import split
 cfg, steps = snakemake.config, snakemake.params.steps  # both runs.h5 are at the step budget
 
 
-def runs(path, keys):
-    return read_h5(path, keys, expect=expected(cfg, path, steps))  # [condition, target, restart, ...]
+def runs(path, keys, optional=()):
+    return read_h5(path, keys, expect=expected(cfg, path, steps), optional=optional)  # [condition, target, restart, ...]
 
 
-hard, attrs = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens", "target_mean_square"])
+hard, attrs = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens", "target_mean_square"],
+                   ("text_mse", "text_cosine"))
 soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])[0]
 original = runs(snakemake.input.pool, ["tokens"])[0]["tokens"]  # Exp 1's target t is pool sequence t
 projected = None

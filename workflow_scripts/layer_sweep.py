@@ -8,10 +8,12 @@ from reachability.job import start_log
 
 start_log(snakemake)  # first: import errors land in the log
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
 
+from reachability.runs import SOFT, split
 from reachability.study import conditions
 from reachability.records import expected, place_of
 from reachability.results import collect_runs, summarise_condition
@@ -26,13 +28,13 @@ for path in snakemake.input.runs:  # filed by where they are in the study; each 
 sites = [Site(s["kind"], s["layer"]) for s in sweep["sites"]]
 results = defaultdict(dict)
 for experiment in sweep["experiments"]:
-    for site in sites:
-        (condition,) = conditions(cfg, experiment)  # a swept experiment has one condition
+    for site, condition in itertools.product(sites, conditions(cfg, experiment)):  # a swept experiment: one base
         runs = collect_runs(groups[experiment, site.tag], [condition], sweep["n_targets"], sweep["restarts"],
                             lambda path: expected(cfg, path))
         s = summarise_condition(runs, 0, m)
         relative = np.asarray(s["per_target"]["best_final_mse"]) / np.asarray(s["per_target"]["initial_mse"])
-        results[experiment][site.tag] = {
+        method = split(condition)[1]  # each method of the experiment is a line of its own
+        results[experiment if method == SOFT else f"{experiment}/{method}"][site.tag] = {
             "site": str(site), "median_cosine": s["median_cosine"], "median_best_final_mse": s["median_best_final_mse"],
             "median_relative_final_mse": float(np.nanmedian(relative)), "reached_fraction": s["reached_fraction"],
             "n_diverged": s["n_diverged"],

@@ -12,7 +12,8 @@ Modules, one idea each:
   forward       forwards that stop at a site, or continue from one (only the blocks needed)
   ablation      zero the FFN or attention output of chosen blocks
   runs          run identities, stable seeds, packs and batches
-  methods       how runs move: one registered class each (soft, PEZ, the norm ball, GCG), an axis of any experiment
+  methods       how runs move: one registered class each (soft, PEZ, the norm ball, a token mixture, GCG, the
+                exact inversion), an axis of any experiment
   optimize      the engine: batches of runs, loss history, final evaluation, OOM halving
   capture       the step replayed from a CUDA graph, and how each batch ran
   precision     fp32, tf32, bf16 and exact float32 where it matters
@@ -36,7 +37,8 @@ Modules, one idea each:
   comparison    the study across models: each compared model's config, the table across them
   objectives    what a run minimises (optimizer.loss): the agenda's MSE or the research log's cosine + MSE
   trajectories  the cosine to a target at every layer; the best, median and worst targets (not yet in the DAG)
-  inversion     sequential exact inversion: the greedy text whose residuals match a target (not yet in the DAG)
+  inversion     the exact inversion (methods.Inversion) run on any targets, outside a study
+  ladder        the constraint ladder: every method on the same targets, from the free prompt to text
 """
 
 __version__ = "0.1.0"

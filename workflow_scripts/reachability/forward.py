@@ -124,8 +124,11 @@ def masked(lm: LanguageModel, base: nn.Module) -> Callable[..., torch.Tensor]:
             masks[key] = attention_mask(lm, base.config, *key)
         if prefix is None:
             return base(inputs_embeds=embeds, attention_mask=masks[key], use_cache=False).last_hidden_state
+        where = {}  # with no block the cache stays empty, so the model cannot count the prefix: say where these are
+        if start and not len(getattr(base, lm.arch.blocks)):
+            where = {"position_ids": torch.arange(start, key[0], device=embeds.device)[None]}
         hidden = base(inputs_embeds=embeds, attention_mask=_rows_from(masks[key], start), use_cache=True,
-                      **{keyword: prefix.cache}).last_hidden_state
+                      **{keyword: prefix.cache}, **where).last_hidden_state
         if start:
             hidden = torch.cat([prefix.residual, hidden], dim=1)
         prefix.residual = hidden.detach()

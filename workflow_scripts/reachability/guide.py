@@ -155,7 +155,8 @@ def against(ctx: Context, experiment: str, title: str, rule: str, baseline: Call
     it is compared with (None: not compared), `rule` how ('better': lower best MSE; 'as_well': at
     most similar_ratio× worse). `title` and `sides` (the two sides' names) may use {label} and
     {baseline} (the two conditions' labels), {condition} (the condition's base), {method} and
-    {baseline_method} (their methods' labels); `pairing` says what else the sides share. Each
+    {baseline_method} (their methods' labels), {claim} (what the method's record claims, 'the norm
+    bound costs little: ', or nothing); `pairing` says what else the sides share. Each
     side takes its best over the same restarts, on the condition's targets. One line for the
     ablation against the full model, every method against the soft prompt, GCG against PEZ."""
     judge, override, meaning = RULES[rule]
@@ -168,6 +169,7 @@ def against(ctx: Context, experiment: str, title: str, rule: str, baseline: Call
         (base, method), (_, their_method) = split(condition), split(side[1])
         words = {"label": ctx.records[experiment].label_of(condition), "baseline": ctx.records[side[0]].label_of(side[1]),
                  "condition": base.replace("_", " "), "method": method_records()[method]["label"],
+                 "claim": f"{method_records()[method]['claim']}: " if method_records()[method]["claim"] else "",
                  "baseline_method": method_records()[their_method]["label"]}
         names = tuple(s.format(**words) for s in sides)
         x, y, r = bests(mine, theirs, targets=len(mine["per_target"]["final_mse"]))
@@ -186,6 +188,7 @@ def methods_against_soft(ctx: Context, experiment: str, baseline: Side | None = 
     record, names = ctx.records[experiment], list(ctx.metrics[experiment]["conditions"])
     rows = []
     for begins, pairing in (("normal", ", and they share their initial prompts"),
+                            ("logits", "; the starts differ (a token mixture's logits, not N(0, 1))"),
                             ("tokens", "; the starts differ (tokens, not N(0, 1))")):
         def soft_of(condition: str, begins=begins) -> Side | None:
             base, method = split(condition)
@@ -193,7 +196,7 @@ def methods_against_soft(ctx: Context, experiment: str, baseline: Side | None = 
                 return None
             return (experiment, base) if base in names else baseline
 
-        rows += against(ctx, experiment, "{label} reaches as well as a soft prompt", "as_well", soft_of,
+        rows += against(ctx, experiment, "{claim}{label} reaches as well as a soft prompt", "as_well", soft_of,
                         sides=("{method}", "soft prompt"), pairing=pairing)[0]
     text = [m for m in dict.fromkeys(split(c)[1] for c in names) if m != SOFT and method_records()[m]["begins"] == "tokens"]
     for later in text[1:]:

@@ -52,8 +52,11 @@ def _value(x) -> float | None:
 
 
 def method_rows(hard: dict, c: int, r: int, original: np.ndarray, decode: Callable[[list[int]], str]) -> list[dict]:
-    """One method's (condition c of the runs) best of the first r restarts, per target."""
+    """One method's (condition c of the runs) best of the first r restarts, per target: of its
+    text (a token mixture's result is not text: the tokens it reads as are, `text_mse`)."""
     final, cosine, tokens = hard["final_mse"][c], hard["cosine"][c], hard["tokens"][c]
+    if "text_mse" in hard and np.isfinite(hard["text_mse"][c]).any():
+        final, cosine = np.where(np.isfinite(final), hard["text_mse"][c], np.nan), hard["text_cosine"][c]
     scale = hard["target_mean_square"][c][:, 0]
     index, mse, cos = best_over(final, cosine, r)
     found = tokens[np.arange(len(final)), index]

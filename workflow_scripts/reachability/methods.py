@@ -45,6 +45,8 @@ class Program:
     reset: Callable[[], None]  # back to the start, in place
     final: Callable[[], torch.Tensor]  # the input embeddings [B, S, d] the result is evaluated at
     arrays: Callable[[], dict[str, np.ndarray]]  # the method's own per-run results, on the host
+    text: Callable[[], torch.Tensor] | None = None  # the embeddings of the text the result reads as, where that
+    #                                                  is not the result itself (a token mixture's argmax tokens)
 
 
 def initial_prompt(run: RunId, seq_len: int, d_model: int) -> torch.Tensor:
@@ -146,35 +148,51 @@ METHODS: dict[str, type] = {}  # the registry: each method's class by its name (
 def method(cls: type) -> type:
     """Register a method class under its `name`. A class declares, as literals (they are read
     without importing torch: runs.method_records): `name`, `label`, `begins` ('normal': its runs
-    start where the soft prompt's do; 'tokens': from random tokens), `resumes` (whether a run can
-    continue from its saved state exactly: what the step budget's continuation needs) and
-    `settings` (the JSON schema of its own config keys, which arrive as its fields)."""
+    start where the soft prompt's do; 'logits': from small random logits over tokens; 'tokens':
+    as text, from random tokens or none), `resumes` (whether a run can continue from its saved
+    state exactly: what the step budget's continuation needs), `settings` (the JSON schema of its
+    own config keys, which arrive as its fields), `per_position` (one step per position, whatever
+    the step budget) and `claim` (what its findings row says when it reaches as well as the soft
+    prompt)."""
     METHODS[cls.name] = cls
     return cls
 
 
 @dataclass(frozen=True)
 class AdamPrompt:
-    """Adam on a continuous prompt [B, S, d]; a method of this kind is it with two hooks — what
-    the forward sees of the prompt (`seen`: the prompt itself, or what it stands for, and the
-    tokens that is, for a text method) and what happens to it after each update (`after_step`:
-    nothing, or a projection). Inputs: `prompt`, and with `resume_step` Adam's `exp_avg` and
-    `exp_avg_sq` after that many steps (runs then continue exactly as if they had never
+    """Adam on a continuous parameter (`key`: the prompt [B, S, d], or what stands for one); a
+    method of this kind is it with hooks — the input embeddings the parameter stands for
+    (`shown`: the prompt itself, or a token mixture), what the forward sees of it (`seen`: what it
+    shows, or the tokens it is nearest, for a text method, with their ids), what happens to it
+    after each update (`after_step`: nothing, or a projection) and what a run keeps (`kept`: the
+    prompt and Adam's moments). Inputs: the parameter, and with `resume_step` Adam's `exp_avg`
+    and `exp_avg_sq` after that many steps (runs then continue exactly as if they had never
     stopped). A method that sees tokens keeps each run's best tokens (`tokens` [B, S]), and its
     result is their embeddings; a method that needs the token embeddings [V, d] has a
     `vocabulary` field (given only to those)."""
 
     lr: float
     resume_step: int | None = None
+    key = "prompt"  # the input Adam moves
 
     def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
         return {"prompt": torch.stack([initial_prompt(r, seq_len, d_model) for r in runs])}
 
-    def seen(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return prompt, None
+    def shown(self, parameter: torch.Tensor) -> torch.Tensor:
+        return parameter
 
-    def after_step(self, prompt: torch.Tensor) -> None:
+    def seen(self, parameter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.shown(parameter), None
+
+    def after_step(self, parameter: torch.Tensor) -> None:
         pass
+
+    def text(self, parameter: torch.Tensor) -> torch.Tensor | None:
+        """The token ids [B, S] a continuous result reads as, where the method has them."""
+        return None
+
+    def kept(self, parameter: torch.Tensor, adam: torch.optim.Adam) -> dict[str, np.ndarray]:
+        return _adam_arrays(parameter, adam)
 
     def on(self, device: torch.device) -> AdamPrompt:
         """This method with what its hooks read ready on `device`, before any step (a captured
@@ -184,7 +202,7 @@ class AdamPrompt:
         return dataclasses.replace(self, vocabulary=self.vocabulary.to(device, torch.float32))
 
     def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
-        init = inputs["prompt"].float().clone()  # its own: a constrained start is projected in place
+        init = inputs[self.key].float().clone()  # its own: a constrained start is projected in place
         me = self.on(init.device)
         with torch.no_grad():
             me.after_step(init)  # a constrained method starts inside its constraint
@@ -211,12 +229,14 @@ class AdamPrompt:
                 best.reset()
 
         def final() -> torch.Tensor:
-            return prompt.detach() if best is None else me.vocabulary[best.ids]
+            return me.shown(prompt.detach()) if best is None else me.vocabulary[best.ids]
 
         def arrays() -> dict[str, np.ndarray]:
-            return {**_adam_arrays(prompt, adam), **({} if best is None else {"tokens": best.ids.cpu().numpy()})}
+            text = me.text(prompt.detach()) if best is None else best.ids
+            return {**me.kept(prompt, adam), **({} if text is None else {"tokens": text.cpu().numpy()})}
 
-        return Program(step, reset, final, arrays)
+        has_text = best is None and me.text(init) is not None
+        return Program(step, reset, final, arrays, (lambda: me.vocabulary[me.text(prompt.detach())]) if has_text else None)
 
 
 @method
@@ -236,6 +256,7 @@ class Pez(AdamPrompt):
     embeddings of random tokens. The loss history is each step's tokens' MSE."""
 
     name = "pez"
+    claim = "text reaches as well as a vector"
     label = "PEZ"
     begins = "tokens"
     resumes = False  # its best tokens so far are not part of the saved state
@@ -258,6 +279,7 @@ class NormBall(AdamPrompt):
 
     name = "norm_ball"
     label = "norm ball"
+    claim = "the norm bound costs little"
     settings = {"radius": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
                            "description": "the ball's radius (null: the largest token embedding's norm)"}}
     radius: float | None = None
@@ -269,6 +291,75 @@ class NormBall(AdamPrompt):
 
     def after_step(self, prompt: torch.Tensor) -> None:
         prompt.mul_((self.radius / prompt.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
+
+
+def densest_tokens(vocabulary: torch.Tensor, keep: int, neighbours: int = 10, chunk: int = 4096) -> torch.Tensor:
+    """The ids [keep] (ascending) of the `keep` token embeddings with the highest mean cosine to
+    their `neighbours` nearest other tokens: where the embedding is densest, the tokens a
+    mixture is most likely to read as text (the research log's mask)."""
+    unit = F.normalize(vocabulary.float(), dim=-1)
+    density = []
+    with exact_float32():
+        for start in range(0, len(unit), chunk):
+            cosine = unit[start:start + chunk] @ unit.T
+            cosine[torch.arange(len(cosine)), torch.arange(start, start + len(cosine))] = -2.0  # not itself
+            density.append(cosine.topk(min(neighbours, len(unit) - 1), dim=-1).values.mean(dim=-1))
+    return torch.cat(density).topk(keep).indices.sort().values
+
+
+@method
+@dataclass(frozen=True)
+class Mixture(AdamPrompt):
+    """A prompt of token mixtures: each position softmax(logits / `temperature`) over the
+    vocabulary (or its `densest` tokens) times their embeddings; Adam on the logits [B, S, V]
+    from N(0, `init_std`²), at its own `lr` (the research log's runs: τ = 0.5, lr 0.05, std 0.01).
+    Its result is the mixture (a point in the tokens' convex hull); the text it reads as (each
+    position's heaviest token) is measured beside it (`text_mse`). It keeps the mixture and
+    those tokens, not the logits ([S, V] per run)."""
+
+    name = "mixture"
+    label = "token mixture"
+    begins = "logits"
+    claim = "a mixture of tokens reaches as well as a vector"
+    resumes = False  # Adam's moments over the logits are not kept
+    settings = {"temperature": {"type": "number", "exclusiveMinimum": 0, "default": 0.5,
+                                "description": "the softmax's temperature τ"},
+                "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 0.05,
+                       "description": "Adam's learning rate on the logits (its own, not optimizer.lr)"},
+                "init_std": {"type": "number", "minimum": 0, "default": 0.01,
+                             "description": "the initial logits' standard deviation"},
+                "densest": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                            "description": "mix only the this many tokens of densest embedding (mean cosine to their 10 "
+                                           "nearest); null: every token"}}
+    key = "logits"
+    temperature: float = 0.5
+    init_std: float = 0.01
+    densest: int | None = None
+    vocabulary: torch.Tensor | None = None
+    allowed: torch.Tensor | None = None  # the ids mixed (densest_tokens), set on the device
+
+    def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
+        width = min(self.densest or len(self.vocabulary), len(self.vocabulary))
+        return {"logits": torch.stack([self.init_std * torch.randn(seq_len, width, generator=torch.Generator()
+                                                                   .manual_seed(r.seed)) for r in runs])}
+
+    def on(self, device: torch.device) -> Mixture:
+        me = super().on(device)
+        if me.allowed is None:
+            keep = min(me.densest or len(me.vocabulary), len(me.vocabulary))
+            chosen = torch.arange(len(me.vocabulary), device=device) if keep == len(me.vocabulary) else \
+                densest_tokens(me.vocabulary, keep)
+            me = dataclasses.replace(me, allowed=chosen)
+        return me
+
+    def shown(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits / self.temperature, dim=-1) @ self.vocabulary[self.allowed]
+
+    def text(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.allowed[logits.argmax(dim=-1)]
+
+    def kept(self, logits: torch.Tensor, adam: torch.optim.Adam) -> dict[str, np.ndarray]:
+        return {"prompt": self.shown(logits.detach()).cpu().numpy()}
 
 
 def gcg_candidates(ids: torch.Tensor, top: torch.Tensor, positions: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
@@ -362,6 +453,7 @@ class Gcg:
     [B]. The loss history is the MSE of each step's tokens."""
 
     name = "gcg"
+    claim = "text reaches as well as a vector"
     label = "GCG"
     begins = "tokens"
     resumes = False
@@ -411,6 +503,87 @@ class Gcg:
         return Program(step, reset, lambda: vocabulary[best.ids], lambda: {"tokens": best.ids.cpu().numpy()})
 
 
+@method
+@dataclass(frozen=True)
+class Inversion:
+    """Sequential exact inversion (Nikolaou et al. 2025, "Language models are injective and hence
+    invertible"): a causal model's residual at position i depends on the tokens 0..i only, so
+    with the tokens before i fixed, the token at i is the vocabulary entry whose residual there
+    best matches the target's (the objective over positions 0..i: the earlier ones are the same
+    for every candidate). For a target made by text, that text (the map is injective); for any
+    other, the best greedy text. One step per position (`per_position`): every candidate —
+    the whole vocabulary, or the `top_k` the gradient at the vocabulary's mean embedding ranks
+    first, each verified exactly — costs one position's forward on the run's cached prefix
+    (`forward.Prefix`), in chunks that halve on CUDA out-of-memory; the chosen token then grows
+    the prefix. Deterministic: its restarts repeat each other. Not captured (each step's shapes
+    grow). The loss history is the chosen prefix's objective."""
+
+    name = "inversion"
+    claim = "text reaches as well as a vector"
+    label = "exact inversion"
+    begins = "tokens"
+    resumes = False
+    per_position = True  # its steps: one per position, whatever the step budget
+    capturable = False
+    settings = {"top_k": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                          "description": "candidates per position, ranked by the gradient (null: every token)"}}
+    vocabulary: torch.Tensor
+    top_k: int | None = None
+    candidate_batch: int = 8192  # candidates per forward (halves on out-of-memory)
+
+    def start(self, runs: list[RunId], seq_len: int, d_model: int) -> dict[str, torch.Tensor]:
+        """The chosen tokens, filled position by position (none yet)."""
+        return {"tokens": torch.zeros(len(runs), seq_len, dtype=torch.long)}
+
+    def program(self, inputs: dict[str, torch.Tensor], loss: Loss, capturable: bool) -> Program:
+        device = inputs["tokens"].device
+        vocabulary = self.vocabulary.to(device, torch.float32)
+        chosen = inputs["tokens"].long().clone()
+        batch, seq_len = chosen.shape
+        count = len(vocabulary) if self.top_k is None else min(self.top_k, len(vocabulary))
+        rows, chunk = torch.arange(batch, device=device), [self.candidate_batch]
+        state = {"at": 0, "prefix": Prefix(), "forwards": 0}
+
+        def step() -> torch.Tensor:
+            i, prefix = state["at"], state["prefix"]
+            if i == seq_len:
+                raise RuntimeError(f"the inversion takes one step per position ({seq_len}), not more")
+            options = torch.arange(count, device=device).expand(batch, count) if self.top_k is None else \
+                _ranked(loss, vocabulary, prefix if i else None, batch, count)
+            flat, which = options.reshape(-1), rows.repeat_interleave(count)
+
+            def forward(a: int, b: int) -> torch.Tensor:
+                return loss(vocabulary[flat[a:b]][:, None], which[a:b], prefix.take(which[a:b], i) if i else None)
+
+            with torch.no_grad():
+                found = _in_chunks(len(flat), chunk, forward).reshape(batch, count)
+                chosen[:, i] = options[rows, found.argmin(dim=1)]
+                measured = loss(vocabulary[chosen[:, i]][:, None], None, prefix)  # the prefix grows by them
+            state["at"] += 1
+            state["forwards"] += count + 1 + (self.top_k is not None)
+            return measured
+
+        def reset() -> None:
+            chosen.zero_()
+            state.update(at=0, prefix=Prefix(), forwards=0)
+
+        def arrays() -> dict[str, np.ndarray]:
+            return {"tokens": chosen.cpu().numpy(), "forwards": np.full(batch, state["forwards"], dtype=np.int64)}
+
+        return Program(step, reset, lambda: vocabulary[chosen], arrays)
+
+
+def _ranked(loss: Loss, vocabulary: torch.Tensor, prefix: Prefix | None, batch: int, count: int) -> torch.Tensor:
+    """The `count` entries [B, count] (ascending ids) whose token coordinate most lowers each
+    run's objective at the next position, by the gradient at the uniform mixture of the
+    vocabulary (its mean embedding: no candidate is favoured by where the linearisation is taken)."""
+    rows = torch.arange(batch, device=vocabulary.device)
+    mixture = torch.full((batch, 1, len(vocabulary)), 1 / len(vocabulary), device=vocabulary.device, requires_grad=True)
+    here = None if prefix is None else prefix.take(rows, prefix.length)  # a copy: the run's own prefix stays
+    (grad,) = torch.autograd.grad(loss(mixture @ vocabulary, rows, here).sum(), mixture)
+    return (-grad[:, 0]).topk(count, dim=-1).indices.sort(dim=-1).values
+
+
 def build(name: str, lr: float, settings: dict, vocabulary: Callable[[], torch.Tensor], engine: dict | None = None):
     """The method called `name` with its settings (config `methods.<name>`; `steps` is the
     engine's, not the method's); `vocabulary()` gives the token embeddings a method may use (the
@@ -418,7 +591,7 @@ def build(name: str, lr: float, settings: dict, vocabulary: Callable[[], torch.T
     cls = METHODS[name]
     fields = {f.name for f in dataclasses.fields(cls)}
     own = {k: v for k, v in settings.items() if k in fields}
-    if "lr" in fields:
+    if "lr" in fields and "lr" not in own:  # a method with its own lr setting keeps it (the mixture's)
         own["lr"] = lr
     if "vocabulary" in fields:
         own["vocabulary"] = vocabulary()

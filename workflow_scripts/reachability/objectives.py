@@ -6,7 +6,9 @@
 Each has the same signature and shapes: (residual, targets [B, S, d], precision) ->
 loss(embeds [N, S, d], rows [N] or None, prefix) -> [N], row n against target rows[n] (several candidates
 of one run) or against target n. Summed over runs and differentiated, each run gets exactly its
-own gradient, as with the MSE.
+own gradient, as with the MSE. A sequence shorter than the target (a prefix and one more
+position: the exact inversion's candidates) is scored on its own positions, the target's first
+ones: in a causal model they are those of any longer sequence that starts with it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def mse_of(residual: Residual, target: torch.Tensor, precision: str) -> Loss:
     def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None, prefix=None) -> torch.Tensor:
         with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             achieved = residual(embeds) if prefix is None else residual(embeds, prefix)
-        return (achieved.float() - (target if rows is None else target[rows])).pow(2).mean(dim=(1, 2))
+        n = achieved.shape[1]
+        want = target[:, :n] if rows is None else target[rows, :n]
+        return (achieved.float() - want).pow(2).mean(dim=(1, 2))
 
     return loss
 
@@ -40,7 +44,8 @@ def cosine_mse_of(residual: Residual, target: torch.Tensor, precision: str, mse_
     def loss(embeds: torch.Tensor, rows: torch.Tensor | None = None, prefix=None) -> torch.Tensor:
         with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             achieved = residual(embeds) if prefix is None else residual(embeds, prefix)
-        achieved, want = achieved.float(), target if rows is None else target[rows]
+        n = achieved.shape[1]
+        achieved, want = achieved.float(), target[:, :n] if rows is None else target[rows, :n]
         cosine = F.cosine_similarity(achieved, want, dim=-1).mean(dim=1)
         return (1 - cosine) + mse_weight * (achieved - want).pow(2).mean(dim=(1, 2))
 

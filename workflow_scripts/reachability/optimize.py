@@ -79,11 +79,17 @@ def _filled(arrays: list[np.ndarray | None], lengths: list[int]) -> list[np.ndar
 
 
 def evaluate(residual: Residual, program: Program, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What the result reaches, in exact float32: achieved, final MSE, per-position cosine."""
+    """What the result reaches, in exact float32: achieved, final MSE, per-position cosine; and
+    where the result reads as a text other than itself (a token mixture's), that text's MSE and
+    cosine (`text_mse`, `text_cosine`)."""
     with torch.no_grad(), precision_mode("fp32", target.device):
         achieved = residual(program.final()).float()
-        return {"achieved": achieved, "final_mse": (achieved - target).pow(2).mean(dim=(1, 2)),
-                "cosine": F.cosine_similarity(achieved, target, dim=-1)}
+        out = {"achieved": achieved, "final_mse": (achieved - target).pow(2).mean(dim=(1, 2)),
+               "cosine": F.cosine_similarity(achieved, target, dim=-1)}
+        if program.text is not None:
+            text = residual(program.text()).float()
+            out |= {"text_mse": (text - target).pow(2).mean(dim=(1, 2)), "text_cosine": F.cosine_similarity(text, target, dim=-1)}
+        return out
 
 
 def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, torch.Tensor], method, steps: int,
@@ -100,14 +106,17 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
                          f"({ {k: tuple(v.shape) for k, v in inputs.items()} })")
     if "prompt" in inputs and inputs["prompt"].shape != targets.shape:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(inputs['prompt'].shape)} must both be [B, S, d]")
-    backend = graphs.backend_for(device) if capture else None
-    why_not = "engine.capture is off" if not capture else f"no CUDA graphs on {device.type}"
+    own = getattr(method, "capturable", True)  # a method whose steps change shape (the inversion) is never captured
+    backend = graphs.backend_for(device) if capture and own else None
+    why_not = "engine.capture is off" if not capture else f"{method.name}: not capturable" if not own else \
+        f"no CUDA graphs on {device.type}"
     with precision_mode(precision, device):  # checks the precision's name first
         program = method.program({k: v.to(device) for k, v in inputs.items()},
                                  loss_of(objective, residual, target, precision),
                                  capturable=backend is not None and backend.capturable)
-        # the initial MSE: the first loss under the MSE (as the agenda's loop records it), else measured
-        plain = (objective or MSE)["kind"] == "mse" and steps
+        # the initial MSE: the first loss under the MSE (as the agenda's loop records it), else measured (also
+        # where the first loss is not the whole sequence's: the inversion's is its first position's)
+        plain = (objective or MSE)["kind"] == "mse" and steps and not getattr(method, "per_position", False)
         initial = None if plain else evaluate(residual, program, target)["final_mse"]
         history = torch.zeros(steps, batch, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)  # the history row to write next

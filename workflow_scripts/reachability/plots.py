@@ -285,6 +285,35 @@ def hard_vs_soft(path: str, rows: list[dict], dpi: int = 120) -> None:
     _save(fig, path, dpi)
 
 
+def ladder(path: str, sections: list[dict], threshold: float, dpi: int = 120) -> None:
+    """The constraint ladder: per set of targets (a panel), each rung's relative best MSE target
+    by target (dots; the median a bar; an MSE of exactly 0 on the dotted line), continuous rungs
+    then text; the reached threshold dashed, each rung's share reached (and recovered) above."""
+    fig, axes = plt.subplots(len(sections), 1, figsize=(8, 3.6 * len(sections)), squeeze=False)
+    for ax, section in zip(axes[:, 0], sections):
+        rungs = section["rungs"]
+        values = [np.asarray(r["per_target"]["relative_best_mse"], dtype=float) for r in rungs]
+        floor = _zero_floor(values)
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, max((len(v) for v in values), default=0))
+        for i, (rung, v) in enumerate(zip(rungs, values)):
+            color = "tab:orange" if rung["text"] else "tab:blue"
+            shown = np.where(v == 0, floor, v)
+            ax.plot(i + jitter[: len(v)], shown, "o", color=color, alpha=0.6, ms=4)
+            if np.isfinite(v).any():
+                ax.plot([i - 0.3, i + 0.3], [np.nanmedian(shown)] * 2, color="black", lw=2)
+            m = rung["summary"]
+            note = f"{m['reached_share']:.0%}" + (f"\n{m['exact_share']:.0%} exact" if "exact_share" in m else "")
+            ax.annotate(note, (i, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7)
+        if any((v == 0).any() for v in values):
+            _mark_zero(ax, floor)
+        ax.axhline(threshold, color="tab:green", ls="--", lw=1)
+        ax.set_xticks(range(len(rungs)), [r["label"] for r in rungs], fontsize=8, rotation=15)
+        ax.set(yscale="log", ylabel="best MSE / mean square")
+        ax.set_title(f"{section['label']}: {section['n_targets']} targets, best of {section['restarts']} restart(s) "
+                     "(above: reached; blue continuous, orange text)", fontsize=9, pad=22)
+    _save(fig, path, dpi)
+
+
 def _shades(rows: list[dict]) -> dict[str, dict[str, tuple]]:
     """A colour per (experiment, condition): one colour map per experiment, its conditions
     spread along it (light to dark in the table's order)."""

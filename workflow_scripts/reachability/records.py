@@ -19,7 +19,8 @@ from . import experiments
 from .job import digest
 from .storage import read_csv, read_json
 from .sites import Site
-from .study import analysed, boundary_tables, layout, methods, own_settings, own_steps, perturbation_sites, site_of
+from .study import (analysed, boundary_tables, ladder_experiments, layout, methods, own_settings, own_steps,
+                    perturbation_sites, site_of)
 
 POOL = "results/pool/tokens.h5"
 CACHE = "results/cache/{site}/pool_residuals.h5"
@@ -39,6 +40,7 @@ KL_CURVES = "results/perturbation/kl_vs_epsilon.json"
 PLACEMENT_CURVE = "results/perturbation/placement_curve.json"
 PLACEMENT = "results/perturbation/placement.json"
 COMPARED = "results/compare/models.json"
+LADDER = "results/ladder.json"
 
 
 def provenance(config: dict, site: Site | None = None) -> dict:
@@ -80,7 +82,7 @@ PATTERNS = {name: _pattern(t) for name, t in (
     ("hard_prompts", HARD_PROMPTS), ("sweep_table", TABLE["sweep"]), ("sweep_boundary", BOUNDARY["sweep"]),
     ("budget", BUDGET), ("findings", FINDINGS), ("layer_sweep", LAYER_SWEEP), ("table", TABLE["study"]),
     ("boundary", BOUNDARY["study"]), ("kl_curves", KL_CURVES), ("placement_curve", PLACEMENT_CURVE),
-    ("placement", PLACEMENT), ("compared", COMPARED))}  # the more specific paths first: the first match wins
+    ("placement", PLACEMENT), ("compared", COMPARED), ("ladder", LADDER))}  # the more specific paths first: the first match wins
 
 
 def place_of(path: str) -> tuple[str, dict[str, str]]:
@@ -184,6 +186,12 @@ def placement_record(config: dict, steps: int) -> dict:
     return {**study_record(config, steps, "perturbation"), "experiments": analysed(config)}
 
 
+def ladder_record(config: dict, steps: int) -> dict:
+    """The ladder: the experiments it reads, each with its record, and the reached threshold."""
+    return {**study_record(config, steps), "ladder": {e: experiment_record(config, e, steps) for e in
+                                                      ladder_experiments(config)}, "metrics": config["metrics"]}
+
+
 def compared_record(config: dict) -> dict:
     from .comparison import compared_models
 
@@ -218,6 +226,7 @@ def expected(config: dict, path: str, steps: int | None = None) -> dict:
         "layer_sweep": lambda: layer_sweep_record(config, steps),
         "placement_curve": lambda: placement_record(config, steps),
         "placement": lambda: placement_record(config, steps),
+        "ladder": lambda: ladder_record(config, steps),
     }
     return at_budget[kind]()
 

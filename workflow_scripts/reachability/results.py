@@ -20,26 +20,30 @@ PER_RUN = ("loss", "initial_mse", "final_mse", "cosine", "diverged", "target_mea
 RUN_ARRAYS = (*PER_RUN, "target_id", "condition", "restart")
 
 
+OPTIONAL = {"tokens": -1, "text_mse": np.nan, "text_cosine": np.nan}  # a method's own arrays, and their fill
+
+
 def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restarts: int, expect) -> dict:
     """Read run packs into arrays indexed [condition, target, restart(, ...)]; `expect(path)`
     gives each pack's expected record (records.expected), or `expect` is one record for all.
 
     Runs beyond the first `n_targets` targets or `restarts` restarts, or of other conditions,
     are left out, so a smaller analysis (the layer sweep) can read a larger study's packs.
-    Hard-prompt packs also give their `tokens` ([..., S] ids)."""
+    Text methods' packs also give their `tokens` ([..., S] ids), a token mixture's the MSE and
+    cosine of the text it reads as (`text_mse`, `text_cosine`); runs without them hold the fill."""
     shape = (len(conditions), n_targets, restarts)
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(shape, dtype=bool)
     for path in paths:
         arrays, attrs = read_h5(path, list(RUN_ARRAYS), expect=expect(path) if callable(expect) else expect,
-                                optional=("tokens",))
+                                optional=tuple(OPTIONAL))
         names = attrs["conditions"]
-        per_run = [k for k in (*PER_RUN, "tokens") if k in arrays]
-        if not out:
-            out = {k: np.full(shape + arrays[k].shape[1:], np.nan, np.float32) for k in PER_RUN if k != "diverged"}
-            out["diverged"] = np.zeros(shape, dtype=bool)
-            if "tokens" in arrays:
-                out["tokens"] = np.full(shape + arrays["tokens"].shape[1:], -1, np.int64)
+        per_run = [k for k in (*PER_RUN, *OPTIONAL) if k in arrays]
+        for k in per_run:  # each array takes its trailing shape from the first pack that has it
+            if k not in out:
+                fill = OPTIONAL.get(k, False if k == "diverged" else np.nan)
+                dtype = np.int64 if k == "tokens" else bool if k == "diverged" else np.float32
+                out[k] = np.full(shape + arrays[k].shape[1:], fill, dtype)
         for i, (c, t, r) in enumerate(zip(arrays["condition"], arrays["target_id"], arrays["restart"])):
             if names[c] not in conditions or t >= n_targets or r >= restarts:
                 continue

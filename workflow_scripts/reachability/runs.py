@@ -26,21 +26,27 @@ from .seeds import stable_seed
 SOFT = "soft"  # the agenda's method: a condition it runs keeps its bare name
 
 
+DECLARED = ("name", "label", "begins", "resumes", "settings", "per_position", "claim")  # what a method class says as literals
+
+
 @cache
 def method_records() -> dict[str, dict]:
     """Each method of methods.py by its name: its label, how its runs start ('normal': N(0, 1)
     like the soft prompt; 'tokens': random tokens), whether a run resumes from its saved state,
-    and its own settings (JSON schema). Read from the classes' own declarations without importing
-    torch (methods.py is the engine's)."""
+    its own settings (JSON schema), whether it takes one step per position (the inversion) and
+    what its findings row claims when it reaches as well as the soft prompt ('the norm bound
+    costs little').
+    Read from the classes' own declarations without importing torch (methods.py is the engine's)."""
     tree = ast.parse(Path(__file__).with_name("methods.py").read_text())
     out = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             own = {t.id: ast.literal_eval(s.value) for s in node.body if isinstance(s, ast.Assign)
-                   for t in s.targets if isinstance(t, ast.Name) and t.id in ("name", "label", "begins", "resumes", "settings")}
+                   for t in s.targets if isinstance(t, ast.Name) and t.id in DECLARED}
             if "name" in own:
                 out[own["name"]] = {"label": own.get("label", own["name"]), "begins": own.get("begins", "normal"),
-                                    "resumes": own.get("resumes", True), "settings": own.get("settings", {})}
+                                    "resumes": own.get("resumes", True), "settings": own.get("settings", {}),
+                                    "per_position": own.get("per_position", False), "claim": own.get("claim", "")}
     return out
 
 

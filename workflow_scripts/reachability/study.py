@@ -5,7 +5,7 @@ experiment registry (experiments.py), torch-free."""
 from __future__ import annotations
 
 from . import experiments
-from .runs import Layout, RunId, split
+from .runs import Layout, RunId, method_records, split
 from .sites import Site
 
 AGENDA_POOL = 1000  # the agenda: Exp 2a's statistics from 1000+ real sequences
@@ -107,13 +107,19 @@ def groups(runs: list[RunId]) -> dict[tuple[str | None, str], list[int]]:
 def methods(config: dict, experiment: str) -> dict[str, dict]:
     """How each condition's runs move: the method's name and its settings (config `methods`; a
     record of the pack)."""
-    return {c: {"method": split(c)[1], **config["methods"].get(split(c)[1], {})} for c in conditions(config, experiment)}
+    def settings(method: str) -> dict:
+        per_position = method_records()[method]["per_position"]  # the inversion: one step per position
+        return {"method": method, **config["methods"].get(method, {}), **({"steps": config["seq_len"]} if per_position else {})}
+
+    return {c: settings(split(c)[1]) for c in conditions(config, experiment)}
 
 
-def size(config: dict) -> dict[str, int]:
+def size(config: dict, vocab_size: int | None = None) -> dict[str, int]:
     """How much optimisation a study asks for at most (every experiment at its site, the layer
     sweep, every compared model; Exp 1's budget extended): runs, run-steps (a forward and a
-    backward each) and GCG's candidate forwards (a forward each)."""
+    backward each) and candidate forwards (a forward each): GCG's, and where the vocabulary's size
+    is known the exact inversion's (every token at every position, one position of S each: V
+    sequences' worth per run)."""
     from .comparison import model_study
 
     steps, sweep = config["optimizer"]["extend_steps"] or config["optimizer"]["steps"], config["layer_sweep"]
@@ -129,8 +135,9 @@ def size(config: dict) -> dict[str, int]:
             out["runs"] += runs
             out["run_steps"] += runs * settings.get("steps", budget)
             out["candidate_forwards"] += runs * settings.get("steps", budget) * settings.get("candidates", 0)
+            out["candidate_forwards"] += runs * (vocab_size or 0) * (settings["method"] == "inversion")
     for entry in config["compare"]["models"]:
-        for key, value in size(model_study(config, entry)).items():
+        for key, value in size(model_study(config, entry), vocab_size).items():
             out[key] += value
     return out
 
@@ -147,3 +154,30 @@ def pool_warnings(config: dict, experiment: str) -> list[str]:
         return [f"{record.label}'s per-position statistics come from pool_size = {config['pool_size']} sequences; "
                 f"the agenda asks for at least {AGENDA_POOL}"]
     return []
+
+
+def ladder_joins(config: dict) -> dict[str, tuple[str, str]]:
+    """The experiments whose targets are Exp 1's real targets unchanged (the text experiment), by
+    the section of the ladder they join: Exp 1's real, when it runs."""
+    baseline = experiments.BASELINE
+    if baseline not in enabled_experiments(config):
+        return {}
+    return {name: (baseline, "real") for name in enabled_experiments(config) if name != baseline
+            and real_text(config, name)}
+
+
+def real_text(config: dict, experiment: str) -> bool:
+    """Whether every target of an experiment is a pool sequence's own residuals, on the study's
+    model (target t is sequence t): where a text method can recover its text exactly."""
+    record = experiments.get(experiment)
+    spec = config["experiments"][experiment]
+    return record.targets is experiments.T.real and all(record.variant(b) is None for b in record.conditions(spec))
+
+
+def ladder_experiments(config: dict) -> list[str]:
+    """The experiments the constraint ladder reads: every enabled one that runs more than one
+    method, those that join Exp 1's section, and Exp 1 when they do."""
+    joins = ladder_joins(config)
+    chosen = {n for n in enabled_experiments(config) if len(method_names(config, n)) > 1} | set(joins)
+    chosen |= {experiments.BASELINE} if joins else set()
+    return [n for n in enabled_experiments(config) if n in chosen]

@@ -203,13 +203,13 @@ def check_config(config: dict, registry, model_config=None) -> None:
 def size_line(config: dict, model_config=None) -> str:
     """The study's size, said before any job, and refused above max_run_steps / max_cache_gib
     (each named, with the flag that raises it)."""
-    s = size(config)
+    s = size(config, getattr(model_config, "vocab_size", None))
     work = s["run_steps"] + s["candidate_forwards"] / 2
     d_model = getattr(model_config, "hidden_size", None)
     sites = {site_of(config), *sweep_sites(config)}
     cache = config["pool_size"] * config["seq_len"] * (8 + 4 * len(sites) * (d_model or 0)) / 2**30
     line = (f"study size: {s['runs']:,} runs, at most {s['run_steps']:,} run-steps and {s['candidate_forwards']:,} "
-            f"GCG candidate forwards; token pool and residual caches {cache:.3g} GiB"
+            f"candidate forwards (GCG, the inversion); token pool and residual caches {cache:.3g} GiB"
             + ("" if d_model else " (the residuals not counted: the model's config.json is not available here)")
             + "; `python benchmarks/plan.py --configfile <this config>` projects its time")
     if work > config["max_run_steps"]:
