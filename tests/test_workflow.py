@@ -31,7 +31,9 @@ def test_every_output_exists_and_every_png_decodes(demo):
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "conditions.md").read_text()
-    assert table.count("\n| ") == 1 + 3 + 8 + 11 + 2 + 2 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    # Exp 1 soft and norm ball, Exp 2a's five methods, 2b; 8 α, 11 f; the ablation's 2; the text experiment's 4
+    assert table.count("\n| ") == 1 + 2 + 5 + 1 + 8 + 11 + 2 + 4 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    assert "differs in model.name, site, optimizer.loss" in table  # the research log's table: its own setting only
     assert table.startswith("Step budget: ")
 
 
