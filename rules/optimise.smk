@@ -2,6 +2,8 @@ rule optimise_pack:
     input:
         targets=TARGETS,
         model=model_files(),
+        # the texts that follow a prompt (prefix steering)
+        pool=lambda w: [POOL] if registry.get(w.experiment).prompt else [],
     output:
         runs=RUNS,
     log:

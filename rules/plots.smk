@@ -249,6 +249,11 @@ rule plot_analysis:
             caption="../report/functional_reachability.rst",
             category="Beyond the agenda",
         ),
+        trajectories=report(
+            "results/layer_trajectories.png",
+            caption="../report/layer_trajectories.rst",
+            category="Beyond the agenda",
+        ),
     log:
         "results/logs/plots/analysis.log",
     conda:

@@ -4,6 +4,7 @@ rule analyse_solutions:
     input:
         runs=lambda w: final_run_files(w.experiment),
         targets=lambda w: target_files(w.experiment),
+        pool=POOL,
         model=model_files(),
         budget=BUDGET_INPUT,
     output:
@@ -32,6 +33,7 @@ rule analysis_summary:
     output:
         manifold_table="results/embedding_manifold.md",
         functional_table="results/functional_reachability.md",
+        trajectories_table="results/layer_trajectories.md",
     log:
         "results/logs/solutions/summary.log",
     conda:

@@ -4,6 +4,10 @@ rule build_targets:
         files=lambda w: registry.get(w.experiment).inputs(
             config["experiments"][w.experiment]
         ),
+        # targets made by a forward of composed texts (prefix steering): the pool and the model
+        forward=lambda w: (
+            [POOL, *model_files()] if registry.get(w.experiment).forward else []
+        ),
     output:
         targets=TARGETS,
     log:

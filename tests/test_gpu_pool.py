@@ -79,7 +79,7 @@ def test_with_two_jobs_on_one_device_one_starts_up_while_the_other_computes(tmp_
     config = demo_config(**{
         "engine.device": "auto", "experiments.experiment1.n_targets": 24, "optimizer.extend_steps": None,
         **{f"experiments.{e}.enabled": False for e in ("experiment2a", "experiment2b", "experiment3", "experiment4",
-                                                       "ablation", "hard_prompt")},
+                                                       "ablation", "hard_prompt", "prefix_steering")},
         **{f"{s}.enabled": False for s in ("layer_sweep", "analysis", "perturbation")}, "compare.models": [],
     })
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "REACHABILITY_GPU_LOCKS": str(tmp_path / "locks")}

@@ -34,3 +34,23 @@ def test_best_median_and_worst_targets():
     cosine = [0.3, 0.9, 0.1, 0.5, np.nan]  # a diverged target is the worst
     assert best_median_worst(cosine) == {"best": 1, "median": 0, "worst": 4}
     assert best_median_worst([1e-3, 1e-6, 1e-1, 1e-2], higher_is_better=False) == {"best": 1, "median": 3, "worst": 2}
+
+
+def test_a_conditions_trajectories_take_each_targets_best_run_and_its_text(neox_lm):
+    """Three targets made by text, two restarts each: the trajectory of each target's best run
+    (by final MSE) is its prompt's; the text's reaches 1 at the site; the best, median and worst
+    targets are named by id."""
+    from reachability.solutions import trajectories
+
+    site = Site("hidden_states", 2)
+    texts = torch.randint(0, 97, (3, SEQ), generator=torch.Generator().manual_seed(2))
+    target = residuals_of_tokens(neox_lm, site, texts)
+    prompts = torch.randn(6, SEQ, neox_lm.d_model, generator=torch.Generator().manual_seed(3))
+    runs = {"prompt": prompts.numpy(), "target_id": np.repeat([0, 1, 2], 2),
+            "final_mse": np.array([0.5, 0.2, 0.01, 0.03, 0.9, np.nan])}
+    found = trajectories(neox_lm, runs, target.repeat_interleave(2, dim=0).numpy(), texts.numpy())
+    assert found["target_ids"] == [0, 1, 2] and found["picked"] == {"best": 1, "median": 0, "worst": 2}
+    own = layer_cosines(neox_lm, prompts[[1, 2, 4]], target)
+    np.testing.assert_allclose(found["prompt"], own.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(found["text"][:, site.layer], 1.0, atol=1e-5)
+    np.testing.assert_allclose(found["prompt_median"], np.median(own.numpy(), axis=0), rtol=1e-6)

@@ -15,10 +15,12 @@ from reachability.sites import Site
 from reachability.storage import read_attrs, read_h5
 from workflow_helpers import AGENDA_ONLY, ROOT, demo_config, planned_jobs, planned_outputs, snakemake, study_runs
 
-EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt")
+EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt",
+               "prefix_steering")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
           "perturbation/kl_vs_epsilon.png", "perturbation/placement.png", "hard_prompt/hard_vs_soft.png",
-          "compare/reachability_across_models.png", "boundary.png", "layer_sweep/boundary.png")
+          "compare/reachability_across_models.png", "boundary.png", "layer_sweep/boundary.png", "ladder.png",
+          "layer_trajectories.png", "prefix_steering/steering.png")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
 
 
@@ -31,8 +33,8 @@ def test_every_output_exists_and_every_png_decodes(demo):
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "conditions.md").read_text()
-    # Exp 1 soft and norm ball, Exp 2a's five methods, 2b; 8 α, 11 f; the ablation's 2; the text experiment's 4
-    assert table.count("\n| ") == 1 + 2 + 5 + 1 + 8 + 11 + 2 + 4 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    # Exp 1, Exp 2a's five methods, 2b; 8 α, 11 f; prefix steering's 2 ε; the ablation's 2; the text experiment's 5
+    assert table.count("\n| ") == 1 + 1 + 5 + 1 + 8 + 11 + 2 + 2 + 5 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert "differs in model.name, site, optimizer.loss" in table  # the research log's table: its own setting only
     assert table.startswith("Step budget: ")
 
@@ -68,16 +70,18 @@ def test_metrics_have_their_fields_and_provenance(demo):
         assert prov["model"] == "resources/demo-model" and prov["site"] == "hidden_states[4]" and prov["layer"] == 4
         assert len(prov["config_hash"]) == 16 and prov["versions"]["torch"] and prov["devices"][0].startswith("cpu")
         assert prov["optimisation_wall_s"] > 0
-        # the demo asks for capture, on the CPU: every batch (GCG's too) says why it ran eagerly
-        assert prov["batches"] and all(b == {**b, "mode": "eager", "reason": "no CUDA graphs on cpu"}
-                                       for b in prov["batches"])
+        # the demo asks for capture, on the CPU: every batch (GCG's too) says why it ran eagerly; the inversion
+        # is never captured
+        assert prov["batches"] and all(b["mode"] == "eager" and b["reason"] in (
+            "no CUDA graphs on cpu", "inversion: not capturable") for b in prov["batches"])
+        positions = 10 if experiment == "prefix_steering" else 20  # prefix steering: scored on the text after the prompt
         for summary in metrics["conditions"].values():
             per_target = summary["per_target"]
             n = summary["n_targets"]
             assert len(per_target["best_final_mse"]) == n == len(per_target["restart_sd_log10"])
             assert np.array(per_target["final_mse"]).shape == (n, summary["n_restarts"])
-            assert np.array(per_target["cosine_by_position"]).shape == (n, 20)
-            assert len(summary["cosine_by_position"]["mean"]) == 20
+            assert np.array(per_target["cosine_by_position"]).shape == (n, positions)
+            assert len(summary["cosine_by_position"]["mean"]) == positions
             assert 0 <= summary["reached_fraction"] <= 1 and "needs_more_steps" in summary["plateau"]
             assert summary["n_diverged"] == 0
         assert metrics["warnings"] == ([] if experiment != "experiment2a" else metrics["warnings"][:1])
@@ -144,7 +148,8 @@ def test_beyond_the_agenda_tables(demo):
     for by_kind in curves["curves"].values():
         for curve in (c for kind in by_kind.values() for c in kind.values()):
             assert np.all(np.diff(curve) > 0)  # more perturbation, more change in the predictions
-    assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 3 + 8 + 11
+    # Exp 1; Exp 2a's soft prompt, norm ball, mixture and PEZ (the inversion has no prompt to analyse); 2b; 3; 4
+    assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 1 + 4 + 1 + 8 + 11
 
 
 def test_every_analysed_target_is_one_row_of_the_tidy_table_beside_its_boundary(demo):
@@ -283,15 +288,15 @@ def test_a_plot_option_reruns_only_plots(demo):
     assert set(jobs) == {"plot_experiment", "plot_summary", "plot_transition", "plot_perturbation", "plot_ablation",
                          "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
                          "plot_hard_prompts", "plot_models", "plot_boundary", "plot_sweep_boundary",
-                         "all"}  # drawing only
-    assert jobs["plot_experiment"] == 7 and "optimise_pack" not in jobs and "aggregate" not in jobs
+                         "plot_ladder", "plot_steering", "all"}  # drawing only
+    assert jobs["plot_experiment"] == 8 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
 def test_a_metrics_option_reruns_exactly_the_jobs_whose_numbers_it_changes(demo):
     """reached_threshold changes the metrics and what reads them, not the step budget (only the
     plateau settings decide it) nor any GPU job."""
     jobs = planned_jobs(snakemake(demo, demo_config(**{"metrics.reached_threshold": 0.02}), "--dry-run"))
-    assert jobs["aggregate"] == 7 and jobs["model_tiny_32_aggregate"] == 2 and "findings" in jobs
+    assert jobs["aggregate"] == 8 and jobs["model_tiny_32_aggregate"] == 2 and {"findings", "ladder"} <= set(jobs)
     assert not {"step_budget", "model_tiny_32_step_budget", "optimise_pack", "extend_pack", "analyse_solutions",
                 "cache_residuals", "perturb_residuals", "placement_curve"} & set(jobs), jobs
 
@@ -413,7 +418,7 @@ def test_a_change_reruns_exactly_the_jobs_that_run_the_changed_code(tmp_path):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, copy / name)
     config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 40, "optimizer.extend_steps": None,
                             **{f"experiments.{e}.enabled": False for e in
-                               ("experiment2a", "experiment2b", "experiment3", "experiment4")},
+                               ("experiment2a", "experiment2b", "experiment3", "experiment4", "prefix_steering")},
                             "experiments.hard_prompt": {"enabled": True, "n_targets": 2, "restarts": 1},
                             "methods.gcg": {"top_k": 16, "candidates": 8, "steps": 4}})
 
@@ -505,7 +510,8 @@ def test_hard_prompts_are_compared_target_by_target_with_exp_1(demo):
     rows = report["targets"]
     assert [r["target_id"] for r in rows] == [0, 1, 2, 3]
     hard = json.loads((demo / "results" / "hard_prompt" / "metrics.json").read_text())["conditions"]
-    assert list(hard) == ["text/pez", "text/gcg", "text/mixture", "text/inversion"]  # one condition per method
+    assert list(hard) == ["text/norm_ball", "text/mixture", "text/pez", "text/gcg", "text/inversion"]  # per method
+    assert all(list(r["methods"]) == ["mixture", "pez", "gcg", "inversion"] for r in rows)  # those with a text
     restarts = min(len(hard["text/pez"]["per_target"]["final_mse"][0]), len(exp1["per_target"]["final_mse"][0]))
     assert report["summary"]["restarts"] == restarts == 1  # the demo: Exp 1 has 2 restarts, the hard prompts 1
     for r in rows:
@@ -599,9 +605,9 @@ def test_a_steering_experiment_runs_with_a_supplied_and_a_random_direction(tmp_p
 
 
 def test_the_ladder_sets_every_rung_on_the_same_targets(demo):
-    """Exp 1's real targets: the soft prompt and the norm ball (Exp 1's methods) beside the text
-    experiment's mixture, PEZ, GCG and exact inversion, which recovers every target's own text;
-    Exp 2a's random targets: its five methods. Every rung counts the same targets and restarts."""
+    """Exp 1's real targets: its soft prompt beside the text experiment's norm ball, mixture, PEZ,
+    GCG and exact inversion, which recovers every target's own text; Exp 2a's random targets: its
+    five methods. Every rung counts the same targets and restarts."""
     ladder = json.loads((demo / "results" / "ladder.json").read_text())
     sections = {s["label"]: s for s in ladder["sections"]}
     assert list(sections) == ["Exp 1 real", "Exp 2a matched"]

@@ -66,7 +66,7 @@ def validated(config: dict) -> dict:
 AGENDA_ONLY = {  # the demo without the beyond-the-agenda analyses (fewer jobs, same agenda numbers)
     "experiments.ablation.enabled": False, "layer_sweep.enabled": False,
     "analysis.enabled": False, "perturbation.enabled": False,
-    "experiments.hard_prompt.enabled": False, "compare.models": [],
+    "experiments.hard_prompt.enabled": False, "compare.models": [], "experiments.prefix_steering.enabled": False,
 }
 
 

@@ -19,7 +19,7 @@ from reachability.models import load_study_model
 from reachability.records import expected, solutions_record
 from reachability.solutions import analyse
 from reachability.storage import read_h5, read_targets, write_json
-from reachability.study import site_of
+from reachability.study import real_text, site_of
 
 cfg = snakemake.config
 site = site_of(cfg)
@@ -37,11 +37,14 @@ runs = {condition: {k: np.stack(v) for k, v in rec.items()} for condition, rec i
 for condition in [c for c, rec in runs.items() if not np.isfinite(rec["prompt"]).any()]:
     log.info("%s: no prompt vectors (a method that keeps only its text, the inversion): not analysed", condition)
     del runs[condition]
+texts = None
+if real_text(cfg, snakemake.wildcards.experiment):  # its target t is pool sequence t: the text's trajectory too
+    texts = read_h5(snakemake.input.pool, ["tokens"], expect=expected(cfg, snakemake.input.pool))[0]["tokens"]
 lm = load_study_model(cfg, made_with)  # the model the runs were made with
 with claimed_device(cfg) as claim:
     claim.load(lm)
     out = {condition: analyse(lm, site, rec, targets, condition, tokenizer.decode,
-                              snakemake.params.analysis["decoded_examples"]) for condition, rec in runs.items()}
+                              snakemake.params.analysis["decoded_examples"], texts) for condition, rec in runs.items()}
 for condition, s in out.items():
     log.info("%s: nearest-token cosine %s, hard/soft MSE %.3g/%.3g, median KL %.3g", condition,
              s["manifold"]["nearest_token_cosine_median"], s["manifold"]["hard_median_mse"],

@@ -1,5 +1,5 @@
-"""Rule analysis_summary: the embedding-manifold and functional-reachability tables over every
-experiment condition."""
+"""Rule analysis_summary: the embedding-manifold, functional-reachability and layer-trajectory
+tables over every analysed condition."""
 
 import sys
 
@@ -30,3 +30,17 @@ with writing(snakemake.output.functional_table) as f:
         fn = s["functional"]
         by_position = " ".join(f"{x:.2g}" for x in fn["kl_by_position_median"])
         f.write(f"| {k} | {fn['median_kl']:.3g} | {fn['median_epsilon']:.3g} | {by_position} |\n")
+with writing(snakemake.output.trajectories_table) as f:
+    f.write("Mean over positions of cos(hidden_states[L], target) at every layer L (0: the input), for each "
+            "target's best prompt and for the text that made the target (where one did): the median over targets, "
+            "and the targets of best, median and worst best MSE.\n\n| condition | of | median over targets by layer | "
+            "best | median | worst |\n|---|---|---|---|---|---|\n")
+    for k, s in rows.items():
+        t = s["trajectories"]
+        where = {name: t["target_ids"].index(i) for name, i in t["picked"].items()}
+        for of in ("prompt", "text"):
+            if of in t:
+                curves = [" ".join(f"{x:.3f}" for x in t[of][where[name]]) for name in ("best", "median", "worst")]
+                f.write(f"| {k} | {of} | {' '.join(f'{x:.3f}' for x in t[of + '_median'])} | "
+                        + " | ".join(f"{t['picked'][n]}: {c}" for n, c in zip(("best", "median", "worst"), curves))
+                        + " |\n")

@@ -23,6 +23,16 @@ runs = layout.runs(w.experiment, *parse_pack(w.pack))
 site = Site.from_tag(w.site)
 cache, made_with = read_h5(snakemake.input.cache, expect=expected(cfg, snakemake.input.cache))
 real = cache.pop("residuals")
+if get(w.experiment).forward:  # targets of composed texts: the pool's tokens and the model the cache was made with
+    import torch
+
+    from reachability.forward import residuals_of_tokens
+    from reachability.models import load_study_model
+
+    pool = snakemake.input.forward[0]
+    cache["tokens"] = read_h5(pool, ["tokens"], expect=expected(cfg, pool))[0]["tokens"]
+    lm = load_study_model(cfg, {snakemake.input.cache: made_with})
+    cache["residuals_of"] = lambda tokens: residuals_of_tokens(lm, site, torch.from_numpy(tokens)).numpy()
 targets, ids, conditions = [], [], []
 for c, condition in enumerate(layout.conditions):
     wanted = sorted({r.target_id for r in runs if r.condition == condition})

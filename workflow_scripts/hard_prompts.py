@@ -31,7 +31,9 @@ projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
     projected = load(cfg, snakemake.input.projected[0], steps)["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
-methods = [split(c)[1] for c in attrs["conditions"]]  # the text experiment's conditions are its methods
+texts = [c for c in range(len(attrs["conditions"])) if (hard["tokens"][c] >= 0).all()]  # the methods with a text
+hard = {k: v[texts] for k, v in hard.items()}  # (a norm ball beside them is the ladder's, not a hard prompt)
+methods = [split(attrs["conditions"][c])[1] for c in texts]  # the text experiment's conditions are its methods
 rows, summary = compare(hard, methods, soft, projected, original, tokenizer.decode)
 write_json(snakemake.output.json, {"summary": summary, "targets": rows}, expected(cfg, snakemake.output.json, steps))
 with writing(snakemake.output.table) as f:

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from reachability.ablation import ablated
-from reachability import study
+from reachability import experiments, study
 from reachability.forward import residual_function
 from reachability.gpu_pool import claimed_device
 from reachability.methods import build
 from reachability.optimize import BatchResult, optimize_runs
 from reachability.job import device_name, library_versions
 from reachability.models import load_study_model, token_embeddings
-from reachability.storage import read_attrs, read_targets, write_h5
+from reachability.storage import read_attrs, read_h5, read_targets, write_h5
 from reachability.runs import Layout, parse_pack
 from reachability.sites import Site
 from reachability.records import expected, pack_record
@@ -44,13 +44,20 @@ lm = load_study_model(cfg, {snakemake.input.targets: read_attrs(snakemake.input.
 n_parameters = sum(t.numel() for t in lm.model.parameters())  # its size, for comparisons across models
 target = torch.from_numpy(np.stack([targets[r.condition, r.target_id] for r in runs]))
 settings = study.methods(cfg, w.experiment)
+prompt_length, scored, texts = cfg["seq_len"], None, None
+if experiments.get(w.experiment).prompt:  # a real text follows the prompt (prefix steering): scored on it
+    prompt_length, scored = experiments.get(w.experiment).prompt(cfg["experiments"][w.experiment], cfg["seq_len"])
+    tokens = read_h5(snakemake.input.pool[0], ["tokens"], expect=expected(cfg, snakemake.input.pool[0]))[0]["tokens"]
+    with torch.no_grad():
+        texts = lm.embed(torch.from_numpy(tokens[[r.target_id for r in runs], prompt_length:])).float()
+    target = target[:, scored]
 
 
 plans = []  # (variant, the runs' indices, method, its steps, its inputs), before the device is claimed
 for (variant, name), members in study.groups(runs).items():
     own = settings[runs[members[0]].condition]
     method = build(name, opt["lr"], own, lambda: token_embeddings(lm, cfg), engine)
-    inputs = method.start([runs[i] for i in members], cfg["seq_len"], lm.d_model)
+    inputs = method.start([runs[i] for i in members], prompt_length, lm.d_model)
     plans.append((variant, members, method, own.get("steps", opt["steps"]), inputs))
 parts, order = [], []
 with claimed_device(cfg) as claim:
@@ -61,6 +68,7 @@ with claimed_device(cfg) as claim:
             parts.append(optimize_runs(
                 residual_function(lm, site), target[members], inputs, method, steps, precision=opt["precision"], objective=opt["loss"],
                 capture=engine["capture"], batch_size=engine["batch_size"], device=claim.device, progress=True,
+                text=None if texts is None else texts[members], scored=scored,
             ))
         order += members
     optimising_s = time.perf_counter() - start

@@ -1,5 +1,5 @@
-"""Rule targets_table: one row per (experiment, condition, target) at each site, with each
-target's distances from the pool's residuals there (results/targets.csv; docs/outputs.md)."""
+"""Rule targets_table: one row per (experiment, soft-prompt condition, target) at each site, with
+each target's distances from the pool's residuals there (results/targets.csv; docs/outputs.md)."""
 
 import sys
 
@@ -17,6 +17,7 @@ from reachability import tidy
 from reachability.records import expected, place_of
 from reachability.results import collect_runs
 from reachability.storage import read_h5, read_targets, write_csv
+from reachability.runs import SOFT, split
 from reachability.study import conditions
 
 cfg, tables = snakemake.config, snakemake.params.tables
@@ -30,7 +31,10 @@ for site in tables["sites"]:
     pool = read_h5(cache, ["residuals"], expect=expected(cfg, cache))[0]["residuals"]
     found, points = [], []
     for experiment in tables["experiments"]:
-        names, (n, restarts) = conditions(cfg, experiment), tables["shape"][experiment]
+        # the soft prompt's conditions: the boundary is of what a soft prompt reaches (the other methods are the
+        # ladder's), and a target run by several methods would count as several
+        names = [c for c in conditions(cfg, experiment) if split(c)[1] == SOFT]
+        n, restarts = tables["shape"][experiment]
         packs = files["runs", experiment, site] + files["extended", experiment, site]
         runs = collect_runs(packs, names, n, restarts, lambda path: expected(cfg, path))
         targets = read_targets(files["targets", experiment, site], lambda path: expected(cfg, path))

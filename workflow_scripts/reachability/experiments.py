@@ -102,6 +102,11 @@ class Experiment:
     inputs: Callable[[dict], list[str]] = lambda spec: []  # files its settings name that its targets read
     check: Callable[[dict, int], object] = lambda spec, d_model: None  # its settings against the model's
     #                 width, before any job (raises ValueError naming the key)
+    consistent: Callable[[dict, dict], object] = lambda spec, config: None  # its settings against the study's
+    #                 (seq_len, its methods), before any job (raises ValueError naming the key)
+    prompt: Callable[[dict, int], tuple[int, list[int]]] | None = None  # (spec, seq_len) -> the prompt's
+    #                 length P and the positions scored, when a real text follows the prompt (prefix steering)
+    forward: bool = False  # its targets need a forward of the model (composed texts), not only the pool's residuals
 
     def schema(self) -> dict:
         """Its config section: every key, type and default (the study's schema gets it from here)."""
@@ -223,6 +228,17 @@ register(Experiment(
     check=lambda spec, d_model: T.steering_direction(spec["direction"], d_model) if spec["direction"] else None,
     findings=(Line(guide.methods_against_soft),), outputs=("plot_steering",)))  # notebook 004's ε, reached
 register(Experiment(
+    "prefix_steering", "Prefix", valued("e", "epsilons"), T.prefixed, enabled=False, n=20, restarts=2, axis="ε",
+    settings={"prefix_length": {"type": "integer", "minimum": 1, "default": 10,
+                                "description": "P: the prompt's positions; the rest of the sequence is a real text"},
+              "epsilons": values(0, None, [0, 0.5, 1.0, 2.0]),
+              "positions": {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 0},
+                            "default": [], "description": "the text positions scored (P..seq_len-1; empty: all)"}},
+    shared_prompts=across_conditions, sources=lambda t: [t], analysed=False, forward=True,
+    consistent=T.check_prefix, prompt=T.prefix_layout,
+    findings=(Line(guide.all_converge, ("e0",)), Line(guide.methods_against_soft)),
+    outputs=("plot_steering",)))  # how well a prefix controls the state of the text after it (the research log)
+register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, n=50, restarts=3,
     settings={"components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": ["ffn", "attention"]},
                              "default": ["ffn", "attention"],
@@ -238,7 +254,7 @@ register(Experiment(
     outputs=("ablation_table", "plot_ablation")))
 register(Experiment(
     "hard_prompt", "Text", fixed("text"), T.real, n=50, restarts=3, methods=("pez", "gcg"),
-    text_seed=EXP1_TEXT, analysed=False, exp1="requires", exp1_targets=lambda spec: spec["n_targets"],
+    text_seed=EXP1_TEXT, shared_prompts=as_exp1, analysed=False, exp1="requires", exp1_targets=lambda spec: spec["n_targets"],
     exp1_relation="needs as many of Exp 1's targets (experiments.experiment1: enabled, n_targets = {real}): hard "
                   "prompts are compared target by target with Exp 1's soft prompts",
     findings=(Line(guide.methods_against_soft, (("experiment1", "real"),)),),

@@ -170,6 +170,20 @@ def residual_function(lm: LanguageModel, site: Site) -> Callable[..., torch.Tens
     return residual
 
 
+def followed_by(residual: Callable[..., torch.Tensor], text: torch.Tensor, scored: list[int]) -> Callable[..., torch.Tensor]:
+    """A residual function of prompts [B, P, d] each followed by its run's text (input embeddings
+    [B, T, d]): the residual of the whole sequence at the `scored` positions [B, K, d] (prefix
+    steering: how a prefix moves the text after it). Every row is its run's: no candidates of a
+    run, no continued prefix."""
+    def run(embeds: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
+        if prefix is not None or len(embeds) != len(text):
+            raise ValueError(f"a prompt followed by a text takes one prompt per run ({len(text)}), without a cached "
+                             f"prefix; got {len(embeds)} (a method that scores candidates run by run)")
+        return residual(torch.cat([embeds, text.to(embeds)], dim=1))[:, scored]
+
+    return run
+
+
 def logits_function(lm: LanguageModel, site: Site) -> Callable[[torch.Tensor, int], torch.Tensor]:
     """(residual [B, S, d] at `site`, first) -> next-token logits [B, S - first, V] of positions
     first..S-1, computing only what follows the site: the later blocks (all positions: they

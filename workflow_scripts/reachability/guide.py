@@ -70,6 +70,8 @@ def soft_conditions(ctx: Context, experiment: str) -> dict[str, dict]:
 
 
 def all_converge(ctx: Context, experiment: str, condition: str) -> Rows:
+    if ctx.condition((experiment, condition)) is None:  # a condition its settings left out (prefix steering's ε = 0)
+        return [], {}
     reached = ctx.condition((experiment, condition))["per_target"]["reached"]
     label = ctx.label(experiment)
     return [F.all_reached(f"{label} all converge to ~0", reached, True),

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import capture as graphs
+from .forward import followed_by
 from .methods import Program
 from .objectives import MSE, loss_of
 from .precision import precision_mode
@@ -94,17 +95,25 @@ def evaluate(residual: Residual, program: Program, target: torch.Tensor) -> dict
 
 def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, torch.Tensor], method, steps: int,
                    precision: str = "fp32", capture: bool = False, progress: bool = False,
-                   objective: dict | None = None) -> BatchResult:
+                   objective: dict | None = None, text: torch.Tensor | None = None,
+                   scored: list[int] | None = None) -> BatchResult:
     """Move B runs toward B targets [B, S, d] by `method` for `steps` steps, on the targets'
     device, minimising `objective` (objectives.loss_of; default the MSE). `inputs` are the
     method's per-run tensors (e.g. `prompt` [B, S, d]). `capture` replays the step from a CUDA
     graph where the device has them. The loss history is the objective's; the initial and final
-    MSE and the cosine are measured whatever it is."""
+    MSE and the cosine are measured whatever it is. With a `text` (input embeddings [B, T, d]),
+    each run's prompt [B, P, d] is followed by its text and scored at the positions `scored` of
+    the whole sequence (targets [B, len(scored), d]: prefix steering)."""
     target, device, batch = targets.float(), targets.device, targets.shape[0]
     if targets.ndim != 3 or any(v.shape[0] != batch for v in inputs.values()):
         raise ValueError(f"targets {tuple(targets.shape)} must be [B, S, d] and every input batch first "
                          f"({ {k: tuple(v.shape) for k, v in inputs.items()} })")
-    if "prompt" in inputs and inputs["prompt"].shape != targets.shape:
+    if text is not None:
+        if text.shape[0] != batch or len(scored or ()) != targets.shape[1]:
+            raise ValueError(f"texts {tuple(text.shape)} must be one per target and the targets {tuple(targets.shape)} "
+                             f"hold the {len(scored or ())} scored positions")
+        residual = followed_by(residual, text.to(device), list(scored))
+    elif "prompt" in inputs and inputs["prompt"].shape != targets.shape:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(inputs['prompt'].shape)} must both be [B, S, d]")
     own = getattr(method, "capturable", True)  # a method whose steps change shape (the inversion) is never captured
     backend = graphs.backend_for(device) if capture and own else None
@@ -144,10 +153,11 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
 
 def optimize_runs(residual: Residual, targets: torch.Tensor, inputs: dict[str, torch.Tensor], method, steps: int, *,
                   precision: str = "fp32", capture: bool = False, batch_size: int = 256,
-                  device: torch.device | str = "cpu", progress: bool = False, objective: dict | None = None) -> BatchResult:
-    """Any number of runs ([R, ...] tensors, which may live on the CPU) in equal batches of at
-    most `batch_size`, each moved to `device`. On CUDA out-of-memory — in a step or while
-    capturing it — the batch size halves and the failed batch is retried."""
+                  device: torch.device | str = "cpu", progress: bool = False, objective: dict | None = None,
+                  text: torch.Tensor | None = None, scored: list[int] | None = None) -> BatchResult:
+    """Any number of runs ([R, ...] tensors, which may live on the CPU; `text` [R, T, d] too) in
+    equal batches of at most `batch_size`, each moved to `device`. On CUDA out-of-memory — in a
+    step or while capturing it — the batch size halves and the failed batch is retried."""
     device = torch.device(device)
     total = targets.shape[0]
     parts: list[BatchResult] = []
@@ -158,7 +168,8 @@ def optimize_runs(residual: Residual, targets: torch.Tensor, inputs: dict[str, t
             parts.append(optimize_batch(residual, targets[start:stop].to(device),
                                         {k: v[start:stop] for k, v in inputs.items()}, method, steps,
                                         precision=precision, capture=capture, progress=progress,
-                                        objective=objective))
+                                        objective=objective, text=None if text is None else text[start:stop],
+                                        scored=scored))
         except torch.OutOfMemoryError:
             if size == 1:
                 raise

@@ -314,6 +314,26 @@ def ladder(path: str, sections: list[dict], threshold: float, dpi: int = 120) ->
     _save(fig, path, dpi)
 
 
+def trajectories(path: str, label: str, found: dict, dpi: int = 120) -> None:
+    """The research log's per-layer trajectories of one condition: the cosine to the target at
+    every layer for the prompt (solid) and the text that made the target (dashed), for its best,
+    median and worst targets, with the median over targets (black)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    layers = np.arange(len(found["prompt_median"]))
+    for (name, target), color in zip(found["picked"].items(), ("tab:green", "tab:blue", "tab:red")):
+        at = found["target_ids"].index(target)
+        ax.plot(layers, found["prompt"][at], color=color, marker="o", ms=3, label=f"{name} target ({target}): prompt")
+        if "text" in found:
+            ax.plot(layers, found["text"][at], color=color, ls="--", label=f"{name} target ({target}): its text")
+    ax.plot(layers, found["prompt_median"], color="black", lw=2, label="median over targets: prompt")
+    if "text" in found:
+        ax.plot(layers, found["text_median"], color="black", lw=2, ls="--", label="median over targets: text")
+    ax.set(xlabel="layer L (hidden_states[L]; 0: the input)", ylabel="cos(residual at L, target), mean over positions",
+           title=f"{label}: where along the depth the residual points the target's way")
+    ax.legend(fontsize=7)
+    _save(fig, path, dpi)
+
+
 def _shades(rows: list[dict]) -> dict[str, dict[str, tuple]]:
     """A colour per (experiment, condition): one colour map per experiment, its conditions
     spread along it (light to dark in the table's order)."""

@@ -5,7 +5,9 @@ For one condition's runs (prompts, achieved residuals, final MSEs, targets): the
 summary — every prompt vector's nearest token embedding (by cosine), the norms, and the MSE the
 nearest tokens reach at the target in place of the soft prompt (per run, so a comparison can
 take the same restarts on every side) — and the functional summary — for each target's best
-run, KL(target ‖ achieved) of the next-token distributions and the ε of its error, per position.
+run, KL(target ‖ achieved) of the next-token distributions and the ε of its error, per position —
+and the trajectories — for the same runs, the cosine to the target at every layer of the prompt
+and of the text that made the target.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .metrics import best_per_target
 from .models import LanguageModel
 from .placement import epsilon_of_error
 from .sites import Site
+from .trajectories import best_median_worst, layer_cosines
 
 
 def what_tokens_reach(lm: LanguageModel, site: Site, token_ids: torch.Tensor, target: np.ndarray) -> tuple:
@@ -74,9 +77,29 @@ def functional(lm: LanguageModel, site: Site, runs: dict, target: np.ndarray) ->
             "median_epsilon": float(np.median(eps))}
 
 
-def analyse(lm: LanguageModel, site: Site, runs: dict, targets: dict, condition: str, decode, examples: int) -> dict:
+def trajectories(lm: LanguageModel, runs: dict, target: np.ndarray, texts: np.ndarray | None) -> dict:
+    """The research log's per-layer trajectories: for each target's best run, the mean over
+    positions of cos(hidden_states[L], target) at every layer L of its prompt, and with `texts`
+    (the token ids [T, S] that made each target) of that text; the best, median and worst targets
+    by best final MSE, and the median over targets at every layer."""
+    best = best_per_target(runs["final_mse"], runs["target_id"])
+    chosen, ids = list(best.values()), sorted(best)
+    prompt = torch.cat([layer_cosines(lm, torch.from_numpy(runs["prompt"][c]), torch.from_numpy(target[c]))
+                        for c in np.array_split(chosen, max(1, len(chosen) // 64))]).numpy()
+    out = {"target_ids": ids, "prompt": prompt, "prompt_median": np.median(prompt, axis=0),
+           "picked": {k: ids[i] for k, i in best_median_worst(runs["final_mse"][chosen], higher_is_better=False).items()}}
+    if texts is not None:
+        text = layer_cosines(lm, lm.embed(torch.from_numpy(texts[ids]).to(lm.device)), torch.from_numpy(target[chosen]))
+        out |= {"text": text.numpy(), "text_median": np.median(text.numpy(), axis=0)}
+    return out
+
+
+def analyse(lm: LanguageModel, site: Site, runs: dict, targets: dict, condition: str, decode, examples: int,
+            texts: np.ndarray | None = None) -> dict:
     """One condition's solutions: `runs` holds its runs' arrays (prompt, achieved, final_mse,
-    target_id, restart); `targets` the targets by (condition, target id)."""
+    target_id, restart); `targets` the targets by (condition, target id); `texts` the token ids
+    of the pool sequence that made each target, where one did (Exp 1: target t is sequence t)."""
     target = np.stack([targets[condition, int(t)] for t in runs["target_id"]])
     return {"manifold": manifold(lm, site, runs, target, decode, examples),
-            "functional": functional(lm, site, runs, target)}
+            "functional": functional(lm, site, runs, target),
+            "trajectories": trajectories(lm, runs, target, texts)}

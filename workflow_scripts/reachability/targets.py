@@ -10,6 +10,9 @@
   principal-replaced    real target t with its projections on the pool's top round(f d) principal
                         directions (PCA of every position's residuals pooled) replaced by draws
                         from each direction's own mean and std (the research log's Exp 5)
+  steered               real target t moved by ε × RMS along a direction at chosen positions
+  prefixed              the residual of pool sequence t's text after another sequence's prefix (a
+                        forward of that composed text), moved by ε × RMS at the scored positions
 Which experiment uses which is the experiment registry's (experiments.py).
 """
 
@@ -196,3 +199,49 @@ def replaced_principal(spec: dict, condition: str, ids: list[int], residuals: np
     if "principal" not in stats:  # once per job: every f of the pack shares the pool's PCA
         stats["principal"] = principal_statistics(residuals)
     return [replace_principal(residuals[t], float(condition[1:]), stats["principal"], t) for t in ids]
+
+
+def prefix_layout(spec: dict, seq_len: int) -> tuple[int, list[int]]:
+    """Prefix steering's prompt length P and the positions it is scored on: the text's (P..S-1),
+    or the chosen ones."""
+    prefix = spec["prefix_length"]
+    return prefix, list(spec["positions"]) or list(range(prefix, seq_len))
+
+
+def check_prefix(spec: dict, config: dict) -> None:
+    """Prefix steering's settings against the study's: a text left after the prefix, scored
+    positions inside it, methods that score whole runs (ValueError naming the key and the fix)."""
+    prefix, seq_len = spec["prefix_length"], config["seq_len"]
+    if prefix >= seq_len:
+        raise ValueError(f"prefix_length = {prefix} leaves no text of seq_len = {seq_len} after the prompt: lower it")
+    early = [p for p in spec["positions"] if p < prefix]
+    if early:
+        raise ValueError(f"positions holds {early[0]}, inside the prompt (0..{prefix - 1}): the text that follows it "
+                         f"is at {prefix}..{seq_len - 1}")
+    per_candidate = sorted(set(spec["methods"]) & {"gcg", "inversion"})
+    if per_candidate:
+        raise ValueError(f"methods holds {per_candidate}: these score candidate tokens run by run, which a text after "
+                         f"the prompt does not support yet; use soft, norm_ball, mixture or pez")
+
+
+def composed_texts(tokens: np.ndarray, ids: list[int], prefix: int) -> np.ndarray:
+    """Prefix steering's source texts [n, S]: the first `prefix` tokens of pool sequence t + 1
+    (another real prefix; the pool wraps around) before the rest of sequence t."""
+    ids = np.asarray(ids)
+    return np.concatenate([tokens[(ids + 1) % len(tokens), :prefix], tokens[ids, prefix:]], axis=1)
+
+
+def prefixed(spec: dict, condition: str, ids: list[int], residuals: np.ndarray, stats: dict) -> list[np.ndarray]:
+    """Prefix steering: target t is the residual of pool sequence t's text after another real
+    prefix (`composed_texts`; `stats["residuals_of"]` runs the model on token ids), and at
+    ε = float(condition[1:]) > 0 that moved by ε × RMS along a random unit direction of its own
+    (the same at every ε) at the scored positions. Every position is kept; the prompt is scored
+    on the text's (prefix_layout)."""
+    epsilon, d = float(condition[1:]), residuals.shape[-1]
+    prefix, scored = prefix_layout(spec, residuals.shape[1])
+    real = stats["residuals_of"](composed_texts(stats["tokens"], ids, prefix))
+    out = []
+    for t, target in zip(ids, real):
+        u = numpy_rng("prefix", t).standard_normal(d)
+        out.append(steer(target, epsilon, u / np.linalg.norm(u), scored))
+    return out

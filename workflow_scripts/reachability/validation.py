@@ -135,6 +135,11 @@ def check_experiments(config: dict, registry) -> None:
         if beyond:
             raise ConfigError(f"experiments.{name}.positions holds {beyond[0]}, beyond seq_len = {config['seq_len']}: "
                               f"positions count from 0")
+        if spec["enabled"]:
+            try:
+                record.consistent(spec, config)
+            except ValueError as error:
+                raise ConfigError(f"experiments.{name}.{error}") from None
         if not spec["enabled"] or record.exp1 == "":
             continue
         uses = record.exp1_targets(spec)
