@@ -328,6 +328,7 @@ def trajectories(path: str, label: str, found: dict, dpi: int = 120) -> None:
     ax.plot(layers, found["prompt_median"], color="black", lw=2, label="median over targets: prompt")
     if "text" in found:
         ax.plot(layers, found["text_median"], color="black", lw=2, ls="--", label="median over targets: text")
+    ax.set_xticks(layers)
     ax.set(xlabel="layer L (hidden_states[L]; 0: the input)", ylabel="cos(residual at L, target), mean over positions",
            title=f"{label}: where along the depth the residual points the target's way")
     ax.legend(fontsize=7)
