@@ -236,16 +236,16 @@ class Rates:
                                         f"forwards from the changed position on per run-step at half the soft rate "
                                         f"of a {chunk}-sequence batch ({source})"), "estimated"
 
-    def inversion_from_soft(self, layer: int, precision: str, batch: int, steps: int, vocabulary: int, seq_len: int,
+    def inversion_from_soft(self, layer: int, precision: str, batch: int, steps: int, candidates: int, seq_len: int,
                             chunk: int = 8192) -> tuple[float, float, str, str]:
         """An exact-inversion batch priced from soft-prompt rows (none measured for it): per step
-        (a position), every token of the `vocabulary` and then the chosen one run one position on
-        the run's cached prefix, each 1/S of a sequence's forward at half the eager soft rate of a
-        batch of `chunk` sequences (it is never captured): an estimate."""
-        sequences = min(chunk, batch * vocabulary)
+        (a position), its `candidates` (the vocabulary, or top_k) and then the chosen token run one
+        position on the run's cached prefix, each 1/S of a sequence's forward at half the eager soft
+        rate of a batch of `chunk` sequences (it is never captured): an estimate."""
+        sequences = min(chunk, batch * candidates)
         forwards, _, source, _ = self.batch_seconds("soft", layer, precision, sequences, False, 1)
-        optimising = steps * batch * (vocabulary + 1) * forwards / sequences / 2 / seq_len
-        return optimising, optimising, (f"no inversion rows: {vocabulary} + 1 one-position forwards per run-step at "
+        optimising = steps * batch * (candidates + 1) * forwards / sequences / 2 / seq_len
+        return optimising, optimising, (f"no inversion rows: {candidates} + 1 one-position forwards per run-step at "
                                         f"1/{seq_len} of half the soft rate of a {chunk}-sequence batch ({source})"), \
             "estimated"
 
@@ -354,7 +354,10 @@ def price(job: Job, config: dict, rates: Rates, captured: bool) -> None:
         return
     sources, kinds, flops = [], [], []
     for name, steps, b, own in job.groups:
-        candidates = vocabulary_size(cfg) if name == "inversion" else own.get("candidates")  # it tries every token
+        candidates = own.get("candidates")
+        if name == "inversion":  # every token of the vocabulary, or the top_k the gradient ranks first
+            vocabulary = vocabulary_size(cfg)
+            candidates = min(own.get("top_k") or vocabulary, vocabulary) if vocabulary else own.get("top_k")
         try:
             seconds, optimising, source, kind = rates.batch_seconds(
                 name, job.layer, cfg["engine"]["precision"], b, captured, steps, candidates, cfg["seq_len"])

@@ -55,10 +55,10 @@ def test_the_research_logs_config_dry_runs_offline_and_is_priced_at_its_own_step
     packs = [job for job in json.loads((tmp_path / "plan.json").read_text())["jobs"] if job["rule"] == "optimise_pack"]
     steps = {job["wildcards"]["experiment"]: int(job["wildcards"]["steps"]) for job in packs}
     assert steps == {"experiment1": 1000, "experiment2a": 2000, "experiment2b": 3000, "experiment3": 1000,
-                     "experiment4p": 1000, "ablation": 1000}
+                     "experiment4p": 1000, "ablation": 1000, "prefix_steering": 1000}
     runs = {job["wildcards"]["experiment"]: job["runs"] for job in packs}
     assert runs == {"experiment1": 150, "experiment2a": 150, "experiment2b": 150, "experiment3": 10 * 8 * 3,
-                    "experiment4p": 20 * 7 * 2, "ablation": 50 * 2 * 3}
+                    "experiment4p": 20 * 7 * 2, "ablation": 50 * 2 * 3, "prefix_steering": 20 * 4 * 2}
     assert all(job["device_s"] > 0 and job["kind"] != "missing" for job in packs)
 
 

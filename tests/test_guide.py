@@ -117,3 +117,23 @@ def test_difficulty_correlations_pair_every_side_on_log_best_mse():
     few = guide.paired_table({k: v[:, :3] for k, v in full.items()}, {k: v[:, :3] for k, v in variants.items()},
                              ["no_ffn", "no_attention"])
     assert all("at least 4 targets" in c["unmeasured"] for c in guide.difficulty_correlations(few, SETTINGS))
+
+
+def test_steering_is_realised_up_to_the_largest_epsilon_most_targets_reach():
+    """40 targets: every one reached at ε = 0 and 1, 30 at ε = 2, 10 at ε = 4 (soft); PEZ reaches
+    none anywhere. The soft prompt: the largest ε is not realised for most (interval below ½), and
+    the note names ε = 2 (30 of 40: interval above ½); PEZ: never."""
+    def reached(k):
+        return summary(np.where(np.arange(40) < k, 1e-3, 1.0)[:, None])
+
+    m = {"steering": {"conditions": {"e0": reached(40), "e1": reached(40), "e2": reached(30), "e4": reached(10),
+                                     **{f"e{e}/pez": reached(0) for e in (0, 1, 2, 4)}}}}
+    found, _ = guide.steering_realised(context(m), "steering")
+    soft, pez = found
+    assert soft.observation == "Steering ε=4: a prompt realises the largest ε for most targets"
+    assert soft.verdict == F.FAILS and soft.estimate == 0.25 and "up to ε = 2" in soft.note
+    assert pez.observation.startswith("Steering ε=4 (PEZ)") and pez.verdict == F.FAILS and "at no ε" in pez.note
+    m["steering"]["conditions"]["e4"] = reached(38)
+    assert guide.steering_realised(context(m), "steering")[0][0].verdict == F.HOLDS
+    m["steering"]["conditions"]["e4"] = reached(20)  # a half: the interval straddles ½
+    assert guide.steering_realised(context(m), "steering")[0][0].verdict == F.OPEN

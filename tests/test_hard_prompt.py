@@ -447,3 +447,22 @@ def test_a_captured_gcg_step_tracks_the_eager_one_on_a_gpu(gpu_lm):
     assert captured.batches[0]["mode"] == "captured", captured.batches
     np.testing.assert_allclose(captured.loss[:, :3], eager.loss[:, :3], rtol=1e-4, atol=1e-7)
     assert (captured.tokens == eager.tokens).mean() >= 0.9
+
+
+def test_packs_of_other_step_counts_and_arrays_pad_to_the_widest(tmp_path):
+    """One pack of an inversion run (4 steps, tokens) after one of a soft run (6 steps, none): the
+    loss is as wide as the longer, the shorter padded with NaN; tokens -1 where a run has none."""
+    from reachability.results import collect_runs
+    from reachability.storage import write_h5
+
+    common = {"initial_mse": np.ones(1), "final_mse": np.ones(1), "cosine": np.ones((1, 3)), "diverged": np.zeros(1, bool),
+              "target_id": np.zeros(1, int), "target_mean_square": np.ones(1), "restart": np.zeros(1, int)}
+    write_h5(tmp_path / "a.h5", {**common, "loss": np.full((1, 6), 2.0), "condition": np.zeros(1, int)},
+             {"conditions": ["real", "real/inversion"]})
+    write_h5(tmp_path / "b.h5", {**common, "loss": np.full((1, 4), 3.0), "condition": np.ones(1, int),
+                                 "tokens": np.array([[4, 5, 6]])}, {"conditions": ["real", "real/inversion"]})
+    for order in (["a.h5", "b.h5"], ["b.h5", "a.h5"]):  # the wider pack first, then last (the arrays grow)
+        runs = collect_runs([str(tmp_path / name) for name in order], ["real", "real/inversion"], 1, 1, expect={})
+        np.testing.assert_array_equal(runs["loss"][:, 0, 0], [[2.0] * 6, [3.0] * 4 + [np.nan] * 2])
+        np.testing.assert_array_equal(runs["tokens"][:, 0, 0], [[-1, -1, -1], [4, 5, 6]])
+        assert runs["final_mse"].shape == (2, 1, 1) and (runs["final_mse"] == 1).all()

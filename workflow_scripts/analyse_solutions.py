@@ -25,11 +25,14 @@ cfg = snakemake.config
 site = site_of(cfg)
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
 targets = read_targets(list(snakemake.input.targets), lambda path: expected(cfg, path))
-keys = ("prompt", "achieved", "final_mse", "target_id", "restart")
+keys = ("prompt", "achieved", "final_mse", "target_id", "restart")  # a pack of text methods only has no prompt
 by_condition, made_with = defaultdict(lambda: defaultdict(list)), {}
 for path in snakemake.input.runs:
-    data, attrs = read_h5(path, [*keys, "condition"], expect=expected(cfg, path))
+    data, attrs = read_h5(path, [k for k in (*keys, "condition") if k != "prompt"], expect=expected(cfg, path),
+                          optional=("prompt",))
     made_with[path] = attrs
+    if "prompt" not in data:  # no run of this pack has prompt vectors (GCG, the inversion)
+        data["prompt"] = np.full_like(data["achieved"], np.nan)
     for i, c in enumerate(data["condition"]):
         for key in keys:
             by_condition[attrs["conditions"][c]][key].append(data[key][i])

@@ -23,15 +23,15 @@ def runs(path, keys, optional=()):
     return read_h5(path, keys, expect=expected(cfg, path, steps), optional=optional)  # [condition, target, restart, ...]
 
 
-hard, attrs = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "tokens", "target_mean_square"],
-                   ("text_mse", "text_cosine"))
+hard, attrs = runs(snakemake.input.hard_runs, ["final_mse", "cosine", "target_mean_square"],
+                   ("tokens", "text_mse", "text_cosine"))
 soft = runs(snakemake.input.soft_runs, ["final_mse", "cosine"])[0]
 original = runs(snakemake.input.pool, ["tokens"])[0]["tokens"]  # Exp 1's target t is pool sequence t
 projected = None
 if snakemake.input.projected:  # Exp 1's prompts projected on their nearest tokens (analysis.enabled)
     projected = load(cfg, snakemake.input.projected[0], steps)["conditions"]["real"]["manifold"]["projected_runs"]
 tokenizer = load_tokenizer(cfg["model"]["name"], cfg["model"]["revision"])
-texts = [c for c in range(len(attrs["conditions"])) if (hard["tokens"][c] >= 0).all()]  # the methods with a text
+texts = [c for c in range(len(attrs["conditions"])) if "tokens" in hard and (hard["tokens"][c] >= 0).all()]  # with a text
 hard = {k: v[texts] for k, v in hard.items()}  # (a norm ball beside them is the ladder's, not a hard prompt)
 methods = [split(attrs["conditions"][c])[1] for c in texts]  # the text experiment's conditions are its methods
 rows, summary = compare(hard, methods, soft, projected, original, tokenizer.decode)

@@ -20,5 +20,5 @@ plots.boxes(snakemake.output.manifold,
 plots.boxes(snakemake.output.functional,
             {k: np.array(s["functional"]["per_target_mean_kl"], dtype=float) for k, s in rows.items()},
             "KL(target ‖ achieved), mean over positions", "Functional reachability", log=True, dpi=dpi)
-first = next((k for k, s in rows.items() if "text" in s["trajectories"]), next(iter(rows)))  # Exp 1 real, if analysed
-plots.trajectories(snakemake.output.trajectories, first, rows[first]["trajectories"], dpi=dpi)
+first = next((k for k, s in rows.items() if "text" in s["trajectories"]), next(iter(rows), None))  # Exp 1 real, if analysed
+plots.trajectories(snakemake.output.trajectories, first, rows[first]["trajectories"] if first else None, dpi=dpi)

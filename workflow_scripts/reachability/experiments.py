@@ -226,7 +226,8 @@ register(Experiment(
     exp1_relation="must not exceed experiments.experiment1.n_targets = {real}: steering moves Exp 1's targets",
     inputs=lambda spec: [spec["direction"]] if spec["direction"] else [],
     check=lambda spec, d_model: T.steering_direction(spec["direction"], d_model) if spec["direction"] else None,
-    findings=(Line(guide.methods_against_soft),), outputs=("plot_steering",)))  # notebook 004's ε, reached
+    findings=(Line(guide.steering_realised), Line(guide.methods_against_soft)),
+    outputs=("plot_steering",)))  # notebook 004's ε, reached
 register(Experiment(
     "prefix_steering", "Prefix", valued("e", "epsilons"), T.prefixed, enabled=False, n=20, restarts=2, axis="ε",
     settings={"prefix_length": {"type": "integer", "minimum": 1, "default": 10,
@@ -236,7 +237,7 @@ register(Experiment(
                             "default": [], "description": "the text positions scored (P..seq_len-1; empty: all)"}},
     shared_prompts=across_conditions, sources=lambda t: [t], analysed=False, forward=True,
     consistent=T.check_prefix, prompt=T.prefix_layout,
-    findings=(Line(guide.all_converge, ("e0",)), Line(guide.methods_against_soft)),
+    findings=(Line(guide.all_converge, ("e0",)), Line(guide.steering_realised), Line(guide.methods_against_soft)),
     outputs=("plot_steering",)))  # how well a prefix controls the state of the text after it (the research log)
 register(Experiment(
     "ablation", "Ablation", lambda spec: [f"no_{c}" for c in spec["components"]], T.real, n=50, restarts=3,

@@ -226,6 +226,16 @@ def all_reached(observation: str, reached, expect_all: bool) -> Finding:
                    share, low, high, None, None, verdict)
 
 
+def mostly_reached(observation: str, reached, note: str = "") -> Finding:
+    """'Most targets are reached': holds when the reached share's Clopper-Pearson interval lies
+    above ½, does not hold when it lies below, else inconclusive."""
+    reached = np.asarray(reached, dtype=bool)
+    share, low, high = reached_interval(reached)
+    verdict = HOLDS if low > 0.5 else FAILS if high < 0.5 else OPEN
+    return Finding(observation, f"{int(reached.sum())} of {len(reached)} targets reached",
+                   "reached share (Clopper-Pearson interval)", share, low, high, None, None, verdict, note)
+
+
 def not_measured(observation: str, why: str) -> Finding:
     return Finding(observation, "-", "-", None, None, None, None, None, OPEN, f"not measured: {why}")
 

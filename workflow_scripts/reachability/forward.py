@@ -175,11 +175,13 @@ def followed_by(residual: Callable[..., torch.Tensor], text: torch.Tensor, score
     [B, T, d]): the residual of the whole sequence at the `scored` positions [B, K, d] (prefix
     steering: how a prefix moves the text after it). Every row is its run's: no candidates of a
     run, no continued prefix."""
+    where = torch.tensor(scored, device=text.device)  # on the device once: a captured step reads no host index
+
     def run(embeds: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
         if prefix is not None or len(embeds) != len(text):
             raise ValueError(f"a prompt followed by a text takes one prompt per run ({len(text)}), without a cached "
                              f"prefix; got {len(embeds)} (a method that scores candidates run by run)")
-        return residual(torch.cat([embeds, text.to(embeds)], dim=1))[:, scored]
+        return residual(torch.cat([embeds, text.to(embeds)], dim=1)).index_select(1, where)
 
     return run
 

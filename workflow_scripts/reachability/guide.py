@@ -200,7 +200,8 @@ def methods_against_soft(ctx: Context, experiment: str, baseline: Side | None = 
 
         rows += against(ctx, experiment, "{claim}{label} reaches as well as a soft prompt", "as_well", soft_of,
                         sides=("{method}", "soft prompt"), pairing=pairing)[0]
-    text = [m for m in dict.fromkeys(split(c)[1] for c in names) if m != SOFT and method_records()[m]["begins"] == "tokens"]
+    text = [m for m in dict.fromkeys(split(c)[1] for c in names) if m != SOFT and method_records()[m]["begins"] == "tokens"
+            and not method_records()[m]["per_position"]]  # the searches from shared random tokens (not the inversion)
     for later in text[1:]:
         pairs = {joined(split(c)[0], later): (experiment, joined(split(c)[0], text[0])) for c in names}
         for base in dict.fromkeys(split(c)[0] for c in names):
@@ -209,6 +210,27 @@ def methods_against_soft(ctx: Context, experiment: str, baseline: Side | None = 
                             pairs.get, [joined(base, later)], sides=("{method}", "{baseline_method}"),
                             pairing=" and restart (the same initial tokens); an MSE of exactly 0 (recovered tokens) "
                                     "ties with another 0")[0]
+    return rows, {}
+
+
+def steering_realised(ctx: Context, experiment: str) -> Rows:
+    """Steering (a supplied or random direction, or a prefix before real text): for each method,
+    does a prompt realise the largest ε for most targets (the reached share's interval above ½)?
+    The note names the largest ε at which it does."""
+    record, conditions = ctx.records[experiment], ctx.metrics[experiment]["conditions"]
+    by_method: dict[str, list[tuple[float, str]]] = {}
+    for condition in conditions:
+        base, method = split(condition)
+        by_method.setdefault(method, []).append((float(base[1:]), condition))
+    rows = []
+    for pairs in by_method.values():
+        pairs.sort()
+        held = [e for e, c in pairs if F.reached_interval(conditions[c]["per_target"]["reached"])[1] > 0.5]
+        largest, condition = pairs[-1]
+        note = (f"most targets reached (interval above ½) up to ε = {max(held):g}" if held else
+                "at no ε are most targets reached (interval above ½)")
+        rows.append(F.mostly_reached(f"{record.label_of(condition)}: a prompt realises the largest ε for most targets",
+                                     conditions[condition]["per_target"]["reached"], note))
     return rows, {}
 
 

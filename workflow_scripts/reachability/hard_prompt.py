@@ -128,8 +128,9 @@ def markdown_table(rows: list[dict], summary: dict) -> str:
     methods = list(summary["methods"])
     lines = [f"# Hard prompts ({', '.join(m.upper() for m in methods)}) against soft prompts", "",
              f"{summary['n_targets']} of Exp 1's targets, each side's best over {summary['restarts']} restart(s) (the "
-             f"same count on every side; the hard prompts start from the same random tokens, the soft prompt from "
-             f"N(0, 1)). Median best MSE: soft prompt {_g(summary['soft_median_mse'])}, its nearest-token projection "
+             f"same count on every side; PEZ and GCG start from the same random tokens, a token mixture from small "
+             f"logits, the inversion from nothing, the soft prompt from N(0, 1); a mixture's row is the text it reads "
+             f"as). Median best MSE: soft prompt {_g(summary['soft_median_mse'])}, its nearest-token projection "
              f"{_g(summary['projected_median_mse'])}.", ""]
     for m, s in summary["methods"].items():
         lines.append(f"- {m.upper()}: median best MSE {_g(s['median_mse'])} (relative {_g(s['median_relative_mse'])}); "

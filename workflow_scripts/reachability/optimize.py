@@ -115,6 +115,9 @@ def optimize_batch(residual: Residual, targets: torch.Tensor, inputs: dict[str, 
         residual = followed_by(residual, text.to(device), list(scored))
     elif "prompt" in inputs and inputs["prompt"].shape != targets.shape:
         raise ValueError(f"targets {tuple(targets.shape)} and prompts {tuple(inputs['prompt'].shape)} must both be [B, S, d]")
+    elif any(v.ndim > 1 and v.shape[1] != targets.shape[1] for v in inputs.values()):  # tokens, logits: S positions
+        raise ValueError(f"every input holds the targets' {targets.shape[1]} positions "
+                         f"({ {k: tuple(v.shape) for k, v in inputs.items()} })")
     own = getattr(method, "capturable", True)  # a method whose steps change shape (the inversion) is never captured
     backend = graphs.backend_for(device) if capture and own else None
     why_not = "engine.capture is off" if not capture else f"{method.name}: not capturable" if not own else \

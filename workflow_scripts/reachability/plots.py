@@ -314,11 +314,16 @@ def ladder(path: str, sections: list[dict], threshold: float, dpi: int = 120) ->
     _save(fig, path, dpi)
 
 
-def trajectories(path: str, label: str, found: dict, dpi: int = 120) -> None:
+def trajectories(path: str, label: str | None, found: dict | None, dpi: int = 120) -> None:
     """The research log's per-layer trajectories of one condition: the cosine to the target at
     every layer for the prompt (solid) and the text that made the target (dashed), for its best,
-    median and worst targets, with the median over targets (black)."""
+    median and worst targets, with the median over targets (black); None: no condition had
+    prompt vectors to analyse (said on the figure)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    if found is None:
+        ax.text(0.5, 0.5, "no analysed condition has prompt vectors", ha="center", transform=ax.transAxes)
+        _save(fig, path, dpi)
+        return
     layers = np.arange(len(found["prompt_median"]))
     for (name, target), color in zip(found["picked"].items(), ("tab:green", "tab:blue", "tab:red")):
         at = found["target_ids"].index(target)

@@ -10,7 +10,8 @@ there and otherwise says why not.
 from __future__ import annotations
 
 SOURCE = "the research log (Pythia-160M, hidden_states[6], (1 − cos) + 0.01 · MSE; docs/research_log.md)"
-SETTING = {"model.name": "EleutherAI/pythia-160m", "site": ("hidden_states", 6), "optimizer.loss": "cosine_mse"}
+SETTING = {"model.name": "EleutherAI/pythia-160m", "model.revision": None, "site": ("hidden_states", 6),
+           "optimizer.loss": {"kind": "cosine_mse", "mse_weight": 0.01}}  # its final checkpoint
 MEDIAN_COSINE = {  # by our labels for its conditions
     "Exp 1 real": 0.9960, "Exp 2a matched": 0.9771, "Exp 2b isotropic": 0.9708,
     "Exp 3 α=-0.5": 0.9854, "Exp 3 α=0": 0.9958, "Exp 3 α=0.25": 0.9915, "Exp 3 α=0.5": 0.9880,
@@ -21,8 +22,8 @@ MEDIAN_MSE = {"Exp 1 real": 0.021, "Exp 2a matched": 0.091, "Exp 2b isotropic": 
 
 def differences(config: dict) -> list[str]:
     """The config keys of the log's setting that this study does not share ([]: its own)."""
-    ours = {"model.name": config["model"]["name"], "site": (config["site"]["kind"], int(config["site"]["layer"])),
-            "optimizer.loss": config["optimizer"]["loss"]["kind"]}
+    ours = {"model.name": config["model"]["name"], "model.revision": config["model"]["revision"],
+            "site": (config["site"]["kind"], int(config["site"]["layer"])), "optimizer.loss": config["optimizer"]["loss"]}
     return [key for key, value in SETTING.items() if ours[key] != value]
 
 

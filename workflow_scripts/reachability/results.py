@@ -39,17 +39,22 @@ def collect_runs(paths: list[str], conditions: list[str], n_targets: int, restar
                                 optional=tuple(OPTIONAL))
         names = attrs["conditions"]
         per_run = [k for k in (*PER_RUN, *OPTIONAL) if k in arrays]
-        for k in per_run:  # each array takes its trailing shape from the first pack that has it
-            if k not in out:
-                fill = OPTIONAL.get(k, False if k == "diverged" else np.nan)
+        for k in per_run:  # each array as wide as its widest pack (a method of fewer steps: its loss padded)
+            fill = OPTIONAL.get(k, False if k == "diverged" else np.nan)
+            wide = shape + tuple(max(a, b) for a, b in zip(out[k].shape[3:], arrays[k].shape[1:])) if k in out else \
+                shape + arrays[k].shape[1:]
+            if k not in out or out[k].shape != wide:
                 dtype = np.int64 if k == "tokens" else bool if k == "diverged" else np.float32
-                out[k] = np.full(shape + arrays[k].shape[1:], fill, dtype)
+                grown = np.full(wide, fill, dtype)
+                if k in out:
+                    grown[tuple(slice(0, n) for n in out[k].shape)] = out[k]
+                out[k] = grown
         for i, (c, t, r) in enumerate(zip(arrays["condition"], arrays["target_id"], arrays["restart"])):
             if names[c] not in conditions or t >= n_targets or r >= restarts:
                 continue
             where = (conditions.index(names[c]), t, r)
             for k in per_run:
-                out[k][where] = arrays[k][i]
+                out[k][where + tuple(slice(0, n) for n in arrays[k].shape[1:])] = arrays[k][i]
             seen[where] = True
     if not seen.all():
         c, t, r = np.argwhere(~seen)[0]

@@ -118,8 +118,8 @@ def size(config: dict, vocab_size: int | None = None) -> dict[str, int]:
     """How much optimisation a study asks for at most (every experiment at its site, the layer
     sweep, every compared model; Exp 1's budget extended): runs, run-steps (a forward and a
     backward each) and candidate forwards (a forward each): GCG's, and where the vocabulary's size
-    is known the exact inversion's (every token at every position, one position of S each: V
-    sequences' worth per run)."""
+    is known the exact inversion's (every token, or its top_k, at every position, one position of
+    S each: V (or k) sequences' worth per run; a compared model counted at this vocabulary)."""
     from .comparison import model_study
 
     steps, sweep = config["optimizer"]["extend_steps"] or config["optimizer"]["steps"], config["layer_sweep"]
@@ -135,7 +135,8 @@ def size(config: dict, vocab_size: int | None = None) -> dict[str, int]:
             out["runs"] += runs
             out["run_steps"] += runs * settings.get("steps", budget)
             out["candidate_forwards"] += runs * settings.get("steps", budget) * settings.get("candidates", 0)
-            out["candidate_forwards"] += runs * (vocab_size or 0) * (settings["method"] == "inversion")
+            if settings["method"] == "inversion" and vocab_size:  # every token, or the top_k the gradient ranks
+                out["candidate_forwards"] += runs * min(settings.get("top_k") or vocab_size, vocab_size)
     for entry in config["compare"]["models"]:
         for key, value in size(model_study(config, entry), vocab_size).items():
             out[key] += value
@@ -175,9 +176,12 @@ def real_text(config: dict, experiment: str) -> bool:
 
 
 def ladder_experiments(config: dict) -> list[str]:
-    """The experiments the constraint ladder reads: every enabled one that runs more than one
-    method, those that join Exp 1's section, and Exp 1 when they do."""
-    joins = ladder_joins(config)
-    chosen = {n for n in enabled_experiments(config) if len(method_names(config, n)) > 1} | set(joins)
-    chosen |= {experiments.BASELINE} if joins else set()
-    return [n for n in enabled_experiments(config) if n in chosen]
+    """The experiments the constraint ladder reads: those with runs in a set of targets that more
+    than one method runs on (an experiment's own conditions, or Exp 1's real targets joined by the
+    experiments that reuse them); none: no ladder."""
+    from .ladder import sections
+
+    names = enabled_experiments(config)
+    found = sections({n: conditions(config, n) for n in names}, ladder_joins(config))
+    chosen = {experiment for members in found.values() for experiment, _ in members.values()}
+    return [n for n in names if n in chosen]
