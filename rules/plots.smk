@@ -137,6 +137,12 @@ rule plot_reachability_curves:
 rule plot_transition:
     input:
         metrics=METRICS,
+        # the other corruption basis, when it runs too (Exp 4 beside Exp 4p)
+        others=lambda w: [
+            METRICS.format(experiment=e)
+            for e in EXPERIMENTS
+            if "plot_transition" in registry.get(e).outputs and e != w.experiment
+        ],
         findings=rules.findings.output.json,
         budget=BUDGET_INPUT,
     output:

@@ -83,15 +83,21 @@ def summary(path: str, groups: dict[str, np.ndarray], dpi: int = 120) -> None:
     _save(fig, path, dpi)
 
 
-def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | None = None, dpi: int = 120) -> None:
-    """Exp 4: final MSE against the fraction of dimensions replaced; a light line per target
-    ([F, T]), the median in bold, each target's fitted elbow as a tick (red: resolved by the
-    measured fractions, grey: not), and the median elbow with the elbows' interquartile range."""
+def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | None = None, dpi: int = 120,
+               label: str = "Exp 4", others: dict[str, tuple[list[float], np.ndarray]] | None = None) -> None:
+    """Exp 4 (or 4p): final MSE against the fraction replaced; a light line per target ([F, T]),
+    the median in bold, each target's fitted elbow as a tick (red: resolved by the measured
+    fractions, grey: not), the median elbow with the elbows' interquartile range; and the median
+    of each other basis that ran (`others`: {label: (fractions, best [F, T])}) dashed beside it."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = np.argsort(fractions)
     f, values = np.asarray(fractions)[order], best[order]
     ax.plot(f, values, color="tab:blue", alpha=0.25, lw=0.8)
-    ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label="median over targets")
+    ax.plot(f, np.nanmedian(values, axis=1), color="black", lw=2.8, marker="o", label=f"{label}: median over targets")
+    for (name, (theirs, their_best)), color in zip((others or {}).items(), ("tab:purple", "tab:green", "tab:orange")):
+        at = np.argsort(theirs)
+        ax.plot(np.asarray(theirs)[at], np.nanmedian(their_best[at], axis=1), color=color, lw=2, ls="--", marker="s",
+                label=f"{name}: median over its targets")
     for t in (fit or {}).get("per_target", []):
         if np.isfinite(t["f0"]):
             ax.axvline(t["f0"], ymax=0.06, color="tab:red" if t["resolved"] else "0.6", lw=1.2)
@@ -101,8 +107,9 @@ def transition(path: str, fractions: list[float], best: np.ndarray, fit: dict | 
                          + (f"{fit['median_width']:.3g})" if fit.get("width_upper_bound") is None
                             else f"< {fit['width_upper_bound']:.3g}: sharper than the grid resolves)"))
         ax.axvspan(*fit["f0_iqr"], color="tab:red", alpha=0.12, label="elbows, interquartile range")
-    ax.set(xlabel="fraction of dimensions replaced", ylabel="best-of-restarts final MSE", yscale="log",
-           title="Experiment 4: dimension replacement (ticks: each target's fitted elbow)")
+    ax.set(xlabel="fraction replaced (Exp 4: dimensions; Exp 4p: principal directions)",
+           ylabel="best-of-restarts final MSE", yscale="log",
+           title=f"{label}: replacement (ticks: each target's fitted elbow)")
     ax.legend(fontsize=8)
     _save(fig, path, dpi)
 
