@@ -30,7 +30,8 @@ def test_a_reader_expects_every_field_that_decides_a_files_contents(config):
                         "loss": {"kind": "mse"}, "precision": "fp32",
                         "methods": {c: {"method": "soft"} for c in expected["conditions"]}}
     hard = records.expected(config, "results/hard_prompt/runs/hs4/0-8_s300.h5")["methods"]
-    assert hard == {"text/pez": {"method": "pez"}, "text/gcg": {"method": "gcg", **config["methods"]["gcg"]},
+    assert hard == {"text/norm_ball": {"method": "norm_ball", **config["methods"]["norm_ball"]},
+                    "text/pez": {"method": "pez"}, "text/gcg": {"method": "gcg", **config["methods"]["gcg"]},
                     "text/mixture": {"method": "mixture", **config["methods"]["mixture"]},
                     "text/inversion": {"method": "inversion", "top_k": None, "steps": config["seq_len"]}}
     extended = records.expected(config, "results/experiment1/runs_extended/hs4/0-16_s360.h5")
