@@ -628,3 +628,22 @@ def test_the_ladder_sets_every_rung_on_the_same_targets(demo):
     np.testing.assert_allclose(rungs["soft"]["per_target"]["best_mse"], soft, rtol=1e-6)
     table = (demo / "results" / "ladder.md").read_text()
     assert table.count("| exact inversion | yes |") == 2 and (demo / "results" / "ladder.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_swept_experiment_with_several_methods_has_a_line_per_method(tmp_path):
+    """The layer sweep of an experiment that runs the soft prompt and the norm ball: each method
+    its own line, at every site."""
+    config = demo_config(**{**AGENDA_ONLY, "optimizer.steps": 20, "optimizer.extend_steps": None,
+                            **{f"experiments.{e}.enabled": False for e in
+                               ("experiment2a", "experiment2b", "experiment3", "experiment4")},
+                            "experiments.experiment1": {"enabled": True, "n_targets": 2, "restarts": 1,
+                                                        "methods": ["soft", "norm_ball"]},
+                            "layer_sweep": {"enabled": True, "sites": [{"kind": "hidden_states", "layer": 2},
+                                                                       {"kind": "hidden_states", "layer": 4}],
+                                            "experiments": ["experiment1"], "n_targets": 2, "restarts": 1}})
+    result = snakemake(tmp_path, config, "--cores", "2", "results/layer_sweep.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = json.loads((tmp_path / "results" / "layer_sweep.json").read_text())["results"]
+    assert {k: list(v) for k, v in sweep.items()} == {"experiment1": ["hs2", "hs4"], "experiment1/norm_ball": ["hs2", "hs4"]}
+    assert sweep["experiment1"]["hs2"]["median_best_final_mse"] != sweep["experiment1/norm_ball"]["hs2"]["median_best_final_mse"]
