@@ -137,3 +137,23 @@ def test_steering_is_realised_up_to_the_largest_epsilon_most_targets_reach():
     assert guide.steering_realised(context(m), "steering")[0][0].verdict == F.HOLDS
     m["steering"]["conditions"]["e4"] = reached(20)  # a half: the interval straddles ½
     assert guide.steering_realised(context(m), "steering")[0][0].verdict == F.OPEN
+
+
+def test_every_method_is_judged_against_the_soft_prompt_by_its_claim_and_the_inversion_not_as_a_search():
+    """Exp 2a with the soft prompt, a mixture that is in truth the same and one 100x worse-scaled
+    PEZ/GCG/inversion: the mixture (its start: logits) holds "as well as a soft prompt" under its
+    own claim; text is 100x worse and does not; GCG is judged against PEZ, the inversion is not."""
+    true = 10 ** np.random.default_rng(3).normal(-3, 0.5, 200)
+    same, worse = summary(restarts(true, 3, seed=4)), summary(restarts(100 * true, 3, seed=5))
+    m = {"experiment2a": {"conditions": {"matched": summary(restarts(true, 3, seed=6)), "matched/mixture": same,
+                                         "matched/pez": worse, "matched/gcg": worse, "matched/inversion": worse}}}
+    found, _ = guide.methods_against_soft(context(m), "experiment2a")
+    rows = {r.observation: r for r in found}
+    mixture = rows["a mixture of tokens reaches as well as a vector: Exp 2a matched (token mixture) reaches as well as "
+                   "a soft prompt"]
+    assert mixture.verdict == F.HOLDS and "token mixture's logits" in mixture.note
+    for label in ("PEZ", "GCG", "exact inversion"):
+        row = rows[f"text reaches as well as a vector: Exp 2a matched ({label}) reaches as well as a soft prompt"]
+        assert row.verdict == F.FAILS
+    assert any(o.startswith("GCG reaches better than PEZ") for o in rows)
+    assert not any("exact inversion reaches better" in o for o in rows)
