@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .findings import scored
+from .hard_prompt import recovery
 from .metrics import best_over, reached
 from .runs import SOFT, method_records, split
 
@@ -59,7 +60,7 @@ def rung(runs: Runs, c: int, n: int, r: int, threshold: float, original: np.ndar
     out = {"best_mse": mse, "relative_best_mse": mse / scale, "cosine": cos, "reached": reached(mse, scale, threshold)}
     tokens = runs.get("tokens")
     if original is not None and is_text and tokens is not None and (tokens[c, :n, :r] >= 0).all():
-        out["exact"] = (tokens[c, np.arange(n), index] == original[:n]).all(axis=1) & np.isfinite(mse)
+        out["exact"] = recovery(tokens[c, np.arange(n), index], original[:n])["exact"] & np.isfinite(mse)
     return out
 
 
