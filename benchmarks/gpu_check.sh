@@ -14,7 +14,8 @@
 # transformers and h5py (a GPU machine's own Python, the project not installed).
 #
 # Each stage has its own time limit; on the GPU the limits add up to the overall budget
-# (GPU_CHECK_BUDGET, default 470 s: one call fits in 8 minutes of a 10-minute slot) less a
+# (GPU_CHECK_BUDGET, default 520 s: one call and a machine's start fit in 9½ minutes, leaving a
+# session of 15 device minutes room for a partial rerun) less a
 # margin for the summary, so every stage gets its share, the engine and the real DAG the most.
 # In smoke mode a limit is what an idle 2-core machine needs, with ample room, times the machine's
 # measured slowdown when the stage starts (its load per core, at least 1), so a machine that other
@@ -32,7 +33,8 @@
 # on the tests' tiny families and a Pythia-160M-shaped model, fp32/tf32/bf16); engine (plan.py
 # --measure: Snakemake's DAG building for config.yaml, timed, then the captured step at every
 # (method, layer, batch) that config's packs run, most work first, with FLOPs per run-step and the
-# device's matmul peak; then the whole plan priced from them); perturbation (the batched KL-vs-eps
+# device's matmul peak, then the token mixture and the exact inversion where time is left; then the
+# whole plan priced from them); perturbation (the batched KL-vs-eps
 # against notebook 004's loop); dag (a reduced study on a random Pythia-160M-shaped model with real
 # WikiText-2 and the Pythia tokenizer, with --resources gpu=2: its wall time beside plan.py's
 # projection from the engine stage's rates, and each rule's job time added to the rate table).
@@ -97,7 +99,7 @@ out=${OUT:-/tmp/gpu_check}
 work=$(mktemp -d /tmp/gpu_check_work.XXXX)
 logs=$work/logs
 mkdir -p "$out" "$logs"
-budget=${GPU_CHECK_BUDGET:-470}
+budget=${GPU_CHECK_BUDGET:-520}
 margin=30  # the summary, the archive and a stage's kill grace
 deadline=$((SECONDS + budget - margin))
 export PYTHONPATH=$root/workflow_scripts:$root/benchmarks${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -193,30 +195,30 @@ dag_stage() {  # priced from what the engine stage measured (what is missing, sa
     --resources gpu=2 --validate --record --workdir "$work/dag" --json "$work/dag_plan.json"
 }
 
-cores=16 study=config.yaml steps=10
-((smoke)) && cores=2 study=demo.yaml steps=3
+cores=16 study=config.yaml steps=10 also="mixture:12:500 inversion:12:4"  # methods config.yaml does not run
+((smoke)) && cores=2 study=demo.yaml steps=3 also="mixture:4:8 inversion:4:4"
 export -f env_stage wheels_stage dag_config dag_stage
 export work smoke out python cores
 # stage NAME GPU_LIMIT_S SMOKE_IDLE_S ...: the GPU limits add up to the budget less the margin
-stage env 20 60 env_stage
-stage wheels 25 30 wheels_stage
+stage env 15 60 env_stage
+stage wheels 10 30 wheels_stage
 [[ -d $work/site ]] && export PYTHONPATH=$work/site:$PYTHONPATH
 stage tests 50 150 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
   tests/test_hard_prompt.py tests/test_capture.py tests/test_optimize.py
 if ((smoke)); then
-  stage capture 35 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
+  stage capture 45 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
 else
-  stage capture 35 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
+  stage capture 45 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
 fi
-stage engine 130 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
-  --cores $cores --resources gpu=2
+stage engine 160 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
+  --also $also --cores $cores --resources gpu=2
 if ((smoke)); then
-  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
+  stage perturbation 30 60 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
     --directions 2 --epsilons 0 1
 else
-  stage perturbation 15 60 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
+  stage perturbation 30 60 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
 fi
-stage dag 165 240 dag_stage
+stage dag 170 240 dag_stage
 
 {
   echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"

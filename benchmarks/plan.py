@@ -58,7 +58,7 @@ from reachability.runs import batch_sizes, parse_pack
 from reachability.sites import Site
 from reachability.storage import write_table
 
-DEFAULT_RATES = ROOT / "benchmarks" / "rates" / "h100_landed_2026-11-26.json"
+DEFAULT_RATES = ROOT / "benchmarks" / "rates" / "h200_2026-12-04.json"  # this engine, measured
 KINDS = ("measured", "interpolated", "extrapolated", "estimated", "missing")  # how a number was got, best first
 
 
@@ -209,12 +209,11 @@ class Rates:
         mode = self.estimate(method, precision, "captured", layer, batch) if captured else None
         if captured and mode is None:
             notes.append("no captured rows: the eager rate")
-        options = [m for m in (mode, eager) if m]
-        if not options:
+        if not (mode or eager):
             raise LookupError(f"no {method} {precision} rows")
-        rate, fixed, source, how = max(options, key=lambda m: m[0])  # a captured step is never slower than eager
-        if mode and rate != mode[0]:
-            notes.append(f"captured rate would be {mode[0]:,.0f}; the faster eager one bounds it from below")
+        rate, fixed, source, how = mode or eager  # the step the config runs (captured where it can be)
+        if mode and eager and eager[0] > mode[0]:  # large batches, where a replay saves no launches (H200)
+            notes.append(f"the eager step would be faster: {eager[0]:,.0f} run-steps/s")
         if "fixed_s" not in json.dumps(self.rows):
             notes.append("no fixed cost per batch in the table")
         optimising = steps * batch / rate * scale
@@ -611,17 +610,18 @@ def points(jobs: list[Job], seq_len: int = 20) -> list[str]:
     return sorted(work, key=work.get, reverse=True)
 
 
-def measure(config: dict, configfile: Path, out: Path, steps: int) -> None:
+def measure(config: dict, configfile: Path, out: Path, steps: int, also: list[str] = ()) -> None:
     """This config's rate table, measured on this machine into `out`, which is rewritten as each
     number is measured: first Snakemake's DAG building for the config (its dry run, timed), then
     the engine at every (method, layer, batch) its packs run, most work first, with one thread
-    as a job runs; so a measurement cut short holds what prices most of the plan."""
+    as a job runs, then the points of `also` (other methods' rows, where time is left); so a
+    measurement cut short holds what prices most of the plan."""
     jobs, _, seconds = listed(config)
     write_table(out, {"dag_building": {"seconds": seconds, "jobs": len(jobs), "config": configfile.name,
                                       "machine": platform.node()}})
     candidates = {own["candidates"] for j in jobs for _, _, _, own in j.groups if "candidates" in own}
     command = [sys.executable, str(ROOT / "benchmarks" / "engine_benchmark.py"), "--configfile", str(configfile),
-               "--points", *points(jobs, config["seq_len"]), "--precisions", config["engine"]["precision"],
+               "--points", *dict.fromkeys([*points(jobs, config["seq_len"]), *also]), "--precisions", config["engine"]["precision"],
                "--steps", str(steps), "--reference-steps", "5", "--threads", "1", "--out", str(out), "--append",
                *(["--candidates", str(max(candidates))] if candidates else [])]
     if config["engine"]["device"] == "cpu":
@@ -681,6 +681,8 @@ def main() -> None:
     parser.add_argument("--measure", type=Path, metavar="OUT", help="first measure this config's rate table here "
                                                                     "(written as it is measured), then plan from it")
     parser.add_argument("--steps", type=int, default=10, help="with --measure or --validate: the engine's timed steps")
+    parser.add_argument("--also", nargs="+", default=[], metavar="METHOD:LAYER:BATCH",
+                        help="with --measure: these points too, after the config's own")
     parser.add_argument("--cores", type=int, default=4)
     parser.add_argument("--resources", nargs="*", default=["gpu=2"], help="as Snakemake's --resources")
     parser.add_argument("--devices", type=int, default=1, help="GPUs on the machine")
@@ -698,7 +700,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         rates_path = args.measure or args.rates or (Path(scratch) / "rates.json" if args.validate else DEFAULT_RATES)
         if args.measure or (args.validate and not args.rates):
-            measure(config, args.configfile, rates_path, args.steps)
+            measure(config, args.configfile, rates_path, args.steps, args.also)
         rates = Rates(json.loads(rates_path.read_text()))
     plan = project(config, rates, args.cores, slots, devices)
     print(f"config: {args.configfile}; --cores {args.cores} --resources {' '.join(args.resources) or '-'}; "

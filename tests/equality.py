@@ -14,13 +14,18 @@ import numpy as np
 ROUNDING = 1e-9  # a loss this small against the target's mean square is float rounding of zero
 
 
+def host(values) -> np.ndarray:
+    """float64 values on the host, from NumPy, a number or a torch tensor on any device."""
+    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+
+
 def assert_same_losses(actual, desired, scale, rtol: float = 1e-4) -> None:
     """Losses (MSE) of the same runs equal up to float rounding; `scale` is the targets' mean
     square (an array, a tensor or a number)."""
-    floor = ROUNDING * float(np.mean(np.asarray(scale, dtype=np.float64)))
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=floor)
+    floor = ROUNDING * float(np.mean(host(scale)))
+    np.testing.assert_allclose(host(actual), host(desired), rtol=rtol, atol=floor)
 
 
 def mean_square(targets) -> float:
-    """The mean square of target tensors (torch or NumPy)."""
-    return float(np.mean(np.square(np.asarray(targets, dtype=np.float64))))
+    """The mean square of target tensors (torch on any device, or NumPy)."""
+    return float(np.mean(np.square(host(targets))))
