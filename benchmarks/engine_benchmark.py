@@ -154,7 +154,8 @@ def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int
            capture: bool, method: str = "soft", candidates: int = 512, seconds: float = 2.0) -> dict:
     """run-steps/s, fixed seconds per batch, peak GiB and how the batches ran, by the
     difference of two lengths: N and 2N steps, N at most `steps` and no more than the warm-up
-    says `seconds` take (at least 2), so a slow step (GCG's) is timed in few."""
+    says `seconds` take (at least 2; captured, at least 4, so that both lengths replay a graph),
+    so a slow step (GCG's) is timed in few."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
     inputs, how = inputs_for(method, lm, batch, device), method_of(method, lm, candidates)
@@ -162,7 +163,8 @@ def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int
     start = time.perf_counter()
     optimize_batch(residual, targets, inputs, how, 4, precision=precision, capture=capture)  # warm-up
     sync(device)
-    steps = max(2, min(steps, int(seconds * 4 / (time.perf_counter() - start)), most_steps(method) // 2))
+    fewest = 2 + 2 * capture  # a captured timing needs more steps than the capture's 3 warm-ups, or it runs eagerly
+    steps = max(fewest, min(steps, int(seconds * 4 / (time.perf_counter() - start)), most_steps(method) // 2))
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, ran = [], set()

@@ -1,6 +1,7 @@
 """The research log's cosine + MSE objective against a hand-written loop of its formula."""
 
 import numpy as np
+import pytest
 import torch
 
 from equality import assert_same_losses
@@ -10,6 +11,7 @@ from reachability.objectives import cosine_mse_of, mse_of
 from reachability.optimize import optimize_batch, optimize_runs
 from reachability.runs import RunId
 from reachability.sites import Site
+from reachability.storage import read_h5
 
 SEQ, STEPS, WEIGHT = 8, 60, 0.01
 
@@ -74,3 +76,30 @@ def test_the_objective_is_zero_at_the_target_and_its_parts_are_the_cosine_and_th
         rows = torch.tensor([2, 2, 0])  # three candidates of runs 2, 2 and 0
         torch.testing.assert_close(cosine_mse_of(residual, targets, "fp32")(embeds[:3], rows),
                                    cosine_mse_of(residual, targets[rows], "fp32")(embeds[:3]))
+
+
+@pytest.mark.slow
+def test_a_study_under_the_logs_objective_runs_end_to_end_and_records_it(tmp_path):
+    """The demo's Exp 1 and Exp 4p (its own 200 steps) under cosine + 0.01 MSE, run by Snakemake:
+    each experiment's runs name the objective, their loss curves are its values (at the first
+    step 1 - cos + 0.01 MSE, not the MSE), and the MSE and cosine are recorded beside them."""
+    from workflow_helpers import AGENDA_ONLY, demo_config, snakemake
+
+    loss = {"kind": "cosine_mse", "mse_weight": WEIGHT}
+    off = {f"experiments.{e}.enabled": False for e in ("experiment2a", "experiment2b", "experiment3", "experiment4")}
+    config = demo_config(**{**AGENDA_ONLY, **off, "optimizer.loss": loss, "boundary.enabled": False,
+                            "experiments.experiment1.n_targets": 4, "experiments.experiment4p.enabled": True,
+                            "experiments.experiment4p.fractions": [0, 1.0]})
+    result = snakemake(tmp_path, config, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for experiment, steps in (("experiment1", (300, 360)), ("experiment4p", (200,))):
+        runs, attrs = read_h5(tmp_path / "results" / experiment / "runs.h5")
+        assert attrs["loss"] == loss and attrs["steps"] in steps
+        curve, initial = runs["loss"], runs["initial_mse"]
+        assert curve.shape[-1] == attrs["steps"] and np.isfinite(runs["final_mse"]).all()
+        assert (np.abs(runs["cosine"]) <= 1 + 1e-6).all()
+        first = curve[..., 0]  # 1 - mean cosine (in [0, 2]) + the weighted MSE of the initial prompt
+        assert (first >= WEIGHT * initial - 1e-5).all() and (first <= 2 + WEIGHT * initial + 1e-5).all()
+        assert not np.allclose(first, initial)  # the agenda's objective would start at the MSE itself
+    table = (tmp_path / "results" / "conditions.md").read_text()  # the log's table: its objective is this study's
+    assert "differs in model.name, site" in table and "optimizer.loss" not in table

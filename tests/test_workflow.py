@@ -17,25 +17,27 @@ from workflow_helpers import (AGENDA_ONLY, ROOT, demo_config, planned_jobs, plan
                               study_runs)
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt",
-               "prefix_steering")
+               "prefix_steering", "experiment4p", "steering")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
           "perturbation/kl_vs_epsilon.png", "perturbation/placement.png", "hard_prompt/hard_vs_soft.png",
           "compare/reachability_across_models.png", "boundary.png", "layer_sweep/boundary.png", "ladder.png",
-          "layer_trajectories.png", "prefix_steering/steering.png")
+          "layer_trajectories.png", "prefix_steering/steering.png", "steering/steering.png")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
 
 
 def test_every_output_exists_and_every_png_decodes(demo):
     pngs = [demo / "results" / e / f for e in EXPERIMENTS for f in FIGURES]
     pngs += [demo / "results" / "summary.png", demo / "results" / "experiment4_transition.png",
+             demo / "results" / "experiment4p_transition.png",
              demo / "results" / "experiment3" / "reachability_curves.png"]
     pngs += [demo / "results" / name for name in BEYOND]
     for png in pngs:
         image = imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "conditions.md").read_text()
-    # Exp 1, Exp 2a's five methods, 2b; 8 α, 11 f; prefix steering's 2 ε; the ablation's 2; the text experiment's 5
-    assert table.count("\n| ") == 1 + 1 + 5 + 1 + 8 + 11 + 2 + 2 + 5 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    # Exp 1, Exp 2a's five methods, 2b; 8 α, 11 f; prefix steering's 2 ε; the ablation's 2; the text experiment's 5;
+    # Exp 4p's 4 f (its own steps); steering's 3 ε
+    assert table.count("\n| ") == 1 + 1 + 5 + 1 + 8 + 11 + 2 + 2 + 5 + 4 + 3 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert "differs in model.name, site, optimizer.loss" in table  # the research log's table: its own setting only
     assert table.startswith("Step budget: ")
 
@@ -212,10 +214,11 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
     # ablation's 300 runs, the hard prompts' 150, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
     assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 1 + 10
     text = result.stdout
-    agenda = [e for e in EXPERIMENTS if e != "prefix_steering"]  # off in config.yaml, like its comparisons
+    off = ("prefix_steering", "experiment4p", "steering")  # off in config.yaml, like their comparisons
+    agenda = [e for e in EXPERIMENTS if e not in off]
     for name in [f"results/{e}/{f}" for e in agenda for f in (*FIGURES, "metrics.json")] + [
             "results/summary.png", "results/experiment4_transition.png", "results/conditions.md"] + [
-            f"results/{b}" for b in BEYOND if not b.startswith(("compare/", "prefix_steering/"))]:
+            f"results/{b}" for b in BEYOND if not b.startswith(("compare/", *(f"{e}/" for e in off)))]:
         assert name in text, name
 
 
