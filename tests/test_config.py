@@ -83,8 +83,8 @@ def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
     result = snakemake(tmp_path, demo_config(**{"optimizer.extend_steps": None}), "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
     # Exp 1, 2a (five methods), 2b, 3, 4, the ablation, the text experiment, prefix steering, Exp 4p (its own
-    # steps), steering; the sweep's other sites
-    assert planned_jobs(result)["optimise_pack"] == study_packs(demo_config()) == 1 + 5 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 1 + 4
+    # steps); the sweep's other sites
+    assert planned_jobs(result)["optimise_pack"] == study_packs(demo_config()) == 1 + 5 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 4
 
 
 def test_an_experiment_with_its_own_steps_runs_them_and_the_others_the_budget(tmp_path):

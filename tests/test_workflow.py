@@ -17,11 +17,11 @@ from workflow_helpers import (AGENDA_ONLY, ROOT, demo_config, planned_jobs, plan
                               study_runs)
 
 EXPERIMENTS = ("experiment1", "experiment2a", "experiment2b", "experiment3", "experiment4", "ablation", "hard_prompt",
-               "prefix_steering", "experiment4p", "steering")
+               "prefix_steering", "experiment4p")
 BEYOND = ("ablation.png", "layer_sweep.png", "embedding_manifold.png", "functional_reachability.png",
           "perturbation/kl_vs_epsilon.png", "perturbation/placement.png", "hard_prompt/hard_vs_soft.png",
           "compare/reachability_across_models.png", "boundary.png", "layer_sweep/boundary.png", "ladder.png",
-          "layer_trajectories.png", "prefix_steering/steering.png", "steering/steering.png")
+          "layer_trajectories.png", "prefix_steering/steering.png")
 FIGURES = ("loss_curves.png", "final_mse_histogram.png", "cosine_by_position.png")
 
 
@@ -36,8 +36,8 @@ def test_every_output_exists_and_every_png_decodes(demo):
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0.01, png
     table = (demo / "results" / "conditions.md").read_text()
     # Exp 1, Exp 2a's five methods, 2b; 8 α, 11 f; prefix steering's 2 ε; the ablation's 2; the text experiment's 5;
-    # Exp 4p's 4 f (its own steps); steering's 3 ε
-    assert table.count("\n| ") == 1 + 1 + 5 + 1 + 8 + 11 + 2 + 2 + 5 + 4 + 3 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
+    # Exp 4p's 4 f (its own steps)
+    assert table.count("\n| ") == 1 + 1 + 5 + 1 + 8 + 11 + 2 + 2 + 5 + 4 and "Exp 3 α=-0.5" in table and "Exp 4 f=1 " in table
     assert "differs in model.name, site, optimizer.loss" in table  # the research log's table: its own setting only
     assert table.startswith("Step budget: ")
 
@@ -214,7 +214,7 @@ def test_the_agenda_dry_run_lists_every_output_it_names(tmp_path):
     # ablation's 300 runs, the hard prompts' 150, and the sweep's 40 runs at each of its 5 other sites x 2 experiments
     assert planned_jobs(result)["optimise_pack"] == 5 + 1 + 1 + 10
     text = result.stdout
-    off = ("prefix_steering", "experiment4p", "steering")  # off in config.yaml, like their comparisons
+    off = ("prefix_steering", "experiment4p")  # off in config.yaml, like their comparisons
     agenda = [e for e in EXPERIMENTS if e not in off]
     for name in [f"results/{e}/{f}" for e in agenda for f in (*FIGURES, "metrics.json")] + [
             "results/summary.png", "results/experiment4_transition.png", "results/conditions.md"] + [

@@ -67,7 +67,7 @@ AGENDA_ONLY = {  # the demo without the beyond-the-agenda analyses (fewer jobs, 
     "experiments.ablation.enabled": False, "layer_sweep.enabled": False,
     "analysis.enabled": False, "perturbation.enabled": False,
     "experiments.hard_prompt.enabled": False, "compare.models": [], "experiments.prefix_steering.enabled": False,
-    "experiments.experiment4p.enabled": False, "experiments.steering.enabled": False,
+    "experiments.experiment4p.enabled": False,
 }
 
 
