@@ -141,7 +141,9 @@ f'(imports {time.perf_counter() - t:.1f} s)')"
 }
 
 wheels_stage() {  # the check runs with the installed folder on the path, as the later stages will
-  if compgen -G ".whl/*.whl" > /dev/null; then
+  if compgen -G ".whl/*.whl" > /dev/null && ((smoke)) && ! "$python" -c "import sys; sys.exit(sys.version_info[:2] != (3, 12))"; then
+    echo "the wheels in .whl/ are for Python 3.12, the GPU machine's; this is $("$python" -V 2>&1): using the installed packages"
+  elif compgen -G ".whl/*.whl" > /dev/null; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" \
       .whl/*.whl || return 1
   else
@@ -206,11 +208,11 @@ stage wheels 10 30 wheels_stage
 stage tests 50 150 "$python" -m pytest -q -p no:cacheprovider --gpu-first -m "not slow" -k "gpu or gcg or candidates" \
   tests/test_hard_prompt.py tests/test_capture.py tests/test_optimize.py
 if ((smoke)); then
-  stage capture 45 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
+  stage capture 40 120 "$python" benchmarks/capture_check.py --device cpu --steps 4 --batch 4 --no-pythia
 else
-  stage capture 45 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
+  stage capture 40 120 "$python" benchmarks/capture_check.py --steps 30 --batch 64
 fi
-stage engine 160 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
+stage engine 175 180 "$python" benchmarks/plan.py --configfile $study --measure "$out/rates.json" --steps $steps \
   --also $also --cores $cores --resources gpu=2
 if ((smoke)); then
   stage perturbation 30 60 "$python" benchmarks/perturbation_benchmark.py --tiny --device cpu --sequences 3 \
@@ -218,7 +220,7 @@ if ((smoke)); then
 else
   stage perturbation 30 60 "$python" benchmarks/perturbation_benchmark.py --sequences 8 --directions 4
 fi
-stage dag 170 240 dag_stage
+stage dag 160 240 dag_stage
 
 {
   echo "# gpu_check.sh$([[ $smoke == 1 ]] && echo ' --smoke') on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -126,19 +126,25 @@ def parse_jobs(text: str) -> list[Job]:
     return jobs
 
 
+def mode_of(row: dict) -> str:
+    """How a measured row ran: captured, eager, or mixed (its two timings ran differently)."""
+    return row.get("ran", "captured" if row["capture"] else "eager")
+
+
 class Rates:
     """Seconds and FLOPs from a rate table, each with its source and how it was got (KINDS)."""
 
     def __init__(self, table: dict) -> None:
         self.table = table
-        self.rows = table.get("rows", [])  # none yet: a measurement cut short before its first row
+        # rows that ran one way: a "mixed" row (one timing eager, the other captured) is neither rate
+        self.rows = [r for r in table.get("rows", []) if mode_of(r) in ("captured", "eager")]
         self.device = table.get("device", "device not yet measured")
 
     def _curve(self, method: str, precision: str, mode: str, layer: int) -> tuple[np.ndarray, str, str] | None:
         """(batch, rate, fixed) rows of the measured layer nearest `layer`, rates rescaled to it,
         how, and its kind."""
         rows = [r for r in self.rows if r.get("method", "soft") == method and r["precision"] == precision
-                and r.get("ran", "captured" if r["capture"] else "eager") == mode]
+                and mode_of(r) == mode]
         layers = sorted({r["layer"] for r in rows})
         if not layers:
             return None
@@ -209,10 +215,14 @@ class Rates:
         mode = self.estimate(method, precision, "captured", layer, batch) if captured else None
         if captured and mode is None:
             notes.append("no captured rows: the eager rate")
+        if not captured and eager is None:  # a study without capture, priced from a captured table
+            mode = self.estimate(method, precision, "captured", layer, batch)
+            if mode:
+                notes.append("no eager rows: the captured rate (eager is slower below a few hundred runs)")
         if not (mode or eager):
-            raise LookupError(f"no {method} {precision} rows")
+            raise LookupError(f"no {method} {precision} rows that ran captured or eager")
         rate, fixed, source, how = mode or eager  # the step the config runs (captured where it can be)
-        if mode and eager and eager[0] > mode[0]:  # large batches, where a replay saves no launches (H200)
+        if captured and mode and eager and eager[0] > mode[0]:  # large batches: a replay saves few launches (H200)
             notes.append(f"the eager step would be faster: {eager[0]:,.0f} run-steps/s")
         if "fixed_s" not in json.dumps(self.rows):
             notes.append("no fixed cost per batch in the table")
@@ -677,7 +687,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--rates", type=Path, help="a table from engine_benchmark.py --out (default: the landed "
-                                                   "H100 table; with --validate: one measured here first)")
+                                                   "H200 table; with --validate: one measured here first)")
     parser.add_argument("--measure", type=Path, metavar="OUT", help="first measure this config's rate table here "
                                                                     "(written as it is measured), then plan from it")
     parser.add_argument("--steps", type=int, default=10, help="with --measure or --validate: the engine's timed steps")

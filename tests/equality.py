@@ -16,7 +16,7 @@ ROUNDING = 1e-9  # a loss this small against the target's mean square is float r
 
 def host(values) -> np.ndarray:
     """float64 values on the host, from NumPy, a number or a torch tensor on any device."""
-    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+    return np.asarray(values.detach().double().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
 
 
 def assert_same_losses(actual, desired, scale, rtol: float = 1e-4) -> None:
