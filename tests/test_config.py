@@ -88,8 +88,8 @@ def test_the_demo_config_dry_runs_without_network_or_weights(tmp_path):
 
 
 def test_an_experiment_with_its_own_steps_runs_them_and_the_others_the_budget(tmp_path):
-    """The research log's per-experiment counts: Exp 2a and 2b set their own steps; Exp 1 and the
-    rest run the study's; each reader then expects the packs at their own steps."""
+    """The research log's per-experiment counts: Exp 2a and 2b set their own steps (the demo's Exp 4p
+    its 200); Exp 1 and the rest run the study's; each reader then expects the packs at their own steps."""
     from reachability import records
 
     config = demo_config(**{"optimizer.extend_steps": None, "experiments.experiment2a.steps": 40,
@@ -98,7 +98,8 @@ def test_an_experiment_with_its_own_steps_runs_them_and_the_others_the_budget(tm
     assert result.returncode == 0, result.stderr[-2000:]
     steps = {out.split("/")[1]: out.rsplit("_s", 1)[1] for out in planned_outputs(result, "optimise_pack")}
     assert steps == {"experiment1": "300.h5", "experiment2a": "40.h5", "experiment2b": "60.h5", "experiment3": "300.h5",
-                     "experiment4": "300.h5", "ablation": "300.h5", "hard_prompt": "300.h5", "prefix_steering": "300.h5"}
+                     "experiment4": "300.h5", "ablation": "300.h5", "hard_prompt": "300.h5", "prefix_steering": "300.h5",
+                     "experiment4p": "200.h5"}
     config = validated(config)
     assert records.expected(config, "results/experiment2b/metrics.json", 300)["steps"] == 60
     assert records.expected(config, "results/experiment1/metrics.json", 300)["steps"] == 300
