@@ -151,7 +151,7 @@ def test_beyond_the_agenda_tables(demo):
         for curve in (c for kind in by_kind.values() for c in kind.values()):
             assert np.all(np.diff(curve) > 0)  # more perturbation, more change in the predictions
     # Exp 1; Exp 2a's soft prompt, norm ball, mixture and PEZ (the inversion has no prompt to analyse); 2b; 3; 4
-    assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 1 + 4 + 1 + 8 + 11
+    assert (results / "perturbation" / "placement.md").read_text().count("| experiment") == 1 + 4 + 1 + 8 + 11 + 4  # + Exp 4p's f
 
 
 def test_every_analysed_target_is_one_row_of_the_tidy_table_beside_its_boundary(demo):
@@ -162,7 +162,7 @@ def test_every_analysed_target_is_one_row_of_the_tidy_table_beside_its_boundary(
     from reachability import tidy
 
     rows = tidy.from_csv((demo / "results" / "targets.csv").read_text())
-    assert len(rows) == 3 * 8 + 4 * 8 + 4 * 11 and list(rows[0]) == list(tidy.COLUMNS)
+    assert len(rows) == 3 * 8 + 4 * 8 + 4 * 11 + 4 * 4 and list(rows[0]) == list(tidy.COLUMNS)  # + Exp 4p
     assert {r["site"] for r in rows} == {"hs4"} and all(r["whitened"] > 0 and r["nearest"] >= 0 for r in rows)
     metrics = json.loads((demo / "results" / "experiment3" / "metrics.json").read_text())["conditions"]["a0.5"]
     mine = [r for r in rows if r["experiment"] == "experiment3" and r["condition"] == "a0.5"]
@@ -293,14 +293,14 @@ def test_a_plot_option_reruns_only_plots(demo):
                          "plot_layer_sweep", "plot_analysis", "plot_placement", "plot_reachability_curves",
                          "plot_hard_prompts", "plot_models", "plot_boundary", "plot_sweep_boundary",
                          "plot_ladder", "plot_steering", "all"}  # drawing only
-    assert jobs["plot_experiment"] == 8 and "optimise_pack" not in jobs and "aggregate" not in jobs
+    assert jobs["plot_experiment"] == 9 and "optimise_pack" not in jobs and "aggregate" not in jobs
 
 
 def test_a_metrics_option_reruns_exactly_the_jobs_whose_numbers_it_changes(demo):
     """reached_threshold changes the metrics and what reads them, not the step budget (only the
     plateau settings decide it) nor any GPU job."""
     jobs = planned_jobs(snakemake(demo, demo_config(**{"metrics.reached_threshold": 0.02}), "--dry-run"))
-    assert jobs["aggregate"] == 8 and jobs["model_tiny_32_aggregate"] == 2 and {"findings", "ladder"} <= set(jobs)
+    assert jobs["aggregate"] == 9 and jobs["model_tiny_32_aggregate"] == 2 and {"findings", "ladder"} <= set(jobs)
     assert not {"step_budget", "model_tiny_32_step_budget", "optimise_pack", "extend_pack", "analyse_solutions",
                 "cache_residuals", "perturb_residuals", "placement_curve"} & set(jobs), jobs
 
@@ -333,11 +333,14 @@ def test_more_restarts_renumber_only_that_experiments_runs(demo):
                                        ("optimizer.loss", {"kind": "cosine_mse", "mse_weight": 0.01})])
 def test_optimiser_changes_rerun_every_optimisation(demo, key, value):
     """Exp 1's packs rerun and decide the budget again; the other packs wait for it (and then
-    rerun: their params or their steps changed). Without a budget to decide, all rerun at once."""
+    rerun: their params or their steps changed). Without a budget to decide, all rerun at once.
+    The demo's Exp 4p (one pack) sets its own steps: it waits for no budget and reruns at once when
+    its params change, and not at all for the study's steps."""
+    own = key != "optimizer.steps"  # whether Exp 4p's pack changes too
     jobs = planned_jobs(snakemake(demo, demo_config(**{key: value}), "--dry-run"))
-    assert jobs["optimise_pack"] == 1 and jobs["step_budget"] == 1 and "build_targets" not in jobs
+    assert jobs["optimise_pack"] == 1 + own and jobs["step_budget"] == 1 and "build_targets" not in jobs
     no_budget = planned_jobs(snakemake(demo, demo_config(**{key: value, "optimizer.extend_steps": None}), "--dry-run"))
-    assert no_budget["optimise_pack"] == study_packs(demo_config()) and "extract_pool" not in no_budget
+    assert no_budget["optimise_pack"] == study_packs(demo_config()) - (not own) and "extract_pool" not in no_budget
 
 
 def test_a_run_in_its_pack_equals_the_same_run_alone(demo):
