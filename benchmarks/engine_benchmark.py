@@ -153,10 +153,9 @@ def most_steps(name: str) -> int:
 def engine(lm: LanguageModel, site: Site, batch: int, precision: str, steps: int, device: str,
            capture: bool, method: str = "soft", candidates: int = 512, seconds: float = 2.0) -> dict:
     """run-steps/s, fixed seconds per batch, peak GiB and how the batches ran, by the
-    difference of two lengths: N and 2N steps, N at most `steps` (unless below the least) and no
-    more than the warm-up says `seconds` take, at least 2 (captured, 4: more than the capture's
-    three warm-up steps, so that both lengths replay a graph),
-    so a slow step (GCG's) is timed in few."""
+    difference of two lengths: N and 2N steps, N at most `steps` and no more than the warm-up says
+    `seconds` take, so a slow step (GCG's) is timed in few; but at least 2, and captured at least
+    4 (more than the capture's three warm-up steps, so that both lengths replay a graph)."""
     residual = residual_function(lm, site)
     targets = torch.randn(batch, SEQ, lm.d_model, device=device)
     inputs, how = inputs_for(method, lm, batch, device), method_of(method, lm, candidates)

@@ -15,8 +15,8 @@
 #
 # Each stage has its own time limit; on the GPU the limits add up to the overall budget
 # (GPU_CHECK_BUDGET, default 520 s: one call and a machine's start fit in 9½ minutes, leaving a
-# session of 15 device minutes room for a partial rerun) less a
-# margin for the summary, so every stage gets its share, the engine and the real DAG the most.
+# session of 15 device minutes room for a partial rerun) less a margin for the summary, so every
+# stage gets its share, the engine and the real DAG the most.
 # In smoke mode a limit is what an idle 2-core machine needs, with ample room, times the machine's
 # measured slowdown when the stage starts (its load per core, at least 1), so a machine that other
 # jobs load gets proportionally longer. A stage may
@@ -34,8 +34,7 @@
 # --measure: Snakemake's DAG building for config.yaml, timed, then the captured step at every
 # (method, layer, batch) that config's packs run, most work first, with FLOPs per run-step and the
 # device's matmul peak, then the token mixture and the exact inversion where time is left; then the
-# whole plan priced from them); perturbation (the batched KL-vs-eps
-# against notebook 004's loop); dag (a reduced study on a random Pythia-160M-shaped model with real
+# whole plan priced from them); perturbation (the batched KL-vs-eps against notebook 004's loop); dag (a reduced study on a random Pythia-160M-shaped model with real
 # WikiText-2 and the Pythia tokenizer, with --resources gpu=2: its wall time beside plan.py's
 # projection from the engine stage's rates, and each rule's job time added to the rate table).
 set -uo pipefail
