@@ -40,12 +40,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+wheels_python=3.12  # the GPU machine's Python: the wheels `prepare` downloads are for it
 
 if [[ ${1:-} == prepare ]]; then
   set -e
   data=${2:?give the folder holding wiki.test.raw and 20B_tokenizer.json}
   mkdir -p .gpu && cp "$data/wiki.test.raw" "$data/20B_tokenizer.json" .gpu/
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version $wheels_python --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl \
     annotated-types==0.8.0 argparse-dataclass==2.0.0 conda-inject==1.3.2 configargparse==1.9.0 \
@@ -140,8 +141,8 @@ f'(imports {time.perf_counter() - t:.1f} s)')"
 }
 
 wheels_stage() {  # the check runs with the installed folder on the path, as the later stages will
-  if compgen -G ".whl/*.whl" > /dev/null && ((smoke)) && ! "$python" -c "import sys; sys.exit(sys.version_info[:2] != (3, 12))"; then
-    echo "the wheels in .whl/ are for Python 3.12, the GPU machine's; this is $("$python" -V 2>&1): using the installed packages"
+  if compgen -G ".whl/*.whl" > /dev/null && ((smoke)) && [[ $("$python" -c "import sys; print(*sys.version_info[:2], sep='.')") != "$wheels_python" ]]; then
+    echo "the wheels in .whl/ are for Python $wheels_python, the GPU machine's; this is $("$python" -V 2>&1): using the installed packages"
   elif compgen -G ".whl/*.whl" > /dev/null; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" \
       .whl/*.whl || return 1
@@ -158,8 +159,8 @@ import sys, torch, yaml
 from pathlib import Path
 out, smoke = Path(sys.argv[1]), sys.argv[2] == "1"
 config = yaml.safe_load(open("demo.yaml" if smoke else "config.yaml"))
-off = ("experiment2a", "experiment3", "experiment4", "ablation", "hard_prompt")
-config["experiments"] = {**config["experiments"], **{e: {**config["experiments"].get(e, {}), "enabled": False} for e in off}}
+kept = ("experiment1", "experiment2b")  # every other experiment the config names is switched off
+config["experiments"] = {e: {**spec, "enabled": e in kept} for e, spec in config["experiments"].items()}
 for section in ("layer_sweep", "analysis", "perturbation", "boundary"):
     config[section] = {**config.get(section, {}), "enabled": False}
 config["compare"] = {**config.get("compare", {}), "models": []}
@@ -199,7 +200,7 @@ dag_stage() {  # priced from what the engine stage measured (what is missing, sa
 cores=16 study=config.yaml steps=10 also="mixture:12:500 inversion:12:4"  # methods config.yaml does not run
 ((smoke)) && cores=2 study=demo.yaml steps=3 also="mixture:4:8 inversion:4:4"
 export -f env_stage wheels_stage dag_config dag_stage
-export work smoke out python cores
+export work smoke out python cores wheels_python
 # stage NAME GPU_LIMIT_S SMOKE_IDLE_S ...: the GPU limits add up to the budget less the margin
 stage env 15 60 env_stage
 stage wheels 10 30 wheels_stage

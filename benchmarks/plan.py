@@ -138,6 +138,7 @@ class Rates:
         self.table = table
         # rows that ran one way: a "mixed" row (one timing eager, the other captured) is neither rate
         self.rows = [r for r in table.get("rows", []) if mode_of(r) in ("captured", "eager")]
+        self.fixed_costs = any("fixed_s" in r for r in self.rows)
         self.device = table.get("device", "device not yet measured")
 
     def _curve(self, method: str, precision: str, mode: str, layer: int) -> tuple[np.ndarray, str, str] | None:
@@ -211,20 +212,16 @@ class Rates:
         if method != "soft" and not any(r.get("method", "soft") == method for r in self.rows):
             notes.append(f"no {method} rows: the soft-prompt rate, a lower bound")
             method, kind = "soft", "estimated"
-        eager = self.estimate(method, precision, "eager", layer, batch)
-        mode = self.estimate(method, precision, "captured", layer, batch) if captured else None
-        if captured and mode is None:
-            notes.append("no captured rows: the eager rate")
-        if not captured and eager is None:  # a study without capture, priced from a captured table
-            mode = self.estimate(method, precision, "captured", layer, batch)
-            if mode:
-                notes.append("no eager rows: the captured rate (eager is slower below a few hundred runs)")
-        if not (mode or eager):
+        runs, other = ("captured", "eager") if captured else ("eager", "captured")  # the step the config runs
+        own, instead = (self.estimate(method, precision, m, layer, batch) for m in (runs, other))
+        if not (own or instead):
             raise LookupError(f"no {method} {precision} rows that ran captured or eager")
-        rate, fixed, source, how = mode or eager  # the step the config runs (captured where it can be)
-        if captured and mode and eager and eager[0] > mode[0]:  # large batches: a replay saves few launches (H200)
-            notes.append(f"the eager step would be faster: {eager[0]:,.0f} run-steps/s")
-        if "fixed_s" not in json.dumps(self.rows):
+        if own is None:
+            notes.append(f"no {runs} rows: the {other} rate")
+        elif instead and instead[0] > own[0]:  # large batches: a replay saves few launches (H200)
+            notes.append(f"the {other} step would be faster: {instead[0]:,.0f} run-steps/s")
+        rate, fixed, source, how = own or instead
+        if not self.fixed_costs:
             notes.append("no fixed cost per batch in the table")
         optimising = steps * batch / rate * scale
         return optimising + fixed, optimising, "; ".join([f"{source} ({rate / scale:,.0f} run-steps/s)", *notes]), \

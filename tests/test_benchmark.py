@@ -82,7 +82,7 @@ def test_the_agendas_plan_has_few_jobs_and_a_projected_time(tmp_path):
     assert all(job["gflop"] > 0 for job in packs) and "| TFLOP | of peak |" in stdout
     share = float(re.search(r"PFLOP in [\d.]+ min, ([\d.]+)% of the peak", stdout).group(1))
     flop = sum(job["gflop"] for job in packs) * 1e9
-    table = json.loads((ROOT / "benchmarks" / "rates" / "h200_2026-12-04.json").read_text())
+    table = json.loads(load_plan().DEFAULT_RATES.read_text())
     peak = table["peak_tflops"]["tf32"] * 1e12
     assert share == pytest.approx(100 * flop / sum(job["device_s"] for job in packs) / peak, abs=0.1)
     # the six residual caches are one job, and the plan says what that saves
